@@ -1,0 +1,223 @@
+package mux
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// chain is the four-node test tree: root <- relay1 <- relay2 <- leaf.
+// root-relay1 is dialled by the parent (root dials relay1), relay1-relay2
+// by the child, relay2-leaf by the parent.
+type chain struct {
+	root, r1, r2, leaf *Node
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().String()
+	ln.Close()
+	return a
+}
+
+type chainOpts struct {
+	tuning       Tuning
+	rootServices map[string]Service
+	leafServices map[string]Service
+	rootEntries  []entry
+	leafEntries  []entry
+	r1Listen     string // fixed relay1 address (for restart tests)
+	r2Listen     string
+}
+
+func startChain(t testing.TB, o chainOpts) *chain {
+	t.Helper()
+	if o.tuning == (Tuning{}) {
+		o.tuning = fastTuning()
+	}
+	if o.r1Listen == "" {
+		o.r1Listen = "127.0.0.1:0"
+	}
+	if o.r2Listen == "" {
+		o.r2Listen = "127.0.0.1:0"
+	}
+	c := &chain{}
+	// relay1 listens for its parent (root dials it) and for relay2 (the
+	// child dials).
+	c.r1 = startNode(t, Config{Label: "relay1", Role: RoleRelay, Tuning: o.tuning, Links: []LinkConfig{
+		{Peer: "root", Parent: true, Listen: o.r1Listen},
+		{Peer: "relay2", Listen: o.r1Listen},
+	}})
+	r1 := c.r1.LinkAddr("root").String()
+	c.root = startNodeEntries(t, Config{Label: "root", Role: RoleRoot, Tuning: o.tuning, Services: o.rootServices, Links: []LinkConfig{
+		{Peer: "relay1", Dial: r1},
+	}}, o.rootEntries)
+	c.r2 = startNode(t, Config{Label: "relay2", Role: RoleRelay, Tuning: o.tuning, Links: []LinkConfig{
+		{Peer: "relay1", Parent: true, Dial: r1},
+		{Peer: "leaf", Listen: o.r2Listen},
+	}})
+	// The leaf listens and its parent relay2 dials: the link from the
+	// inner side outwards... here relay2 listens, the leaf dials.
+	c.leaf = startNodeEntries(t, Config{Label: "leaf", Role: RoleLeaf, Tuning: o.tuning, Services: o.leafServices, Links: []LinkConfig{
+		{Peer: "relay2", Parent: true, Dial: c.r2.LinkAddr("leaf").String()},
+	}}, o.leafEntries)
+	c.waitRoutes(t)
+	return c
+}
+
+func startNodeEntries(t testing.TB, cfg Config, entries []entry) *Node {
+	t.Helper()
+	n, err := New(cfg, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		n.AddEntry(e.ln, e.name, e.dest, e.service)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = n.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = n.Shutdown(sctx)
+	})
+	return n
+}
+
+func (c *chain) waitRoutes(t testing.TB) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "routes to be learned", func() bool {
+		r := c.root.Routes()
+		return r["relay1"] == "relay1" && r["relay2"] == "relay1" && r["leaf"] == "relay1" &&
+			c.r1.Routes()["leaf"] == "relay2" && c.r2.Routes()["leaf"] == "leaf" &&
+			len(c.leaf.PathToRoot()) == 3
+	})
+}
+
+func (c *chain) nodes() []*Node { return []*Node{c.root, c.r1, c.r2, c.leaf} }
+
+func TestChainRoutesLearned(t *testing.T) {
+	c := startChain(t, chainOpts{})
+	if got := c.leaf.PathToRoot(); len(got) != 3 || got[0] != "relay2" || got[1] != "relay1" || got[2] != "root" {
+		t.Fatalf("leaf path to root = %v", got)
+	}
+	if got := c.r2.PathToRoot(); len(got) != 2 || got[0] != "relay1" || got[1] != "root" {
+		t.Fatalf("relay2 path to root = %v", got)
+	}
+	if got := len(c.root.Routes()); got != 3 {
+		t.Fatalf("root routes = %v", c.root.Routes())
+	}
+}
+
+// transfer sends size bytes through c (a session) while reading the reply,
+// and returns the SHA-256 of what was sent and of what came back.
+func roundTrip(t testing.TB, conn io.ReadWriter, cw func() error, size int64, seed uint64) (sent, got [32]byte, n int64) {
+	t.Helper()
+	hs := sha256.New()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.MultiWriter(conn, hs), newPattern(seed), size)
+		if err == nil {
+			err = cw()
+		}
+		errc <- err
+	}()
+	hr := sha256.New()
+	n, err := io.Copy(hr, conn)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	copy(sent[:], hs.Sum(nil))
+	copy(got[:], hr.Sum(nil))
+	return sent, got, n
+}
+
+func TestSessionLeafToRootEcho(t *testing.T) {
+	echo := startEcho(t)
+	c := startChain(t, chainOpts{rootServices: map[string]Service{"echo": {Addrs: []string{echo.addr()}}}})
+	conn, err := c.leaf.Open(context.Background(), "root", "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, got, n := roundTrip(t, conn, conn.CloseWrite, 1<<20, 1)
+	conn.Close()
+	if sent != got || n != 1<<20 {
+		t.Fatalf("echo mismatch: %d bytes", n)
+	}
+	assertDrained(t, c.nodes()...)
+}
+
+// assertDrained waits until no node carries a session.
+func assertDrained(t testing.TB, nodes ...*Node) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "sessions to drain", func() bool {
+		for _, n := range nodes {
+			if n.Sessions() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestNoRouteAndRefused(t *testing.T) {
+	closed := freeAddr(t) // nothing listens here
+	c := startChain(t, chainOpts{leafServices: map[string]Service{"dead": {Addrs: []string{closed}}}})
+	_, err := c.leaf.Open(context.Background(), "nowhere", "x")
+	var se *StatusError
+	if !errors.Is(err, ErrNoRoute) || !errors.As(err, &se) || se.Node != "root" {
+		t.Fatalf("open to unknown label: %v", err)
+	}
+	_, err = c.root.Open(context.Background(), "leaf", "dead")
+	if !errors.Is(err, ErrRefused) || !errors.As(err, &se) || se.Node != "leaf" {
+		t.Fatalf("open to refused target: %v", err)
+	}
+	_, err = c.root.Open(context.Background(), "leaf", "nosuch")
+	if !errors.Is(err, ErrDenied) {
+		t.Fatalf("open to unknown service: %v", err)
+	}
+	assertDrained(t, c.nodes()...)
+}
+
+func TestHalfClose(t *testing.T) {
+	hash := startHashServer(t, 100000)
+	c := startChain(t, chainOpts{leafServices: map[string]Service{"hash": {Addrs: []string{hash}}}})
+	conn, err := c.root.Open(context.Background(), "leaf", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(conn, h), newPattern(3), 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("read reply after half-close: %v", err)
+	}
+	if len(reply) != 32+100000 || !bytes.Equal(reply[:32], h.Sum(nil)) {
+		t.Fatalf("reply: %d bytes, hash match %v", len(reply), bytes.Equal(reply[:32], h.Sum(nil)))
+	}
+	conn.Close()
+	assertDrained(t, c.nodes()...)
+}

@@ -1,0 +1,288 @@
+package mux
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Role is what a node is in the tree.
+type Role uint8
+
+const (
+	RoleRoot  Role = 1 // the epproxy: no parent
+	RoleRelay Role = 2 // forwards between its parent and its children
+	RoleLeaf  Role = 3 // gwproxy, eventsink: no children
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleRoot:
+		return "root"
+	case RoleRelay:
+		return "relay"
+	case RoleLeaf:
+		return "leaf"
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// LinkConfig is one configured neighbour. Exactly one of Dial and Listen is
+// set: which side opens the TCP connection is independent of which side is
+// the parent, so that each firewall needs one rule in one direction.
+// Several links may share one Listen address; the peer's hello label picks
+// the link.
+type LinkConfig struct {
+	Peer   string // the neighbour's label
+	Parent bool   // true: the neighbour is this node's parent
+	Dial   string // host:port to dial, or ""
+	Listen string // host:port to listen on, or ""
+}
+
+// Service is what a destination node offers under a name: either TCP
+// addresses to dial (tried in order) or an in-process Handler.
+type Service struct {
+	// Addrs are dialled in order; the first that answers is used.
+	Addrs []string
+	// Allow lists the origin labels that may use the service; empty: all.
+	Allow []string
+	// Handler, when set, serves the session in process instead of dialling.
+	// It owns c and must close it. ctx is cancelled when the node shuts
+	// down.
+	Handler func(ctx context.Context, c *Conn)
+}
+
+// Tuning holds the timeouts, limits and yamux settings. The same values
+// must be set on both ends of a link (they are the node's, for all links).
+type Tuning struct {
+	// WindowSize is yamux's maximum per-stream receive window. Default
+	// 8 MiB; yamux's own minimum is 256 KiB.
+	WindowSize uint32
+	// KeepAliveInterval is how often a link is pinged. Default 10s. A link
+	// cut without a FIN is noticed within KeepAliveInterval+WriteTimeout.
+	KeepAliveInterval time.Duration
+	// WriteTimeout bounds a write on a link and the wait for a keepalive
+	// answer. Default 10s.
+	WriteTimeout time.Duration
+	// StreamCloseTimeout is how long a half-closed stream waits for the
+	// peer's close before it is reset. Default 60s.
+	StreamCloseTimeout time.Duration
+	// AcceptBacklog is how many opened streams may wait to be accepted on
+	// a link. Default 1024.
+	AcceptBacklog int
+	// HelloTimeout bounds the hello exchange on a new connection. Default 10s.
+	HelloTimeout time.Duration
+	// OpenTimeout bounds a session open: reading the open header on each
+	// hop and waiting for the status. Default 15s.
+	OpenTimeout time.Duration
+	// DialTimeout bounds the destination's dial of a service address.
+	// Default 10s. Keep it below OpenTimeout.
+	DialTimeout time.Duration
+	// IdleTimeout aborts a session that moved no byte either way for this
+	// long, on every node it crosses. Zero: no idle timeout (the default).
+	IdleTimeout time.Duration
+	// BackoffMin and BackoffMax bound the reconnect backoff of dialled
+	// links (exponential, with jitter). Defaults 500ms and 30s.
+	BackoffMin, BackoffMax time.Duration
+	// MaxSessions caps the sessions a node carries at once; an open beyond
+	// it is refused. Default 50000; zero: the default.
+	MaxSessions int
+	// ShutdownAbortWait bounds how long Shutdown waits for goroutines after
+	// it aborted what was left. Default 5s.
+	ShutdownAbortWait time.Duration
+}
+
+// DefaultTuning returns the defaults documented on Tuning.
+func DefaultTuning() Tuning {
+	return Tuning{
+		WindowSize:         8 << 20,
+		KeepAliveInterval:  10 * time.Second,
+		WriteTimeout:       10 * time.Second,
+		StreamCloseTimeout: 60 * time.Second,
+		AcceptBacklog:      1024,
+		HelloTimeout:       10 * time.Second,
+		OpenTimeout:        15 * time.Second,
+		DialTimeout:        10 * time.Second,
+		BackoffMin:         500 * time.Millisecond,
+		BackoffMax:         30 * time.Second,
+		MaxSessions:        50000,
+		ShutdownAbortWait:  5 * time.Second,
+	}
+}
+
+// withDefaults fills the zero fields of t with the defaults.
+func (t Tuning) withDefaults() Tuning {
+	d := DefaultTuning()
+	if t.WindowSize == 0 {
+		t.WindowSize = d.WindowSize
+	}
+	if t.KeepAliveInterval == 0 {
+		t.KeepAliveInterval = d.KeepAliveInterval
+	}
+	if t.WriteTimeout == 0 {
+		t.WriteTimeout = d.WriteTimeout
+	}
+	if t.StreamCloseTimeout == 0 {
+		t.StreamCloseTimeout = d.StreamCloseTimeout
+	}
+	if t.AcceptBacklog == 0 {
+		t.AcceptBacklog = d.AcceptBacklog
+	}
+	if t.HelloTimeout == 0 {
+		t.HelloTimeout = d.HelloTimeout
+	}
+	if t.OpenTimeout == 0 {
+		t.OpenTimeout = d.OpenTimeout
+	}
+	if t.DialTimeout == 0 {
+		t.DialTimeout = d.DialTimeout
+	}
+	if t.BackoffMin == 0 {
+		t.BackoffMin = d.BackoffMin
+	}
+	if t.BackoffMax == 0 {
+		t.BackoffMax = d.BackoffMax
+	}
+	if t.MaxSessions == 0 {
+		t.MaxSessions = d.MaxSessions
+	}
+	if t.ShutdownAbortWait == 0 {
+		t.ShutdownAbortWait = d.ShutdownAbortWait
+	}
+	return t
+}
+
+// Validate reports every problem of t at once.
+func (t Tuning) Validate() []error {
+	var errs []error
+	if t.WindowSize != 0 && t.WindowSize < 256<<10 {
+		errs = append(errs, fmt.Errorf("window size %d is below yamux's minimum of 262144", t.WindowSize))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"keepalive interval", t.KeepAliveInterval},
+		{"write timeout", t.WriteTimeout},
+		{"stream close timeout", t.StreamCloseTimeout},
+		{"hello timeout", t.HelloTimeout},
+		{"open timeout", t.OpenTimeout},
+		{"dial timeout", t.DialTimeout},
+		{"idle timeout", t.IdleTimeout},
+		{"backoff min", t.BackoffMin},
+		{"backoff max", t.BackoffMax},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %s is negative", d.name, d.v))
+		}
+	}
+	if t.BackoffMin > 0 && t.BackoffMax > 0 && t.BackoffMin > t.BackoffMax {
+		errs = append(errs, fmt.Errorf("backoff min %s is above backoff max %s", t.BackoffMin, t.BackoffMax))
+	}
+	if t.AcceptBacklog < 0 || t.MaxSessions < 0 {
+		errs = append(errs, fmt.Errorf("accept backlog and max sessions must not be negative"))
+	}
+	return errs
+}
+
+// yamuxConfig builds the yamux configuration of a link from t.
+func (t Tuning) yamuxConfig(log yamux.Logger) *yamux.Config {
+	return &yamux.Config{
+		AcceptBacklog:          t.AcceptBacklog,
+		EnableKeepAlive:        true,
+		KeepAliveInterval:      t.KeepAliveInterval,
+		ConnectionWriteTimeout: t.WriteTimeout,
+		MaxStreamWindowSize:    t.WindowSize,
+		StreamOpenTimeout:      t.OpenTimeout,
+		StreamCloseTimeout:     t.StreamCloseTimeout,
+		Logger:                 log,
+		LogOutput:              nil,
+	}
+}
+
+// Config is a node's configuration.
+type Config struct {
+	Label    string
+	Role     Role
+	Links    []LinkConfig // parents in priority order, children in any order
+	Services map[string]Service
+	Tuning   Tuning
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() []error {
+	var errs []error
+	if err := checkLabel(c.Label); err != nil {
+		errs = append(errs, fmt.Errorf("label: %w", err))
+	}
+	if c.Role != RoleRoot && c.Role != RoleRelay && c.Role != RoleLeaf {
+		errs = append(errs, fmt.Errorf("role %d is unknown", c.Role))
+	}
+	seen := map[string]bool{}
+	parents := 0
+	for i, l := range c.Links {
+		if err := checkLabel(l.Peer); err != nil {
+			errs = append(errs, fmt.Errorf("link %d: peer: %w", i, err))
+		}
+		if l.Peer == c.Label {
+			errs = append(errs, fmt.Errorf("link %d: peer %q is this node's own label", i, l.Peer))
+		}
+		if seen[l.Peer] {
+			errs = append(errs, fmt.Errorf("link %d: peer %q is configured twice", i, l.Peer))
+		}
+		seen[l.Peer] = true
+		if (l.Dial == "") == (l.Listen == "") {
+			errs = append(errs, fmt.Errorf("link %d (%s): exactly one of dial and listen must be set", i, l.Peer))
+		}
+		if l.Parent {
+			parents++
+		}
+		switch {
+		case c.Role == RoleRoot && l.Parent:
+			errs = append(errs, fmt.Errorf("link %d (%s): a root has no parent", i, l.Peer))
+		case c.Role == RoleLeaf && !l.Parent:
+			errs = append(errs, fmt.Errorf("link %d (%s): a leaf has no children", i, l.Peer))
+		}
+	}
+	if c.Role != RoleRoot && parents == 0 {
+		errs = append(errs, fmt.Errorf("a %s needs at least one parent link", c.Role))
+	}
+	for name, s := range c.Services {
+		if err := checkLabel(name); err != nil {
+			errs = append(errs, fmt.Errorf("service %q: name: %w", name, err))
+		}
+		if len(s.Addrs) == 0 && s.Handler == nil {
+			errs = append(errs, fmt.Errorf("service %q: no address", name))
+		}
+	}
+	errs = append(errs, c.Tuning.Validate()...)
+	return errs
+}
+
+// checkLabel accepts 1 to 64 characters of [A-Za-z0-9._-], starting with a
+// letter or digit.
+func checkLabel(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty")
+	}
+	if len(s) > maxLabel {
+		return fmt.Errorf("%q is longer than %d characters", s, maxLabel)
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		alnum := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9'
+		if i == 0 && !alnum {
+			return fmt.Errorf("%q must start with a letter or digit", s)
+		}
+		if !alnum && ch != '.' && ch != '_' && ch != '-' {
+			return fmt.Errorf("%q has character %q; use letters, digits, '.', '_' and '-'", s, ch)
+		}
+	}
+	return nil
+}
+
+// CheckLabel reports whether s is a valid node label or service name.
+func CheckLabel(s string) error { return checkLabel(s) }
+

@@ -1,0 +1,247 @@
+package mux
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Conn is one end of a routed session: what an entry gets from Open and
+// what an in-process service Handler is given. Bytes written are carried in
+// data frames; CloseWrite sends the end marker and a FIN, so the other end
+// reads io.EOF only after everything was sent. If the stream ends any other
+// way (the other end aborted, a link on the path died, a hop timed out),
+// Read returns an error that matches ErrAborted, never io.EOF.
+//
+// One goroutine may Read while another Writes. Close releases the session:
+// when both directions ended cleanly it is a clean close, otherwise an
+// abort.
+type Conn struct {
+	st  *yamux.Stream
+	hdr Header
+
+	rmu    sync.Mutex
+	remain int   // bytes left in the current data frame
+	rerr   error // sticky read result (io.EOF after the end marker)
+
+	wmu    sync.Mutex
+	whead  [frameHeaderLen]byte
+	wended bool
+
+	closeOnce sync.Once
+	aborted   chan struct{}
+	abortWhy  error
+	onClose   func()
+}
+
+func newConn(st *yamux.Stream, h Header, onClose func()) *Conn {
+	return &Conn{st: st, hdr: h, aborted: make(chan struct{}), onClose: onClose}
+}
+
+// Header returns the session's open header.
+func (c *Conn) Header() Header { return c.hdr }
+
+// Read reads session bytes. It returns io.EOF after the other end's clean
+// end, and an error matching ErrAborted when the session was aborted.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for c.remain == 0 {
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		var h [frameHeaderLen]byte
+		if _, err := io.ReadFull(c.st, h[:]); err != nil {
+			c.rerr = c.readFailure(err)
+			return 0, c.rerr
+		}
+		n := int(h[1])<<16 | int(h[2])<<8 | int(h[3])
+		switch h[0] {
+		case frameData:
+			c.remain = n
+		case frameEnd:
+			if n != 0 {
+				c.rerr = fmt.Errorf("%w: %w: end marker with length %d", ErrAborted, ErrBadFrame, n)
+				return 0, c.rerr
+			}
+			c.rerr = io.EOF
+		default:
+			c.rerr = fmt.Errorf("%w: %w: type %d", ErrAborted, ErrBadFrame, h[0])
+			return 0, c.rerr
+		}
+	}
+	if len(p) > c.remain {
+		p = p[:c.remain]
+	}
+	n, err := c.st.Read(p)
+	c.remain -= n
+	if err != nil {
+		// Deliver any bytes first; the failure is seen on the next read.
+		c.rerr = c.readFailure(err)
+		c.remain = 0
+		if n == 0 {
+			return 0, c.rerr
+		}
+	}
+	return n, nil
+}
+
+// readFailure turns a stream read error (io.EOF included: the stream ended
+// without an end marker) into the abort it means.
+func (c *Conn) readFailure(err error) error {
+	select {
+	case <-c.aborted:
+		return fmt.Errorf("%w: %w", ErrAborted, c.abortWhy)
+	default:
+	}
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		if c.st.Session().IsClosed() {
+			return fmt.Errorf("%w: link lost", ErrAborted)
+		}
+		return fmt.Errorf("%w: by the other end", ErrAborted)
+	case errors.Is(err, yamux.ErrTimeout):
+		return fmt.Errorf("%w: read deadline", ErrAborted)
+	case errors.Is(err, yamux.ErrConnectionReset):
+		return fmt.Errorf("%w: stream reset", ErrAborted)
+	}
+	return fmt.Errorf("%w: %w", ErrAborted, err)
+}
+
+// Write sends p in data frames.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wended {
+		return 0, fmt.Errorf("write after close: %w", net.ErrClosed)
+	}
+	total := 0
+	for len(p) > 0 {
+		n := len(p)
+		if n > maxFrame {
+			n = maxFrame
+		}
+		putFrameHeader(c.whead[:], frameData, n)
+		if _, err := c.st.Write(c.whead[:]); err != nil {
+			return total, c.writeFailure(err)
+		}
+		m, err := c.st.Write(p[:n])
+		total += m
+		if err != nil {
+			return total, c.writeFailure(err)
+		}
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// writeFrame sends b[frameHeaderLen:] as one data frame; the first
+// frameHeaderLen bytes of b are room for the frame header. It saves a
+// write per frame on the splice path.
+func (c *Conn) writeFrame(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wended {
+		return fmt.Errorf("write after close: %w", net.ErrClosed)
+	}
+	putFrameHeader(b, frameData, len(b)-frameHeaderLen)
+	if _, err := c.st.Write(b); err != nil {
+		return c.writeFailure(err)
+	}
+	return nil
+}
+
+func (c *Conn) writeFailure(err error) error {
+	select {
+	case <-c.aborted:
+		return fmt.Errorf("%w: %w", ErrAborted, c.abortWhy)
+	default:
+	}
+	if c.st.Session().IsClosed() {
+		return fmt.Errorf("%w: link lost", ErrAborted)
+	}
+	return fmt.Errorf("%w: %w", ErrAborted, err)
+}
+
+// CloseWrite sends the end marker and half-closes the stream: the other end
+// reads io.EOF once it has read everything. Reading goes on.
+func (c *Conn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wended {
+		return nil
+	}
+	c.wended = true
+	var end [frameHeaderLen]byte
+	putFrameHeader(end[:], frameEnd, 0)
+	if _, err := c.st.Write(end[:]); err != nil {
+		return c.writeFailure(err)
+	}
+	return c.st.Close()
+}
+
+// Abort ends the session at once, without an end marker, so that the other
+// end sees an abort. Pending reads and writes return. Idempotent.
+func (c *Conn) Abort(reason error) {
+	c.closeOnce.Do(func() {
+		if reason == nil {
+			reason = errors.New("aborted locally")
+		}
+		c.abortWhy = reason
+		close(c.aborted)
+		now := time.Now()
+		_ = c.st.SetDeadline(now)
+		_ = c.st.Close()
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+}
+
+// Close ends the session. If both directions already ended cleanly (the
+// end marker was sent and received) it releases the stream; otherwise it
+// aborts.
+func (c *Conn) Close() error {
+	c.rmu.Lock()
+	readDone := c.rerr == io.EOF
+	c.rmu.Unlock()
+	c.wmu.Lock()
+	writeDone := c.wended
+	c.wmu.Unlock()
+	if !readDone || !writeDone {
+		c.Abort(errors.New("closed before both directions ended"))
+		return nil
+	}
+	c.closeOnce.Do(func() {
+		_ = c.st.Close()
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return nil
+}
+
+// shrink releases the stream's receive buffer when it is empty, so an idle
+// session holds no large buffer.
+func (c *Conn) shrink() { c.st.Shrink() }
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline act on the stream.
+func (c *Conn) SetDeadline(t time.Time) error      { return c.st.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.st.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.st.SetWriteDeadline(t) }
+
+// LocalAddr and RemoteAddr describe the session as labels.
+func (c *Conn) LocalAddr() net.Addr  { return labelAddr(c.hdr.Origin) }
+func (c *Conn) RemoteAddr() net.Addr { return labelAddr(c.hdr.Dest + "/" + c.hdr.Service) }
+
+type labelAddr string
+
+func (a labelAddr) Network() string { return "relaychain" }
+func (a labelAddr) String() string  { return string(a) }
+
+var _ net.Conn = (*Conn)(nil)

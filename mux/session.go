@@ -1,0 +1,308 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/sirupsen/logrus"
+)
+
+// Open opens a routed session from this node to service at dest and
+// returns this end of it once the destination answered ok. Any other
+// answer is a *StatusError (errors.Is(err, ErrNoRoute) and so on). The
+// caller owns the Conn and must Close it.
+func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
+	c, _, err := n.open(ctx, dest, service)
+	return c, err
+}
+
+func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, error) {
+	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, Service: service}
+	if err := checkLabel(dest); err != nil {
+		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "bad destination label: " + err.Error()}
+	}
+	if err := checkLabel(service); err != nil {
+		return nil, h, &StatusError{Code: StatusDenied, Node: n.cfg.Label, Reason: "bad service name: " + err.Error()}
+	}
+	if dest == n.cfg.Label {
+		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "the destination is this node itself"}
+	}
+	if err := n.admit(h); err != nil {
+		return nil, h, &StatusError{Code: StatusFailed, Node: n.cfg.Label, Reason: err.Error()}
+	}
+	next, err := n.nextHop(dest, nil)
+	if err != nil {
+		n.release(h.ID)
+		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: err.Error()}
+	}
+	st, se := n.openOn(ctx, next, h)
+	if se.Code != StatusOK {
+		n.release(h.ID)
+		return nil, h, se
+	}
+	return newConn(st, h, func() { n.release(h.ID) }), h, nil
+}
+
+// openOn opens a stream on l, sends the open header and waits for the
+// status, within the open timeout and ctx. On success the stream is
+// returned with no deadline set.
+func (n *Node) openOn(ctx context.Context, l *link, h Header) (*yamux.Stream, *StatusError) {
+	fail := func(code Status, format string, args ...any) (*yamux.Stream, *StatusError) {
+		return nil, &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
+	}
+	st, err := l.sess.OpenStream()
+	if err != nil {
+		return fail(StatusNoRoute, "open stream to %s: %v", l.cfg.Peer, err)
+	}
+	deadline := time.Now().Add(n.tun.OpenTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = st.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := st.Write(h.encode()); err != nil {
+		abortStream(st)
+		return fail(StatusFailed, "send open header to %s: %v", l.cfg.Peer, err)
+	}
+	se, err := readStatus(st)
+	if err != nil {
+		abortStream(st)
+		switch {
+		case ctx.Err() != nil:
+			return fail(StatusTimeout, "cancelled waiting for %s: %v", l.cfg.Peer, ctx.Err())
+		case errors.Is(err, yamux.ErrTimeout):
+			return fail(StatusTimeout, "no answer from %s within %s", l.cfg.Peer, n.tun.OpenTimeout)
+		case l.sess.IsClosed():
+			return fail(StatusFailed, "link to %s lost during the open", l.cfg.Peer)
+		}
+		return fail(StatusFailed, "no status from %s: %v", l.cfg.Peer, err)
+	}
+	if !stop() && ctx.Err() != nil {
+		abortStream(st)
+		return fail(StatusTimeout, "cancelled: %v", ctx.Err())
+	}
+	if se.Code != StatusOK {
+		abortStream(st)
+		return nil, se
+	}
+	_ = st.SetDeadline(time.Time{})
+	return st, se
+}
+
+// abortStream releases a stream that carries nothing more.
+func abortStream(st *yamux.Stream) {
+	_ = st.SetDeadline(time.Now())
+	_ = st.Close()
+}
+
+// reply writes a status on st; for anything but ok it then closes st.
+func (n *Node) reply(st *yamux.Stream, se *StatusError) error {
+	_ = st.SetWriteDeadline(time.Now().Add(n.tun.WriteTimeout))
+	_, err := st.Write(encodeStatus(se))
+	_ = st.SetWriteDeadline(time.Time{})
+	if se.Code != StatusOK {
+		abortStream(st)
+	}
+	return err
+}
+
+func (n *Node) sessionLog(h Header) *logrus.Entry {
+	return n.log.WithFields(logrus.Fields{
+		"component": "session",
+		"id":        h.IDString(),
+		"origin":    h.Origin,
+		"dest":      h.Dest,
+		"service":   h.Service,
+	})
+}
+
+// forward serves a session stream that arrived on from: it reads the open
+// header, then either serves the session here (this node is the
+// destination) or opens the next hop and relays the status and the bytes.
+func (n *Node) forward(from *link, st *yamux.Stream) {
+	h, err := readHeader(st)
+	if err != nil {
+		n.log.WithFields(logrus.Fields{"component": "session", "l": from.cfg.Peer}).WithError(err).Warn("bad open header; stream closed")
+		abortStream(st)
+		return
+	}
+	_ = st.SetReadDeadline(time.Time{})
+	log := n.sessionLog(h).WithField("from", from.cfg.Peer)
+	refuse := func(code Status, format string, args ...any) {
+		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
+		log.WithField("status", code.String()).Infof("session refused: %s", se.Reason)
+		_ = n.reply(st, se)
+	}
+	if err := n.admit(h); err != nil {
+		refuse(StatusFailed, "%v", err)
+		return
+	}
+	defer n.release(h.ID)
+	if h.Dest == n.cfg.Label {
+		n.exit(st, h, log)
+		return
+	}
+	if h.Hops == 0 {
+		refuse(StatusFailed, "hop limit reached")
+		return
+	}
+	next, err := n.nextHop(h.Dest, from)
+	if err != nil {
+		refuse(StatusNoRoute, "%v", err)
+		return
+	}
+	fwd := h
+	fwd.Hops--
+	out, se := n.openOn(n.ctx, next, fwd)
+	if se.Code != StatusOK {
+		log.WithFields(logrus.Fields{"to": next.cfg.Peer, "status": se.Code.String()}).Infof("session refused: %s", se.Reason)
+		_ = n.reply(st, se)
+		return
+	}
+	if err := n.reply(st, se); err != nil {
+		abortStream(out)
+		abortStream(st)
+		log.WithError(err).Info("session aborted: status not delivered back")
+		return
+	}
+	log = log.WithField("to", next.cfg.Peer)
+	log.Info("session forwarded")
+	start := time.Now()
+	res := spliceRelay(st, out, n.tun.IdleTimeout)
+	logEnd(log, res, start)
+}
+
+// exit serves a session whose destination is this node: it resolves the
+// service, dials it (or runs its handler), answers the status and carries
+// the bytes.
+func (n *Node) exit(st *yamux.Stream, h Header, log *logrus.Entry) {
+	refuse := func(code Status, format string, args ...any) {
+		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
+		log.WithField("status", code.String()).Infof("session refused: %s", se.Reason)
+		_ = n.reply(st, se)
+	}
+	svc, ok := n.cfg.Services[h.Service]
+	if !ok {
+		refuse(StatusDenied, "service %s is not offered by %s", h.Service, n.cfg.Label)
+		return
+	}
+	if len(svc.Allow) > 0 && !contains(svc.Allow, h.Origin) {
+		refuse(StatusDenied, "%s may not use service %s", h.Origin, h.Service)
+		return
+	}
+	if svc.Handler != nil {
+		if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
+			abortStream(st)
+			return
+		}
+		log.Info("session opened (in process)")
+		c := newConn(st, h, nil)
+		defer c.Close()
+		svc.Handler(n.ctx, c)
+		return
+	}
+	var conn net.Conn
+	var errs []error
+	code := StatusRefused
+	for _, addr := range svc.Addrs {
+		d := net.Dialer{Timeout: n.tun.DialTimeout}
+		c, err := d.DialContext(n.ctx, "tcp", addr)
+		if err == nil {
+			conn = c
+			break
+		}
+		errs = append(errs, err)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, syscall.ECONNREFUSED) {
+			code = StatusTimeout
+		}
+	}
+	if conn == nil {
+		refuse(code, "dial %s: %v", h.Service, errors.Join(errs...))
+		return
+	}
+	if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
+		_ = conn.Close()
+		abortStream(st)
+		return
+	}
+	log = log.WithField("target", conn.RemoteAddr().String())
+	log.Info("session opened")
+	start := time.Now()
+	res := spliceEnd(conn, newConn(st, h, nil), n.tun.IdleTimeout)
+	logEnd(log, res, start)
+}
+
+// acceptEntry accepts connections on an entry listener; each becomes a
+// session in its own goroutine.
+func (n *Node) acceptEntry(e *entry) {
+	log := n.log.WithFields(logrus.Fields{"component": "entry", "entry": e.name, "listen": e.ln.Addr().String()})
+	log.Infof("listening for %s at %s", e.service, e.dest)
+	var delay time.Duration
+	for {
+		conn, err := e.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || n.acceptCtx.Err() != nil {
+				return
+			}
+			delay = acceptBackoff(delay)
+			log.WithError(err).Errorf("accept failed; retrying in %s", delay)
+			if !sleepCtx(n.acceptCtx, delay) {
+				return
+			}
+			continue
+		}
+		delay = 0
+		if !n.spawn(func() { n.serveEntry(e, conn) }) {
+			_ = conn.Close()
+		}
+	}
+}
+
+// serveEntry carries one accepted connection as a session. It closes conn.
+func (n *Node) serveEntry(e *entry, conn net.Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.log.WithField("component", "entry").Errorf("panic serving %s: %v\n%s", conn.RemoteAddr(), r, stack())
+			_ = conn.Close()
+		}
+	}()
+	c, h, err := n.open(n.ctx, e.dest, e.service)
+	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
+	if err != nil {
+		log.WithError(err).Error("session open failed")
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		_ = conn.Close()
+		return
+	}
+	log.Info("session opened")
+	start := time.Now()
+	res := spliceEnd(conn, c, n.tun.IdleTimeout)
+	logEnd(log, res, start)
+}
+
+func logEnd(log *logrus.Entry, res endResult, start time.Time) {
+	log = log.WithFields(logrus.Fields{"up": res.up, "down": res.down, "dur": time.Since(start).Round(time.Millisecond).String()})
+	if res.aborted {
+		log.WithField("reason", fmt.Sprint(res.reason)).Info("session aborted")
+		return
+	}
+	log.Info("session closed")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

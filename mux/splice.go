@@ -1,0 +1,256 @@
+package mux
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Buffers. An idle direction of a session parks in a read of smallSize
+// bytes; only while bytes flow does it borrow a bigSize buffer from the
+// pool, and it gives it back on the first short read. So an idle session
+// holds no large buffer on any node.
+const (
+	smallSize = 512
+	bigSize   = 64 << 10
+)
+
+var bigPool = sync.Pool{New: func() any {
+	b := make([]byte, frameHeaderLen+bigSize)
+	return &b
+}}
+
+// activity records when a session last moved a byte, for the idle timeout.
+type activity struct{ last atomic.Int64 }
+
+func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
+
+// pump copies src to write until src ends. Each chunk handed to write has
+// headroom free bytes before the payload (room for a frame header). It
+// returns the bytes copied and which side failed: the read error (io.EOF
+// for a clean end) or the write error.
+func pump(src io.Reader, headroom int, write func([]byte) error, shrink func(), act *activity) (total int64, rerr, werr error) {
+	small := make([]byte, headroom+smallSize)
+	for {
+		if shrink != nil {
+			shrink()
+		}
+		n, err := src.Read(small[headroom:])
+		if n > 0 {
+			act.touch()
+			total += int64(n)
+			if werr = write(small[:headroom+n]); werr != nil {
+				return total, nil, werr
+			}
+		}
+		if err != nil {
+			return total, err, nil
+		}
+		if n < smallSize {
+			continue
+		}
+		// Bytes are flowing: read big until a short read.
+		bp := bigPool.Get().(*[]byte)
+		big := (*bp)[:headroom+bigSize]
+		for {
+			n, err = src.Read(big[headroom:])
+			if n > 0 {
+				act.touch()
+				total += int64(n)
+				if werr = write(big[:headroom+n]); werr != nil {
+					bigPool.Put(bp)
+					return total, nil, werr
+				}
+			}
+			if err != nil {
+				bigPool.Put(bp)
+				return total, err, nil
+			}
+			if n < bigSize/4 {
+				break
+			}
+		}
+		bigPool.Put(bp)
+	}
+}
+
+// closeWriter is a connection whose write side can be closed alone.
+type closeWriter interface{ CloseWrite() error }
+
+// idleWatch aborts through abort when act shows no activity for d. It
+// returns a stop function. d <= 0: no watch.
+func idleWatch(d time.Duration, act *activity, abort func(error)) (stop func()) {
+	if d <= 0 {
+		return func() {}
+	}
+	var mu sync.Mutex
+	var t *time.Timer
+	stopped := false
+	var check func()
+	check = func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
+		idle := time.Since(time.Unix(0, act.last.Load()))
+		if idle < d {
+			t = time.AfterFunc(d-idle, check)
+			mu.Unlock()
+			return
+		}
+		stopped = true
+		mu.Unlock()
+		abort(errIdle)
+	}
+	mu.Lock()
+	t = time.AfterFunc(d, check)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+}
+
+var errIdle = errors.New("idle timeout")
+
+// endResult is how a session ended at one end.
+type endResult struct {
+	up, down int64 // bytes tcp->conn and conn->tcp
+	aborted  bool
+	reason   error
+}
+
+// spliceEnd carries bytes between a TCP connection at an end of a session
+// (the client at the entry, the target at the destination) and the
+// session's Conn, both ways, until both directions end. A FIN on either
+// side becomes an end marker and a FIN on the other; anything else aborts
+// both: the TCP connection is reset and the session aborted. spliceEnd
+// closes tcp and c.
+func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
+	var act activity
+	act.touch()
+	var res endResult
+	var once sync.Once
+	abort := func(why error) {
+		once.Do(func() {
+			res.aborted = true
+			res.reason = why
+			if tc, ok := tcp.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+			_ = tcp.Close()
+			c.Abort(why)
+		})
+	}
+	stop := idleWatch(idle, &act, abort)
+	defer stop()
+
+	done := make(chan struct{})
+	go func() { // tcp -> session
+		defer close(done)
+		n, rerr, werr := pump(tcp, frameHeaderLen, c.writeFrame, nil, &act)
+		res.up = n
+		switch {
+		case werr != nil:
+			abort(werr)
+		case rerr == io.EOF:
+			if err := c.CloseWrite(); err != nil {
+				abort(err)
+			}
+		default:
+			abort(rerr)
+		}
+	}()
+	n, rerr, werr := pump(c, 0, func(b []byte) error {
+		_, err := tcp.Write(b)
+		return err
+	}, c.shrink, &act)
+	res.down = n
+	switch {
+	case werr != nil:
+		abort(werr)
+	case rerr == io.EOF:
+		if cw, ok := tcp.(closeWriter); ok {
+			if err := cw.CloseWrite(); err != nil {
+				abort(err)
+			}
+		}
+	default:
+		abort(rerr)
+	}
+	<-done
+	stop()
+	once.Do(func() {}) // no abort from now on
+	if !res.aborted {
+		_ = tcp.Close()
+		_ = c.Close()
+	}
+	return res
+}
+
+// spliceRelay carries bytes between two streams at a relay hop, both ways,
+// without looking at them: the frames pass through. A clean end of one
+// stream (its FIN, its link alive) half-closes the other; a dead link, a
+// reset or a timeout aborts both (the ends see a stream that ended without
+// an end marker). spliceRelay closes a and b.
+func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
+	var act activity
+	act.touch()
+	var res endResult
+	var once sync.Once
+	abort := func(why error) {
+		once.Do(func() {
+			res.aborted = true
+			res.reason = why
+			now := time.Now()
+			_ = a.SetDeadline(now)
+			_ = b.SetDeadline(now)
+			_ = a.Close()
+			_ = b.Close()
+		})
+	}
+	stop := idleWatch(idle, &act, abort)
+	defer stop()
+
+	dir := func(src, dst *yamux.Stream) int64 {
+		n, rerr, werr := pump(src, 0, func(p []byte) error {
+			_, err := dst.Write(p)
+			return err
+		}, src.Shrink, &act)
+		switch {
+		case werr != nil:
+			if dst.Session().IsClosed() {
+				abort(errLinkLost)
+			} else {
+				abort(werr)
+			}
+		case rerr == io.EOF && !src.Session().IsClosed():
+			_ = dst.Close() // FIN: the clean end goes on
+		case rerr == io.EOF:
+			abort(errLinkLost)
+		default:
+			abort(rerr)
+		}
+		return n
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res.up = dir(a, b)
+	}()
+	res.down = dir(b, a)
+	<-done
+	stop()
+	once.Do(func() {})
+	return res
+}
+
+var errLinkLost = errors.New("link lost")

@@ -1,0 +1,348 @@
+package mux
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Wire constants. See PROTOCOL.md.
+const (
+	helloMagic   = "RLYC"
+	ProtoVersion = 1 // the protocol version this code speaks
+
+	maxLabel   = 64
+	maxReason  = 255
+	maxCtrlLen = 1 << 20 // largest control message body
+	maxLabels  = 65535
+
+	streamControl byte = 'C'
+	streamSession byte = 'S'
+
+	defaultHops = 32
+
+	frameHeaderLen = 4
+	frameData      = 0
+	frameEnd       = 1
+	maxFrame       = 1<<24 - 1
+)
+
+// hello is the first message each side sends on a new link connection.
+type hello struct {
+	Version byte
+	Role    Role
+	Parent  bool // the sender is the receiver's parent
+	Label   string
+}
+
+const flagParent = 1
+
+func (h hello) encode() []byte {
+	b := make([]byte, 0, 8+len(h.Label))
+	b = append(b, helloMagic...)
+	var flags byte
+	if h.Parent {
+		flags |= flagParent
+	}
+	b = append(b, h.Version, byte(h.Role), flags, byte(len(h.Label)))
+	return append(b, h.Label...)
+}
+
+// readHello reads and decodes a hello. Only the structure is checked here;
+// what the values mean for this node is decided by the caller.
+func readHello(r io.Reader) (hello, error) {
+	var fix [8]byte
+	if _, err := io.ReadFull(r, fix[:]); err != nil {
+		return hello{}, fmt.Errorf("%w: %w", ErrBadHello, err)
+	}
+	return decodeHello(fix, r)
+}
+
+func decodeHello(fix [8]byte, r io.Reader) (hello, error) {
+	if string(fix[:4]) != helloMagic {
+		return hello{}, fmt.Errorf("%w: not a relay chain peer (magic %q)", ErrBadHello, fix[:4])
+	}
+	h := hello{Version: fix[4], Role: Role(fix[5]), Parent: fix[6]&flagParent != 0}
+	if fix[6]&^flagParent != 0 {
+		return hello{}, fmt.Errorf("%w: unknown flags %#x", ErrBadHello, fix[6])
+	}
+	n := int(fix[7])
+	if n == 0 || n > maxLabel {
+		return hello{}, fmt.Errorf("%w: label length %d", ErrBadHello, n)
+	}
+	lb := make([]byte, n)
+	if _, err := io.ReadFull(r, lb); err != nil {
+		return hello{}, fmt.Errorf("%w: label: %w", ErrBadHello, err)
+	}
+	h.Label = string(lb)
+	if err := checkLabel(h.Label); err != nil {
+		return hello{}, fmt.Errorf("%w: label: %w", ErrBadHello, err)
+	}
+	return h, nil
+}
+
+// verdict is each side's answer to the other's hello: accept, or refuse
+// with a reason.
+func encodeVerdict(reason string, ok bool) []byte {
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	b := []byte{0, byte(len(reason))}
+	if !ok {
+		b[0] = 1
+	}
+	return append(b, reason...)
+}
+
+func readVerdict(r io.Reader) (ok bool, reason string, err error) {
+	var fix [2]byte
+	if _, err := io.ReadFull(r, fix[:]); err != nil {
+		return false, "", fmt.Errorf("%w: verdict: %w", ErrBadHello, err)
+	}
+	if fix[0] > 1 {
+		return false, "", fmt.Errorf("%w: verdict %d", ErrBadHello, fix[0])
+	}
+	rb := make([]byte, fix[1])
+	if _, err := io.ReadFull(r, rb); err != nil {
+		return false, "", fmt.Errorf("%w: verdict reason: %w", ErrBadHello, err)
+	}
+	return fix[0] == 0, string(rb), nil
+}
+
+// Control message types.
+type ctrlType byte
+
+const (
+	ctrlWho       ctrlType = 1 // parent -> child: who is below you?
+	ctrlWhoReply  ctrlType = 2 // child -> parent: my label and those below me
+	ctrlTell      ctrlType = 3 // child -> parent: my label and those below me (on connect and on change)
+	ctrlTellReply ctrlType = 4 // parent -> child: my label and my path to the root
+)
+
+func (t ctrlType) String() string {
+	switch t {
+	case ctrlWho:
+		return "WHO"
+	case ctrlWhoReply:
+		return "WHO reply"
+	case ctrlTell:
+		return "TELL"
+	case ctrlTellReply:
+		return "TELL reply"
+	}
+	return fmt.Sprintf("type %d", byte(t))
+}
+
+type ctrlMsg struct {
+	Type   ctrlType
+	Labels []string
+}
+
+func (m ctrlMsg) encode() []byte {
+	size := 4 + 1 + 2
+	for _, l := range m.Labels {
+		size += 1 + len(l)
+	}
+	b := make([]byte, 4, size)
+	binary.BigEndian.PutUint32(b, uint32(size-4))
+	b = append(b, byte(m.Type))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Labels)))
+	for _, l := range m.Labels {
+		b = append(b, byte(len(l)))
+		b = append(b, l...)
+	}
+	return b
+}
+
+func readCtrl(r io.Reader) (ctrlMsg, error) {
+	var lb [4]byte
+	if _, err := io.ReadFull(r, lb[:]); err != nil {
+		return ctrlMsg{}, err // io.EOF here is a clean end of the stream
+	}
+	n := binary.BigEndian.Uint32(lb[:])
+	if n < 3 || n > maxCtrlLen {
+		return ctrlMsg{}, fmt.Errorf("%w: length %d", ErrBadControl, n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return ctrlMsg{}, fmt.Errorf("%w: body: %w", ErrBadControl, err)
+	}
+	return decodeCtrl(body)
+}
+
+func decodeCtrl(body []byte) (ctrlMsg, error) {
+	if len(body) < 3 {
+		return ctrlMsg{}, fmt.Errorf("%w: short body", ErrBadControl)
+	}
+	m := ctrlMsg{Type: ctrlType(body[0])}
+	if m.Type < ctrlWho || m.Type > ctrlTellReply {
+		return ctrlMsg{}, fmt.Errorf("%w: unknown type %d", ErrBadControl, body[0])
+	}
+	count := int(binary.BigEndian.Uint16(body[1:3]))
+	p := body[3:]
+	if count > len(p) { // each label takes at least one byte
+		return ctrlMsg{}, fmt.Errorf("%w: %d labels in %d bytes", ErrBadControl, count, len(p))
+	}
+	m.Labels = make([]string, 0, count)
+	for i := 0; i < count; i++ {
+		if len(p) < 1 || len(p) < 1+int(p[0]) {
+			return ctrlMsg{}, fmt.Errorf("%w: label %d truncated", ErrBadControl, i)
+		}
+		l := string(p[1 : 1+int(p[0])])
+		if err := checkLabel(l); err != nil {
+			return ctrlMsg{}, fmt.Errorf("%w: label %d: %w", ErrBadControl, i, err)
+		}
+		m.Labels = append(m.Labels, l)
+		p = p[1+int(p[0]):]
+	}
+	if len(p) != 0 {
+		return ctrlMsg{}, fmt.Errorf("%w: %d trailing bytes", ErrBadControl, len(p))
+	}
+	if m.Type == ctrlWho && count != 0 {
+		return ctrlMsg{}, fmt.Errorf("%w: WHO carries no labels", ErrBadControl)
+	}
+	if (m.Type == ctrlWhoReply || m.Type == ctrlTellReply) && count == 0 {
+		return ctrlMsg{}, fmt.Errorf("%w: %s without the sender's label", ErrBadControl, m.Type)
+	}
+	return m, nil
+}
+
+// Header opens a routed session. It follows the stream type byte.
+type Header struct {
+	ID      uint64 // chosen by the entry, logged by every hop
+	Hops    byte   // decremented by each hop; a session is refused at zero
+	Origin  string // the entry node's label
+	Dest    string // the destination node's label
+	Service string // the service name at the destination
+}
+
+// IDString is the session id as it appears in logs.
+func (h Header) IDString() string { return fmt.Sprintf("%016x", h.ID) }
+
+func (h Header) encode() []byte {
+	b := make([]byte, 0, 1+8+1+3+len(h.Origin)+len(h.Dest)+len(h.Service))
+	b = append(b, streamSession)
+	b = binary.BigEndian.AppendUint64(b, h.ID)
+	b = append(b, h.Hops)
+	for _, s := range []string{h.Origin, h.Dest, h.Service} {
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// readHeader reads a header after its stream type byte.
+func readHeader(r io.Reader) (Header, error) {
+	var fix [9]byte
+	if _, err := io.ReadFull(r, fix[:]); err != nil {
+		return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
+	}
+	h := Header{ID: binary.BigEndian.Uint64(fix[:8]), Hops: fix[8]}
+	var fields [3]string
+	for i := range fields {
+		var n [1]byte
+		if _, err := io.ReadFull(r, n[:]); err != nil {
+			return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
+		}
+		b := make([]byte, n[0])
+		if _, err := io.ReadFull(r, b); err != nil {
+			return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
+		}
+		fields[i] = string(b)
+		if err := checkLabel(fields[i]); err != nil {
+			return Header{}, fmt.Errorf("%w: field %d: %w", ErrBadHeader, i, err)
+		}
+	}
+	h.Origin, h.Dest, h.Service = fields[0], fields[1], fields[2]
+	return h, nil
+}
+
+// Status is the answer to a session open.
+type Status byte
+
+const (
+	StatusOK      Status = 0
+	StatusNoRoute Status = 1
+	StatusRefused Status = 2
+	StatusDenied  Status = 3
+	StatusTimeout Status = 4
+	StatusFailed  Status = 5 // protocol error, limit, shutdown
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "ok"
+	case StatusNoRoute:
+		return "no route"
+	case StatusRefused:
+		return "refused"
+	case StatusDenied:
+		return "denied"
+	case StatusTimeout:
+		return "timeout"
+	case StatusFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("status(%d)", byte(s))
+}
+
+func (s Status) err() error {
+	switch s {
+	case StatusNoRoute:
+		return ErrNoRoute
+	case StatusRefused:
+		return ErrRefused
+	case StatusDenied:
+		return ErrDenied
+	case StatusTimeout:
+		return ErrTimeout
+	case StatusFailed:
+		return ErrFailed
+	}
+	return nil
+}
+
+func encodeStatus(e *StatusError) []byte {
+	reason := e.Reason
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	b := make([]byte, 0, 3+len(e.Node)+len(reason))
+	b = append(b, byte(e.Code), byte(len(e.Node)))
+	b = append(b, e.Node...)
+	b = append(b, byte(len(reason)))
+	return append(b, reason...)
+}
+
+// readStatus reads a status; it returns a *StatusError with Code StatusOK
+// for success.
+func readStatus(r io.Reader) (*StatusError, error) {
+	var fix [2]byte
+	if _, err := io.ReadFull(r, fix[:]); err != nil {
+		return nil, fmt.Errorf("%w: status: %w", ErrBadHeader, err)
+	}
+	if fix[0] > byte(StatusFailed) {
+		return nil, fmt.Errorf("%w: status code %d", ErrBadHeader, fix[0])
+	}
+	node := make([]byte, fix[1])
+	if _, err := io.ReadFull(r, node); err != nil {
+		return nil, fmt.Errorf("%w: status: %w", ErrBadHeader, err)
+	}
+	var n [1]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, fmt.Errorf("%w: status: %w", ErrBadHeader, err)
+	}
+	reason := make([]byte, n[0])
+	if _, err := io.ReadFull(r, reason); err != nil {
+		return nil, fmt.Errorf("%w: status: %w", ErrBadHeader, err)
+	}
+	return &StatusError{Code: Status(fix[0]), Node: string(node), Reason: string(reason)}, nil
+}
+
+func putFrameHeader(b []byte, typ byte, n int) {
+	b[0] = typ
+	b[1] = byte(n >> 16)
+	b[2] = byte(n >> 8)
+	b[3] = byte(n)
+}
