@@ -14,7 +14,7 @@ type Role uint8
 const (
 	RoleRoot  Role = 1 // the epproxy: no parent
 	RoleRelay Role = 2 // forwards between its parent and its children
-	RoleLeaf  Role = 3 // gwproxy, eventsink: no children
+	RoleLeaf  Role = 3 // gwproxy, eventsink: normally no children (a gwproxy may serve eventsinks beside it)
 )
 
 func (r Role) String() string {
@@ -242,8 +242,6 @@ func (c Config) Validate() []error {
 		switch {
 		case c.Role == RoleRoot && l.Parent:
 			errs = append(errs, fmt.Errorf("link %d (%s): a root has no parent", i, l.Peer))
-		case c.Role == RoleLeaf && !l.Parent:
-			errs = append(errs, fmt.Errorf("link %d (%s): a leaf has no children", i, l.Peer))
 		}
 	}
 	if c.Role != RoleRoot && parents == 0 {

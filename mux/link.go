@@ -161,8 +161,9 @@ func (n *Node) checkPeer(lc LinkConfig, h hello) error {
 		if !h.Parent {
 			return fmt.Errorf("%w: %s is configured as this node's parent but does not take it as a child", ErrRejected, h.Label)
 		}
-		if h.Role != RoleRoot && h.Role != RoleRelay {
-			return fmt.Errorf("%w: %s is configured as this node's parent but is a %s", ErrRejected, h.Label, h.Role)
+		if h.Role != RoleRoot && h.Role != RoleRelay && h.Role != RoleLeaf {
+			// A leaf may be a parent: a gwproxy serves the eventsinks beside it.
+			return fmt.Errorf("%w: %s is configured as this node's parent but has unknown role %s", ErrRejected, h.Label, h.Role)
 		}
 	} else {
 		if h.Parent {

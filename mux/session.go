@@ -136,7 +136,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	log := n.sessionLog(h).WithField("from", from.cfg.Peer)
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
-		log.WithField("status", code.String()).Infof("session refused: %s", se.Reason)
+		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
 		_ = n.reply(st, se)
 	}
 	if err := n.admit(h); err != nil {
@@ -161,18 +161,18 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	fwd.Hops--
 	out, se := n.openOn(n.ctx, next, fwd)
 	if se.Code != StatusOK {
-		log.WithFields(logrus.Fields{"to": next.cfg.Peer, "status": se.Code.String()}).Infof("session refused: %s", se.Reason)
+		log.WithFields(logrus.Fields{"to": next.cfg.Peer, "status": se.Code.String()}).Infof("refused: %s", se.Reason)
 		_ = n.reply(st, se)
 		return
 	}
 	if err := n.reply(st, se); err != nil {
 		abortStream(out)
 		abortStream(st)
-		log.WithError(err).Info("session aborted: status not delivered back")
+		log.WithError(err).Info("aborted: status not delivered back")
 		return
 	}
 	log = log.WithField("to", next.cfg.Peer)
-	log.Info("session forwarded")
+	log.Info("forwarded")
 	start := time.Now()
 	res := spliceRelay(st, out, n.tun.IdleTimeout)
 	logEnd(log, res, start)
@@ -184,7 +184,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 func (n *Node) exit(st *yamux.Stream, h Header, log *logrus.Entry) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
-		log.WithField("status", code.String()).Infof("session refused: %s", se.Reason)
+		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
 		_ = n.reply(st, se)
 	}
 	svc, ok := n.cfg.Services[h.Service]
@@ -201,7 +201,7 @@ func (n *Node) exit(st *yamux.Stream, h Header, log *logrus.Entry) {
 			abortStream(st)
 			return
 		}
-		log.Info("session opened (in process)")
+		log.Info("opened (in process)")
 		c := newConn(st, h, nil)
 		defer c.Close()
 		svc.Handler(n.ctx, c)
@@ -233,7 +233,7 @@ func (n *Node) exit(st *yamux.Stream, h Header, log *logrus.Entry) {
 		return
 	}
 	log = log.WithField("target", conn.RemoteAddr().String())
-	log.Info("session opened")
+	log.Info("opened")
 	start := time.Now()
 	res := spliceEnd(conn, newConn(st, h, nil), n.tun.IdleTimeout)
 	logEnd(log, res, start)
@@ -276,14 +276,14 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	c, h, err := n.open(n.ctx, e.dest, e.service)
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {
-		log.WithError(err).Error("session open failed")
+		log.WithError(err).Error("open failed")
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
 		_ = conn.Close()
 		return
 	}
-	log.Info("session opened")
+	log.Info("opened")
 	start := time.Now()
 	res := spliceEnd(conn, c, n.tun.IdleTimeout)
 	logEnd(log, res, start)
@@ -292,10 +292,10 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 func logEnd(log *logrus.Entry, res endResult, start time.Time) {
 	log = log.WithFields(logrus.Fields{"up": res.up, "down": res.down, "dur": time.Since(start).Round(time.Millisecond).String()})
 	if res.aborted {
-		log.WithField("reason", fmt.Sprint(res.reason)).Info("session aborted")
+		log.WithField("reason", fmt.Sprint(res.reason)).Info("aborted")
 		return
 	}
-	log.Info("session closed")
+	log.Info("closed")
 }
 
 func contains(list []string, s string) bool {

@@ -1,0 +1,533 @@
+// Package chain holds what the chain daemons (epproxy, gwproxy, relay and
+// the chain side of eventsink) share: their YAML configuration, its
+// validation, and the run loop that turns it into a mux.Node with its
+// entries and exits.
+//
+// Typical usage, a daemon's whole main:
+//
+//	func main() { daemon.Main(chain.Spec(chain.Relay)) }
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/mux"
+)
+
+// Kind is one of the daemons built on this package.
+type Kind struct {
+	Name string   // binary and config file name
+	Role mux.Role // its place in the tree
+	// What its configuration may hold.
+	Parents, Children, Services, Entries bool
+	Usage                                string
+}
+
+var (
+	EPProxy = Kind{Name: "epproxy", Role: mux.RoleRoot, Children: true, Services: true, Entries: true,
+		Usage: "endpoint proxy: the root of the relay chain, beside the gateway in the secure zone"}
+	GWProxy = Kind{Name: "gwproxy", Role: mux.RoleLeaf, Parents: true, Children: true, Services: true, Entries: true,
+		Usage: "gateway proxy: a leaf of the relay chain, beside the endpoints"}
+	Relay = Kind{Name: "relay", Role: mux.RoleRelay, Parents: true, Children: true,
+		Usage: "relay: forwards sessions between its parent and its children across a firewall"}
+	EventSink = Kind{Name: "eventsink", Role: mux.RoleLeaf, Parents: true,
+		Usage: "event sink: takes events outside the firewall, spools them and forwards them up the chain"}
+)
+
+// withArticle returns "a relay", "an epproxy": the kind's name for messages.
+func (k Kind) withArticle() string {
+	if k.Name != "" && strings.ContainsRune("aeiou", rune(k.Name[0])) {
+		return "an " + k.Name
+	}
+	return "a " + k.Name
+}
+
+// Config is a chain daemon's configuration file.
+type Config struct {
+	// Label is this node's unique name in the tree. Required.
+	Label string `yaml:"label"`
+	// Log is the log section; see daemon.LogConfig.
+	Log daemon.LogConfig `yaml:"log"`
+	// Parents are the neighbours nearer the secure zone, in priority
+	// order. Not for the epproxy.
+	Parents []Link `yaml:"parents"`
+	// Children are the neighbours further out. Not for an eventsink; on a
+	// gwproxy, only the eventsinks beside it.
+	Children []Link `yaml:"children"`
+	// Services are what this node dials on behalf of sessions whose
+	// destination it is (upcall exits on the epproxy, downcall exits on a
+	// gwproxy). Not for relays.
+	Services []Service `yaml:"services"`
+	// Entries are listeners whose connections become sessions to a service
+	// at another node (downcall entries on the epproxy, upcall entries on a
+	// gwproxy). Not for relays.
+	Entries []Entry `yaml:"entries"`
+	// Tuning holds link and session timeouts and sizes.
+	Tuning Tuning `yaml:"tuning"`
+	// ShutdownGrace is how long SIGINT/SIGTERM waits for sessions to end
+	// before aborting them. Default 10s; 0 aborts at once.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+
+	// Events is the events section: the epproxy's event delivery, or the
+	// eventsink's intake, spool and forwarding. Optional on the epproxy.
+	Events *EventsConfig `yaml:"events"`
+
+	kind Kind
+	file string
+}
+
+// Logging returns the log section (daemon.Config).
+func (c *Config) Logging() daemon.LogConfig { return c.Log }
+
+// Kind returns the daemon kind the configuration was loaded for.
+func (c *Config) Kind() Kind { return c.kind }
+
+// File returns the file the configuration was loaded from.
+func (c *Config) File() string { return c.file }
+
+// Link is one neighbour: its label and which side opens the connection.
+type Link struct {
+	// Label is the neighbour's label. Required.
+	Label string `yaml:"label"`
+	// Dial is the neighbour's HOST:PORT when this node opens the
+	// connection. Exactly one of Dial and Listen.
+	Dial string `yaml:"dial"`
+	// Listen is this node's HOST:PORT when the neighbour opens the
+	// connection. Several links may share one listen address.
+	Listen string `yaml:"listen"`
+}
+
+// Service is a named exit: addresses this node dials for sessions that
+// end here.
+type Service struct {
+	// Name is what entries ask for. Required.
+	Name string `yaml:"name"`
+	// Addrs are tried in order; the first that answers serves the session.
+	Addrs []string `yaml:"addrs"`
+	// Allow lists the origin labels that may use the service; empty: all.
+	Allow []string `yaml:"allow"`
+}
+
+// Entry is a listener whose connections become sessions.
+type Entry struct {
+	// Name appears in the logs. Required.
+	Name string `yaml:"name"`
+	// Listen is the HOST:PORT clients connect to.
+	Listen string `yaml:"listen"`
+	// Dest is the label of the node that serves the session.
+	Dest string `yaml:"dest"`
+	// Service is the service name at Dest.
+	Service string `yaml:"service"`
+}
+
+// Tuning mirrors mux.Tuning in the configuration file. Every field has
+// the default given in its comment; set both ends of a link alike.
+type Tuning struct {
+	// WindowSize is the per-session receive window: bytes ("8388608") or
+	// with a unit ("8MiB", "512KiB"). Default 8MiB, at least 256KiB.
+	WindowSize ByteSize `yaml:"window_size"`
+	// KeepAliveInterval pings each link this often. Default 10s.
+	KeepAliveInterval time.Duration `yaml:"keepalive_interval"`
+	// WriteTimeout bounds a link write and the keepalive answer. Default
+	// 10s. A link cut without a FIN is noticed within keepalive_interval +
+	// write_timeout.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// StreamCloseTimeout resets a half-closed session whose far end never
+	// closes. Default 60s.
+	StreamCloseTimeout time.Duration `yaml:"stream_close_timeout"`
+	// AcceptBacklog is how many session opens may wait on a link. Default 1024.
+	AcceptBacklog int `yaml:"accept_backlog"`
+	// HelloTimeout bounds the hello on a new link connection. Default 10s.
+	HelloTimeout time.Duration `yaml:"hello_timeout"`
+	// OpenTimeout bounds a session open on each hop. Default 15s.
+	OpenTimeout time.Duration `yaml:"open_timeout"`
+	// DialTimeout bounds the dial of a service address. Default 10s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// IdleTimeout aborts sessions idle this long. Default 0: never.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ReconnectMin and ReconnectMax bound the backoff between attempts to
+	// dial a link. Defaults 500ms and 30s.
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// MaxSessions caps concurrent sessions on this node. Default 50000.
+	MaxSessions int `yaml:"max_sessions"`
+}
+
+// ByteSize is a size in bytes, written as a number or with a unit
+// (KiB, MiB, GiB, KB, MB, GB).
+type ByteSize uint64
+
+// UnmarshalYAML reads "8MiB" or 8388608. A value that is not a size is
+// reported as a *yaml.TypeError, like any value of the wrong type, so that
+// the loader names its line and key and goes on to report the file's other
+// problems (any other error would abort the decode and lose both).
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if v, err := ParseByteSize(n.Value); err == nil {
+			*b = v
+			return nil
+		}
+	}
+	// The text yaml.v3 itself writes for a value of the wrong type.
+	value := ""
+	if n.Kind == yaml.ScalarNode && !strings.ContainsAny(n.Value, "`\r\n") {
+		value = n.Value
+		if len(value) > 10 {
+			value = value[:7] + "..."
+		}
+		value = " `" + value + "`"
+	}
+	return &yaml.TypeError{Errors: []string{
+		fmt.Sprintf("line %d: cannot unmarshal %s%s into chain.ByteSize", n.Line, n.ShortTag(), value),
+	}}
+}
+
+// ParseByteSize parses "8MiB", "512KiB", "1GB", "4096".
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   uint64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	mult := uint64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			mult = u.mult
+			t = strings.TrimSpace(strings.TrimSuffix(t, u.suffix))
+			break
+		}
+	}
+	n, err := strconv.ParseUint(t, 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes, optionally with a unit (KiB, MiB, GiB)", s)
+	}
+	if err != nil || n > (1<<63)/mult {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// Default returns a configuration with every default set, for kind k.
+func Default(k Kind) *Config {
+	d := mux.DefaultTuning()
+	return &Config{
+		Log:           daemon.DefaultLogConfig(),
+		ShutdownGrace: 10 * time.Second,
+		Tuning: Tuning{
+			WindowSize:         ByteSize(d.WindowSize),
+			KeepAliveInterval:  d.KeepAliveInterval,
+			WriteTimeout:       d.WriteTimeout,
+			StreamCloseTimeout: d.StreamCloseTimeout,
+			AcceptBacklog:      d.AcceptBacklog,
+			HelloTimeout:       d.HelloTimeout,
+			OpenTimeout:        d.OpenTimeout,
+			DialTimeout:        d.DialTimeout,
+			IdleTimeout:        d.IdleTimeout,
+			ReconnectMin:       d.BackoffMin,
+			ReconnectMax:       d.BackoffMax,
+			MaxSessions:        d.MaxSessions,
+		},
+		kind: k,
+	}
+}
+
+// Load reads path for a daemon of kind k: defaults, then a strict decode,
+// then Validate. Every problem is reported at once, each as
+// "FILE:LINE: KEY: problem". A relative log file is taken relative to the
+// configuration file's directory.
+func Load(k Kind, path string) (*Config, error) {
+	c := Default(k)
+	pos, err := daemon.LoadFile(path, c)
+	if err != nil {
+		return nil, err
+	}
+	c.kind, c.file = k, path
+	if err := c.Validate(pos); err != nil {
+		return nil, err
+	}
+	if c.Log.File != "" && !filepath.IsAbs(c.Log.File) {
+		c.Log.File = filepath.Join(filepath.Dir(path), c.Log.File)
+	}
+	if c.Events != nil {
+		c.Events.resolve(filepath.Dir(path))
+	}
+	return c, nil
+}
+
+// Validate checks everything the decode could not, reporting every problem.
+func (c *Config) Validate(pos *daemon.Positions) error {
+	ps := &daemon.Problems{Pos: pos}
+	k := c.kind
+	if c.Label == "" {
+		ps.Errorf("label", "missing: every node needs a unique label")
+	} else {
+		ps.Check("label", daemon.CheckLabel(c.Label))
+	}
+	c.Log.Validate(ps, "log")
+
+	labels := map[string]string{} // label -> path where first used
+	listens := []listenUse{}
+	checkLinks := func(key string, links []Link, allowed bool, what string) {
+		if len(links) > 0 && !allowed {
+			ps.Errorf(key, "%s has no %s", k.withArticle(), what)
+			return
+		}
+		for i, l := range links {
+			p := fmt.Sprintf("%s[%d]", key, i)
+			switch {
+			case l.Label == "":
+				ps.Errorf(p+".label", "missing: the neighbour's label")
+			case daemon.CheckLabel(l.Label) != nil:
+				ps.Check(p+".label", daemon.CheckLabel(l.Label))
+			case l.Label == c.Label:
+				ps.Errorf(p+".label", "%s is this node's own label", l.Label)
+			default:
+				if first, dup := labels[l.Label]; dup {
+					ps.Errorf(p+".label", "label %s is used twice (first at %s)", l.Label, first)
+				} else {
+					labels[l.Label] = p + ".label"
+				}
+			}
+			switch {
+			case l.Dial == "" && l.Listen == "":
+				ps.Errorf(p, "link to %s has no direction: set dial (this node connects) or listen (the neighbour connects)", l.Label)
+			case l.Dial != "" && l.Listen != "":
+				ps.Errorf(p, "link to %s sets both dial and listen; choose one", l.Label)
+			case l.Dial != "":
+				ps.Check(p+".dial", daemon.CheckDialAddr(l.Dial))
+			default:
+				if err := daemon.CheckListenAddr(l.Listen, false); err != nil {
+					ps.Check(p+".listen", err)
+				} else {
+					listens = append(listens, listenUse{addr: l.Listen, path: p + ".listen", link: true})
+				}
+			}
+		}
+	}
+	checkLinks("parents", c.Parents, k.Parents, "parents")
+	checkLinks("children", c.Children, k.Children, "children")
+	if k.Parents && len(c.Parents) == 0 {
+		ps.Errorf("parents", "missing: %s needs at least one parent", k.withArticle())
+	}
+
+	if len(c.Services) > 0 && !k.Services {
+		ps.Errorf("services", "%s offers no services", k.withArticle())
+	}
+	names := map[string]bool{}
+	for i, s := range c.Services {
+		p := fmt.Sprintf("services[%d]", i)
+		switch {
+		case s.Name == "":
+			ps.Errorf(p+".name", "missing: the service name entries ask for")
+		case mux.CheckLabel(s.Name) != nil:
+			ps.Errorf(p+".name", "%v", mux.CheckLabel(s.Name))
+		case names[s.Name]:
+			ps.Errorf(p+".name", "service %s is defined twice", s.Name)
+		}
+		names[s.Name] = true
+		if len(s.Addrs) == 0 {
+			ps.Errorf(p+".addrs", "missing: at least one HOST:PORT to dial")
+		}
+		for j, a := range s.Addrs {
+			ps.Check(fmt.Sprintf("%s.addrs[%d]", p, j), daemon.CheckDialAddr(a))
+		}
+		for j, a := range s.Allow {
+			ps.Check(fmt.Sprintf("%s.allow[%d]", p, j), daemon.CheckLabel(a))
+		}
+	}
+
+	if len(c.Entries) > 0 && !k.Entries {
+		ps.Errorf("entries", "%s has no entries", k.withArticle())
+	}
+	enames := map[string]bool{}
+	for i, e := range c.Entries {
+		p := fmt.Sprintf("entries[%d]", i)
+		switch {
+		case e.Name == "":
+			ps.Errorf(p+".name", "missing: a name for the logs")
+		case enames[e.Name]:
+			ps.Errorf(p+".name", "entry %s is defined twice", e.Name)
+		}
+		enames[e.Name] = true
+		if e.Listen == "" {
+			ps.Errorf(p+".listen", "missing: the HOST:PORT clients connect to")
+		} else if err := daemon.CheckListenAddr(e.Listen, false); err != nil {
+			ps.Check(p+".listen", err)
+		} else {
+			listens = append(listens, listenUse{addr: e.Listen, path: p + ".listen"})
+		}
+		switch {
+		case e.Dest == "":
+			ps.Errorf(p+".dest", "missing: the label of the node that serves the sessions")
+		case daemon.CheckLabel(e.Dest) != nil:
+			ps.Check(p+".dest", daemon.CheckLabel(e.Dest))
+		case e.Dest == c.Label && c.Label != "":
+			ps.Errorf(p+".dest", "%s is this node itself", e.Dest)
+		}
+		if e.Service == "" {
+			ps.Errorf(p+".service", "missing: the service name at %s", e.Dest)
+		} else if err := mux.CheckLabel(e.Service); err != nil {
+			ps.Errorf(p+".service", "%v", err)
+		}
+	}
+	if c.Events != nil {
+		c.Events.validate(ps, k, listens)
+		listens = append(listens, c.Events.eventListens()...)
+	} else if k.Name == EventSink.Name {
+		ps.Errorf("events", "missing: an eventsink needs its events section")
+	} else if k.Name != EPProxy.Name && ps.Pos.Has("events") {
+		// "events:" with no value decodes to nil; still not for this kind.
+		ps.Errorf("events", "%s has no events section", k.withArticle())
+	}
+	checkClashes(ps, listens)
+	c.Tuning.validate(ps)
+	if c.ShutdownGrace < 0 {
+		ps.Errorf("shutdown_grace", "must not be negative")
+	}
+	return ps.Err()
+}
+
+// listenUse is one listen address in the file, for clash checks.
+type listenUse struct {
+	addr string
+	path string
+	link bool // link listeners may share an address with each other
+	udp  bool
+}
+
+// checkClashes reports two listeners on one port, unless both are link
+// listeners (one port may serve several links).
+func checkClashes(ps *daemon.Problems, uses []listenUse) {
+	for i := range uses {
+		for j := 0; j < i; j++ {
+			a, b := uses[j], uses[i]
+			if a.link && b.link && a.addr == b.addr {
+				continue
+			}
+			if a.udp != b.udp {
+				continue
+			}
+			if clash(a.addr, b.addr) {
+				ps.Errorf(b.path, "port clash: %s is also used at %s", b.addr, a.path)
+			}
+		}
+	}
+}
+
+// clash reports whether listening on a and on b would collide: the same
+// port (":7000" and ":07000" too) on the same host or a wildcard host.
+// IP addresses are compared as addresses ("::1" and "0:0::1" are one).
+func clash(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	na, err1 := strconv.Atoi(pa)
+	nb, err2 := strconv.Atoi(pb)
+	if err1 != nil || err2 != nil || na != nb {
+		return false
+	}
+	wild := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return h == "" || err == nil && ip.IsUnspecified()
+	}
+	if wild(ha) || wild(hb) {
+		return true
+	}
+	ipa, err1 := netip.ParseAddr(ha)
+	ipb, err2 := netip.ParseAddr(hb)
+	if err1 == nil && err2 == nil {
+		return ipa.Unmap() == ipb.Unmap()
+	}
+	return ha == hb
+}
+
+func (t Tuning) validate(ps *daemon.Problems) {
+	if t.WindowSize < 256<<10 {
+		ps.Errorf("tuning.window_size", "%d bytes is below the minimum of 256KiB", t.WindowSize)
+	}
+	if t.WindowSize > 1<<30 {
+		ps.Errorf("tuning.window_size", "%d bytes is above the maximum of 1GiB", t.WindowSize)
+	}
+	positive := []struct {
+		key string
+		v   time.Duration
+	}{
+		{"keepalive_interval", t.KeepAliveInterval},
+		{"write_timeout", t.WriteTimeout},
+		{"stream_close_timeout", t.StreamCloseTimeout},
+		{"hello_timeout", t.HelloTimeout},
+		{"open_timeout", t.OpenTimeout},
+		{"dial_timeout", t.DialTimeout},
+		{"reconnect_min", t.ReconnectMin},
+		{"reconnect_max", t.ReconnectMax},
+	}
+	for _, d := range positive {
+		if d.v <= 0 {
+			ps.Errorf("tuning."+d.key, "must be positive, like \"10s\"")
+		}
+	}
+	if t.IdleTimeout < 0 {
+		ps.Errorf("tuning.idle_timeout", "must not be negative (0 turns it off)")
+	}
+	if t.ReconnectMin > t.ReconnectMax {
+		ps.Errorf("tuning.reconnect_min", "%s is above reconnect_max %s", t.ReconnectMin, t.ReconnectMax)
+	}
+	if t.DialTimeout > t.OpenTimeout && t.OpenTimeout > 0 {
+		ps.Errorf("tuning.dial_timeout", "%s is above open_timeout %s: the entry would give up first", t.DialTimeout, t.OpenTimeout)
+	}
+	if t.AcceptBacklog <= 0 {
+		ps.Errorf("tuning.accept_backlog", "must be positive")
+	}
+	if t.MaxSessions <= 0 {
+		ps.Errorf("tuning.max_sessions", "must be positive")
+	}
+}
+
+// MuxTuning converts the tuning section for the mux package.
+func (t Tuning) MuxTuning() mux.Tuning {
+	m := mux.DefaultTuning()
+	m.WindowSize = uint32(t.WindowSize)
+	m.KeepAliveInterval = t.KeepAliveInterval
+	m.WriteTimeout = t.WriteTimeout
+	m.StreamCloseTimeout = t.StreamCloseTimeout
+	m.AcceptBacklog = t.AcceptBacklog
+	m.HelloTimeout = t.HelloTimeout
+	m.OpenTimeout = t.OpenTimeout
+	m.DialTimeout = t.DialTimeout
+	m.IdleTimeout = t.IdleTimeout
+	m.BackoffMin = t.ReconnectMin
+	m.BackoffMax = t.ReconnectMax
+	m.MaxSessions = t.MaxSessions
+	return m
+}
+
+// MuxConfig builds the node configuration. extra adds in-process services
+// (the epproxy's event service).
+func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
+	mc := mux.Config{Label: c.Label, Role: c.kind.Role, Tuning: c.Tuning.MuxTuning(), Services: map[string]mux.Service{}}
+	for _, l := range c.Parents {
+		mc.Links = append(mc.Links, mux.LinkConfig{Peer: l.Label, Parent: true, Dial: l.Dial, Listen: l.Listen})
+	}
+	for _, l := range c.Children {
+		mc.Links = append(mc.Links, mux.LinkConfig{Peer: l.Label, Dial: l.Dial, Listen: l.Listen})
+	}
+	for _, s := range c.Services {
+		mc.Services[s.Name] = mux.Service{Addrs: s.Addrs, Allow: s.Allow}
+	}
+	for name, s := range extra {
+		mc.Services[name] = s
+	}
+	return mc
+}

@@ -1,0 +1,84 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/mux"
+)
+
+// Hooks let a daemon add its own pieces to the node it runs: in-process
+// services (the epproxy's event service) and goroutines that run beside
+// the node (the eventsink's intake and forwarder). Both are optional.
+type Hooks struct {
+	// Services returns in-process services to add to the node, and a
+	// function that releases them after the node has shut down.
+	Services func(cfg *Config, log *logrus.Entry) (map[string]mux.Service, func(), error)
+	// Run runs beside the node until ctx ends and must return by then;
+	// an error stops the daemon.
+	Run func(ctx context.Context, cfg *Config, n *mux.Node, log *logrus.Entry) error
+}
+
+// Spec is the command line of a chain daemon of kind k.
+func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
+	return daemon.Spec[*Config]{
+		Name:  k.Name,
+		Usage: k.Usage,
+		Load:  func(path string) (*Config, error) { return Load(k, path) },
+		Run: func(ctx context.Context, cfg *Config, logger *logrus.Logger, _ *daemon.Level) error {
+			return Run(ctx, cfg, logger, h)
+		},
+	}
+}
+
+// Run runs the node that cfg describes until ctx ends, then drains its
+// sessions for at most the shutdown grace period and aborts the rest.
+func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error {
+	log := logrus.NewEntry(logger)
+	mlog := log.WithField("component", "main")
+	var extra map[string]mux.Service
+	release := func() {}
+	if h.Services != nil {
+		var err error
+		extra, release, err = h.Services(cfg, log)
+		if err != nil {
+			return err
+		}
+		if release == nil {
+			release = func() {}
+		}
+	}
+	defer release()
+	n, err := mux.New(cfg.MuxConfig(extra), log)
+	if err != nil {
+		return err
+	}
+	for _, e := range cfg.Entries {
+		ln, err := net.Listen("tcp", e.Listen)
+		if err != nil {
+			_ = n.Shutdown(context.Background())
+			return fmt.Errorf("entry %s: %w", e.Name, err)
+		}
+		n.AddEntry(ln, e.Name, e.Dest, e.Service)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.Serve(gctx) })
+	if h.Run != nil {
+		g.Go(func() error { return h.Run(gctx, cfg, n, log) })
+	}
+	runErr := g.Wait()
+	mlog.Infof("shutting down: draining %d sessions for up to %s", n.Sessions(), cfg.ShutdownGrace)
+	// A fresh context: the one given to Run is already cancelled.
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		runErr = errors.Join(runErr, err)
+	}
+	return runErr
+}

@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+)
+
+// WatchSignals changes lv on signals until ctx is done or stop is called:
+//
+//   - SIGUSR1 raises the level by one (at most 5),
+//   - SIGUSR2 lowers it by one (at least 0),
+//   - SIGHUP sets it to the level reload returns (normally re-read from the
+//     configuration file); a reload error is logged at level 1 and the level
+//     is kept. reload may be nil: SIGHUP then does nothing but log.
+//
+// The signals are registered before WatchSignals returns, so a signal sent
+// after it returns is never lost nor fatal. stop ends the watching goroutine
+// and waits for it; it is idempotent and must be called (usually deferred).
+func WatchSignals(ctx context.Context, lv *Level, reload func() (int, error)) (stop func()) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchSignals(ctx, ch, lv, reload)
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			signal.Stop(ch)
+		})
+	}
+}
+
+// watchSignals is the loop of WatchSignals, named for stack dumps.
+func watchSignals(ctx context.Context, ch <-chan os.Signal, lv *Level, reload func() (int, error)) {
+	log := Component(lv.logger, "log")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-ch:
+			switch sig {
+			case syscall.SIGUSR1:
+				lv.Raise("SIGUSR1")
+			case syscall.SIGUSR2:
+				lv.Lower("SIGUSR2")
+			case syscall.SIGHUP:
+				if reload == nil {
+					log.Warn("SIGHUP ignored: nothing to reload")
+					continue
+				}
+				n, err := reload()
+				if err != nil {
+					log.WithError(err).Error("reload failed, level kept")
+					continue
+				}
+				lv.Set(n, "SIGHUP")
+			}
+		}
+	}
+}
