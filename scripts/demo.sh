@@ -51,9 +51,10 @@ for ((i = ${#nodes[@]} - 1; i >= 0; i--)); do
 done
 
 step "waiting for the WHO/TELL handshake to reach the root"
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
 	if grep -q 'route added.*label=gwp-site-a' "$run/epp-main/epproxy.log" 2>/dev/null &&
 		grep -q 'route added.*label=gwp-site-b' "$run/epp-main/epproxy.log" 2>/dev/null &&
+		{ [ ! -d "$run/es-site-a" ] || grep -q 'route added.*label=es-site-a' "$run/epp-main/epproxy.log" 2>/dev/null; } &&
 		grep -q 'path to the root changed.*path="relay-dmz2,relay-dmz1,epp-main"' "$run/gwp-site-a/gwproxy.log" 2>/dev/null; then
 		break
 	fi

@@ -9,6 +9,14 @@ import (
 	"github.com/relaychain/relaychain/mux"
 )
 
+// Bounds of a batch, shared by the eventsink (what it may send) and the
+// epproxy (what it accepts).
+const (
+	MaxBatchEvents = 4096
+	MaxBatchBytes  = 4 << 20
+	MaxEventBytes  = 1 << 20
+)
+
 // EventsConfig is the `events` section: on the epproxy, where delivered
 // events go; on an eventsink, where events come from, how they are
 // spooled and where they are sent.
@@ -196,14 +204,14 @@ func (e *EventsConfig) validate(ps *daemon.Problems, k Kind, listens []listenUse
 		default:
 			ps.Errorf("events.spool.when_full", "%q: want \"refuse\" or \"drop-oldest\"", e.Spool.WhenFull)
 		}
-		if e.MaxEventBytes < 256 || e.MaxEventBytes > 16<<20 {
-			ps.Errorf("events.max_event_bytes", "must be between 256B and 16MiB")
+		if e.MaxEventBytes < 256 || e.MaxEventBytes > MaxEventBytes {
+			ps.Errorf("events.max_event_bytes", "must be between 256B and 1MiB")
 		}
-		if e.BatchEvents <= 0 {
-			ps.Errorf("events.batch_events", "must be positive")
+		if e.BatchEvents <= 0 || e.BatchEvents > MaxBatchEvents {
+			ps.Errorf("events.batch_events", "must be between 1 and %d", MaxBatchEvents)
 		}
-		if e.BatchBytes < e.MaxEventBytes*2 {
-			ps.Errorf("events.batch_bytes", "must be at least twice max_event_bytes")
+		if e.BatchBytes < e.MaxEventBytes*2 || e.BatchBytes > MaxBatchBytes {
+			ps.Errorf("events.batch_bytes", "must be at least twice max_event_bytes and at most 4MiB")
 		}
 		if e.AckTimeout <= 0 {
 			ps.Errorf("events.ack_timeout", "must be positive")

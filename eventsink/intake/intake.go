@@ -1,0 +1,300 @@
+// Package intake is the eventsink's listeners: TCP and UDP servers that read
+// events in one framing (EIF or lines, see package framing) and hand each one
+// to a callback, normally the spool's Append.
+//
+// An oversized or malformed event is rejected: a level-1 (Error) log line
+// names the sender, a counter goes up, and the server reads on. A TCP event
+// the callback fails to store is not acknowledged in any way: the error is
+// logged and the connection is reset, so the sender sees a failure. A UDP
+// event the callback fails to store is logged and counted as failed.
+//
+// Limits: a maximum event size, connections per source IP and in total
+// (a connection over the limit is reset at once and counted as refused),
+// an idle timeout per TCP connection (a read deadline renewed before every
+// read), and a number of rejected events after which a TCP connection is
+// closed. A panic while serving one connection or datagram is recovered,
+// logged with its stack and counted; the server keeps serving.
+//
+// Typical usage:
+//
+//	srv, err := intake.New(intake.Config{
+//		Network: "tcp", Addr: ":5529", Framing: framing.EIF,
+//		Handler: func(f byte, src string, ev []byte) error { _, err := sp.Append(f, src, ev); return err },
+//		Log:     log.WithField("listener", "eif-tcp"),
+//	})
+//	if err != nil { ... }
+//	g.Go(func() error { return srv.Serve(ctx) })
+//	...
+//	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+//	defer cancel()
+//	srv.Shutdown(shutdownCtx)
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/relaychain/relaychain/eventsink/framing"
+	"github.com/sirupsen/logrus"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxConnsPerIP     = 16
+	DefaultMaxConns          = 1024
+	DefaultIdleTimeout       = 5 * time.Minute
+	DefaultMaxRejectsPerConn = 100
+)
+
+// Handler stores one event. data is valid only during the call. For TCP, a
+// non-nil error resets the connection.
+type Handler func(framing byte, source string, data []byte) error
+
+// Config configures a Server.
+type Config struct {
+	// Network is "tcp" (or "tcp4", "tcp6") or "udp" (or "udp4", "udp6").
+	Network string
+	// Addr is the listen address, e.g. ":5529" or "127.0.0.1:0".
+	Addr string
+	// Framing is framing.EIF or framing.Line.
+	Framing byte
+	// MaxEvent bounds an event. Zero means framing.DefaultMaxEvent (64 KiB).
+	MaxEvent int
+	// MaxConnsPerIP bounds the TCP connections from one source IP. Zero
+	// means DefaultMaxConnsPerIP (16); negative means no limit.
+	MaxConnsPerIP int
+	// MaxConns bounds all TCP connections. Zero means DefaultMaxConns (1024);
+	// negative means no limit.
+	MaxConns int
+	// IdleTimeout closes a TCP connection that sends nothing for that long.
+	// Zero means DefaultIdleTimeout (5m); negative means never.
+	IdleTimeout time.Duration
+	// MaxRejectsPerConn closes a TCP connection after that many rejected
+	// events. Zero means DefaultMaxRejectsPerConn (100); negative means never.
+	MaxRejectsPerConn int
+	// Handler receives every accepted event. Required.
+	Handler Handler
+	// Log receives the server's log lines. Nil means no logging.
+	Log *logrus.Entry
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Accepted  uint64 // TCP connections accepted
+	Refused   uint64 // TCP connections refused by a connection limit
+	Active    int    // TCP connections open now
+	Datagrams uint64 // UDP datagrams read
+	Events    uint64 // events stored by the handler
+	Oversized uint64 // events rejected as oversized
+	Malformed uint64 // events rejected as malformed
+	Failed    uint64 // events the handler failed to store
+	Panics    uint64 // panics recovered
+}
+
+// Server is one listener. Its methods are safe for concurrent use.
+type Server struct {
+	cfg  Config
+	log  *logrus.Entry
+	ln   net.Listener   // TCP
+	pc   net.PacketConn // UDP
+	name string         // framing name, for logs
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	perIP    map[string]int
+	isClosed bool // the listener is closed: admit no more connections
+
+	wg        sync.WaitGroup // connection goroutines
+	started   atomic.Bool
+	serveDone chan struct{} // closed when Serve returns
+	closed    chan struct{} // closed when the listener is closed
+	closeOnce sync.Once
+	draining  atomic.Bool
+
+	accepted, refused, datagrams, events   atomic.Uint64
+	oversized, malformed, failed, panicked atomic.Uint64
+}
+
+// New checks cfg and opens the listener. Serve serves it; Shutdown closes it.
+func New(cfg Config) (*Server, error) {
+	var errs []error
+	if !framing.Valid(cfg.Framing) {
+		errs = append(errs, fmt.Errorf("%w: %d", framing.ErrUnknownFraming, cfg.Framing))
+	}
+	if cfg.Handler == nil {
+		errs = append(errs, errors.New("no handler"))
+	}
+	if cfg.MaxEvent < 0 {
+		errs = append(errs, fmt.Errorf("negative max event size %d", cfg.MaxEvent))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("intake config: %w", err)
+	}
+	cfg.MaxEvent = cmpOr(cfg.MaxEvent, framing.DefaultMaxEvent)
+	cfg.MaxConnsPerIP = cmpOr(cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	cfg.MaxConns = cmpOr(cfg.MaxConns, DefaultMaxConns)
+	cfg.IdleTimeout = cmpOr(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.MaxRejectsPerConn = cmpOr(cfg.MaxRejectsPerConn, DefaultMaxRejectsPerConn)
+	log := cfg.Log
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = logrus.NewEntry(l)
+	}
+	s := &Server{
+		cfg: cfg, name: framing.Name(cfg.Framing),
+		conns: map[net.Conn]struct{}{}, perIP: map[string]int{},
+		serveDone: make(chan struct{}), closed: make(chan struct{}),
+	}
+	switch cfg.Network {
+	case "tcp", "tcp4", "tcp6":
+		ln, err := net.Listen(cfg.Network, cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s %s: %w", cfg.Network, cfg.Addr, err)
+		}
+		s.ln = ln
+	case "udp", "udp4", "udp6":
+		pc, err := net.ListenPacket(cfg.Network, cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s %s: %w", cfg.Network, cfg.Addr, err)
+		}
+		s.pc = pc
+	default:
+		return nil, fmt.Errorf("intake config: unknown network %q", cfg.Network)
+	}
+	s.log = log.WithField("listen", s.Addr().String())
+	return s, nil
+}
+
+// cmpOr returns v, or def when v is zero.
+func cmpOr[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr {
+	if s.ln != nil {
+		return s.ln.Addr()
+	}
+	return s.pc.LocalAddr()
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	active := len(s.conns)
+	s.mu.Unlock()
+	return Stats{
+		Accepted: s.accepted.Load(), Refused: s.refused.Load(), Active: active,
+		Datagrams: s.datagrams.Load(), Events: s.events.Load(), Oversized: s.oversized.Load(),
+		Malformed: s.malformed.Load(), Failed: s.failed.Load(), Panics: s.panicked.Load(),
+	}
+}
+
+// Serve serves until Shutdown or until ctx ends; ending ctx closes every
+// connection at once (use Shutdown with a fresh context to drain). It
+// returns nil then, after every connection goroutine has ended. Serve may be
+// called once.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("intake: Serve called twice")
+	}
+	defer close(s.serveDone)
+	watchDone := make(chan struct{})
+	go s.watch(ctx, watchDone)
+	if s.ln != nil {
+		s.acceptLoop()
+	} else {
+		s.readLoop()
+	}
+	s.closeListener()
+	<-watchDone
+	s.wg.Wait()
+	return nil
+}
+
+// watch closes everything when ctx ends before the listener is closed.
+func (s *Server) watch(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	select {
+	case <-ctx.Done():
+		s.closeListener()
+		s.closeConns()
+	case <-s.closed:
+	}
+}
+
+// Shutdown stops accepting, lets each TCP connection finish the events it
+// has already read, and waits for the connection goroutines (and Serve) to
+// end. When ctx ends first, it closes the remaining connections and returns
+// ctx's error after they ended. Shutdown is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.closeListener()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		if s.started.Load() {
+			<-s.serveDone
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeConns()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Server) closeListener() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.isClosed = true
+		s.mu.Unlock()
+		close(s.closed)
+		if s.ln != nil {
+			s.ln.Close()
+		} else {
+			s.pc.Close()
+		}
+	})
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// backoff waits d (doubling, bounded) after a failed accept or read, unless
+// the server closes meanwhile. It reports whether the server is still open.
+func (s *Server) backoff(d *time.Duration) bool {
+	*d = min(max(*d*2, 5*time.Millisecond), time.Second)
+	t := time.NewTimer(*d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.closed:
+		return false
+	}
+}

@@ -1,0 +1,189 @@
+package intake
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/relaychain/relaychain/eventsink/framing"
+	"github.com/sirupsen/logrus"
+)
+
+// acceptLoop accepts TCP connections until the listener is closed. It does
+// no I/O of its own: each connection is served by its own goroutine.
+func (s *Server) acceptLoop() {
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warnf("intake: accept: %v", err)
+			if !s.backoff(&delay) {
+				return
+			}
+			continue
+		}
+		delay = 0
+		if s.admit(c) {
+			go s.serveConn(c)
+		}
+	}
+}
+
+// admit applies the connection limits and registers c. A refused connection
+// is reset.
+func (s *Server) admit(c net.Conn) bool {
+	ip := hostOf(c.RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var why string
+	switch {
+	case s.isClosed:
+		c.Close()
+		return false
+	case s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns:
+		why = "connection limit"
+	case s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+		why = "per-source connection limit"
+	}
+	if why != "" {
+		s.refused.Add(1)
+		s.log.WithField("peer", c.RemoteAddr().String()).Warnf("intake: connection from %s refused: %s reached", c.RemoteAddr(), why)
+		reset(c)
+		return false
+	}
+	s.accepted.Add(1)
+	s.conns[c] = struct{}{}
+	s.perIP[ip]++
+	s.wg.Add(1)
+	return true
+}
+
+// release unregisters c.
+func (s *Server) release(c net.Conn) {
+	ip := hostOf(c.RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// hostOf returns the IP of a TCP address.
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// reset closes c with an RST, so that the sender sees a failure rather than
+// a clean end.
+func reset(c net.Conn) {
+	if tc, ok := c.(interface{ SetLinger(int) error }); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// serveConn reads events from c until it ends. serveConn closes c.
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	src := c.RemoteAddr().String()
+	log := s.log.WithField("peer", src)
+	defer func() {
+		if r := recover(); r != nil {
+			s.panicked.Add(1)
+			log.Errorf("intake: panic serving %s: %v\n%s", src, r, debug.Stack())
+			reset(c)
+		}
+		c.Close()
+		s.release(c)
+	}()
+	log.Debugf("intake: connection from %s", src)
+	rd := framing.NewReader(&idleReader{c: c, idle: s.cfg.IdleTimeout, draining: &s.draining}, s.cfg.Framing, s.cfg.MaxEvent)
+	rejects := 0
+	for {
+		ev, err := rd.Next()
+		if err == nil {
+			if herr := s.cfg.Handler(s.cfg.Framing, src, ev); herr != nil {
+				s.failed.Add(1)
+				log.Errorf("intake: %s event from %s not stored, resetting the connection: %v", s.name, src, herr)
+				reset(c)
+				return
+			}
+			s.events.Add(1)
+			continue
+		}
+		if !s.reject(log, src, err) {
+			s.connEnd(log, src, err)
+			return
+		}
+		if rejects++; s.cfg.MaxRejectsPerConn > 0 && rejects >= s.cfg.MaxRejectsPerConn {
+			log.Errorf("intake: %d bad events from %s, resetting the connection", rejects, src)
+			reset(c)
+			return
+		}
+	}
+}
+
+// reject counts and logs a rejected event. It reports false if err is not
+// about one event.
+func (s *Server) reject(log *logrus.Entry, src string, err error) bool {
+	switch {
+	case errors.Is(err, framing.ErrOversized):
+		s.oversized.Add(1)
+	case errors.Is(err, framing.ErrMalformed):
+		s.malformed.Add(1)
+	default:
+		return false
+	}
+	log.Errorf("intake: %s event from %s rejected: %v", s.name, src, err)
+	return true
+}
+
+// connEnd logs the end of a connection at the level its cause deserves.
+func (s *Server) connEnd(log *logrus.Entry, src string, err error) {
+	switch {
+	case errors.Is(err, io.EOF):
+		log.Debugf("intake: connection from %s closed", src)
+	case errors.Is(err, os.ErrDeadlineExceeded) && s.draining.Load():
+		log.Debugf("intake: connection from %s closed by shutdown", src)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		log.Infof("intake: connection from %s idle for %s, closing", src, s.cfg.IdleTimeout)
+	case errors.Is(err, net.ErrClosed):
+		log.Debugf("intake: connection from %s closed by shutdown", src)
+	default:
+		log.Infof("intake: connection from %s: %v", src, err)
+	}
+}
+
+// idleReader renews the connection's read deadline before every read. Once
+// the server drains, the deadline is in the past: reads stop at once.
+type idleReader struct {
+	c        net.Conn
+	idle     time.Duration
+	draining interface{ Load() bool }
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if r.idle > 0 {
+		r.c.SetReadDeadline(time.Now().Add(r.idle))
+	}
+	// Checked after setting the deadline: Shutdown sets the flag, then the
+	// past deadline, so one of the two orders wins.
+	if r.draining.Load() {
+		r.c.SetReadDeadline(time.Unix(1, 0))
+	}
+	return r.c.Read(p)
+}
