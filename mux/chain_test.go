@@ -71,6 +71,9 @@ func startChain(t testing.TB, o chainOpts) *chain {
 		{Peer: "relay2", Parent: true, Dial: c.r2.LinkAddr("leaf").String()},
 	}}, o.leafEntries)
 	c.waitRoutes(t)
+	// At the end of the test, before the nodes shut down: no session may
+	// be left in any node's table.
+	t.Cleanup(func() { checkNoSessions(t, c.nodes()...) })
 	return c
 }
 

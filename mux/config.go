@@ -66,8 +66,10 @@ type Tuning struct {
 	// WriteTimeout bounds a write on a link and the wait for a keepalive
 	// answer. Default 10s.
 	WriteTimeout time.Duration
-	// StreamCloseTimeout is how long a half-closed stream waits for the
-	// peer's close before it is reset. Default 60s.
+	// StreamCloseTimeout is how long a stream closed at one end (its
+	// session ended or aborted there) waits for the peer's close before it
+	// is reset. Default 60s. A half-closed session (one direction ended)
+	// is not affected: its stream is closed only when both have ended.
 	StreamCloseTimeout time.Duration
 	// AcceptBacklog is how many opened streams may wait to be accepted on
 	// a link. Default 1024.
@@ -283,4 +285,3 @@ func checkLabel(s string) error {
 
 // CheckLabel reports whether s is a valid node label or service name.
 func CheckLabel(s string) error { return checkLabel(s) }
-

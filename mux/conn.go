@@ -13,8 +13,8 @@ import (
 
 // Conn is one end of a routed session: what an entry gets from Open and
 // what an in-process service Handler is given. Bytes written are carried in
-// data frames; CloseWrite sends the end marker and a FIN, so the other end
-// reads io.EOF only after everything was sent. If the stream ends any other
+// data frames; CloseWrite sends the end marker, so the other end reads
+// io.EOF only after everything was sent. If the stream ends any other
 // way (the other end aborted, a link on the path died, a hop timed out),
 // Read returns an error that matches ErrAborted, never io.EOF.
 //
@@ -51,6 +51,13 @@ func (c *Conn) Header() Header { return c.hdr }
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	select {
+	case <-c.aborted:
+		// yamux hands out buffered bytes even past the deadline Abort
+		// set; an aborted session delivers nothing more.
+		return 0, fmt.Errorf("%w: %w", ErrAborted, c.abortWhy)
+	default:
+	}
 	for c.remain == 0 {
 		if c.rerr != nil {
 			return 0, c.rerr
@@ -120,6 +127,20 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.wended {
 		return 0, fmt.Errorf("write after close: %w", net.ErrClosed)
 	}
+	if len(p) > 0 && len(p) <= bigSize {
+		// One stream write (one yamux frame) for header and payload,
+		// not two: half the frames and syscalls for small writes.
+		bp := bigPool.Get().(*[]byte)
+		b := (*bp)[:frameHeaderLen+len(p)]
+		copy(b[frameHeaderLen:], p)
+		putFrameHeader(b, frameData, len(p))
+		n, err := c.st.Write(b) // yamux is done with b when Write returns
+		bigPool.Put(bp)
+		if err != nil {
+			return max(n-frameHeaderLen, 0), c.writeFailure(err)
+		}
+		return len(p), nil
+	}
 	total := 0
 	for len(p) > 0 {
 		n := len(p)
@@ -168,8 +189,13 @@ func (c *Conn) writeFailure(err error) error {
 	return fmt.Errorf("%w: %w", ErrAborted, err)
 }
 
-// CloseWrite sends the end marker and half-closes the stream: the other end
-// reads io.EOF once it has read everything. Reading goes on.
+// CloseWrite sends the end marker: the other end reads io.EOF once it has
+// read everything. Reading goes on.
+//
+// The stream's own FIN waits for Close (both directions ended): a yamux
+// stream closed on one side is reset after StreamCloseTimeout unless the
+// peer closes too, which would cut a session whose other direction goes on
+// for longer than that.
 func (c *Conn) CloseWrite() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -182,7 +208,7 @@ func (c *Conn) CloseWrite() error {
 	if _, err := c.st.Write(end[:]); err != nil {
 		return c.writeFailure(err)
 	}
-	return c.st.Close()
+	return nil
 }
 
 // Abort ends the session at once, without an end marker, so that the other

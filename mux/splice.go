@@ -2,6 +2,7 @@ package mux
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -15,9 +16,16 @@ import (
 // bytes; only while bytes flow does it borrow a bigSize buffer from the
 // pool, and it gives it back on the first short read. So an idle session
 // holds no large buffer on any node.
+//
+// The stream's own receive buffer (yamux's) is released by shrink once a
+// direction has waited shrinkDelay in a small read. Releasing it before
+// every small read instead made yamux allocate and zero a new buffer for
+// most frames while bytes flowed (a short read does not mean idle: frames
+// end in short reads), which cost a sixth of the CPU of a transfer.
 const (
-	smallSize = 512
-	bigSize   = 64 << 10
+	smallSize   = 512
+	bigSize     = 64 << 10
+	shrinkDelay = 50 * time.Millisecond
 )
 
 var bigPool = sync.Pool{New: func() any {
@@ -36,9 +44,14 @@ func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
 // for a clean end) or the write error.
 func pump(src io.Reader, headroom int, write func([]byte) error, shrink func(), act *activity) (total int64, rerr, werr error) {
 	small := make([]byte, headroom+smallSize)
+	var shrinkT *time.Timer
+	if shrink != nil {
+		shrinkT = time.AfterFunc(shrinkDelay, shrink)
+		defer shrinkT.Stop()
+	}
 	for {
-		if shrink != nil {
-			shrink()
+		if shrinkT != nil {
+			shrinkT.Reset(shrinkDelay) // shrink if this read waits
 		}
 		n, err := src.Read(small[headroom:])
 		if n > 0 {
@@ -54,9 +67,14 @@ func pump(src io.Reader, headroom int, write func([]byte) error, shrink func(), 
 		if n < smallSize {
 			continue
 		}
-		// Bytes are flowing: read big until a short read.
+		// Bytes are flowing: read big until a short read. The whole pooled
+		// buffer is read into, so that a relay (no headroom) reads a whole
+		// frame written by an end (headroom plus bigSize) at once.
+		if shrinkT != nil {
+			shrinkT.Stop()
+		}
 		bp := bigPool.Get().(*[]byte)
-		big := (*bp)[:headroom+bigSize]
+		big := *bp
 		for {
 			n, err = src.Read(big[headroom:])
 			if n > 0 {
@@ -134,6 +152,12 @@ type endResult struct {
 // side becomes an end marker and a FIN on the other; anything else aborts
 // both: the TCP connection is reset and the session aborted. spliceEnd
 // closes tcp and c.
+//
+// Two waits could miss an abort, and are watched: both directions may be
+// blocked on tcp (a peer that neither reads nor sends) when the link dies;
+// and once the other end's end marker came, nothing reads the stream, so
+// the other end's abort (its stream ending) would not be seen while this
+// end still sends.
 func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
 	var act activity
 	act.touch()
@@ -153,6 +177,18 @@ func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
 	stop := idleWatch(idle, &act, abort)
 	defer stop()
 
+	stopLinkWatch := make(chan struct{})
+	linkWatched := make(chan struct{})
+	go func() { // the link's death aborts even a session blocked on tcp
+		defer close(linkWatched)
+		select {
+		case <-c.st.Session().CloseChan():
+			abort(errLinkLost)
+		case <-stopLinkWatch:
+		}
+	}()
+
+	var ending atomic.Bool // tcp -> session ended cleanly: the end marker goes out
 	done := make(chan struct{})
 	go func() { // tcp -> session
 		defer close(done)
@@ -162,6 +198,7 @@ func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
 		case werr != nil:
 			abort(werr)
 		case rerr == io.EOF:
+			ending.Store(true)
 			if err := c.CloseWrite(); err != nil {
 				abort(err)
 			}
@@ -183,17 +220,53 @@ func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
 				abort(err)
 			}
 		}
+		if err := awaitPeerEnd(c, done, &ending); err != nil {
+			abort(err)
+		}
 	default:
 		abort(rerr)
 	}
 	<-done
 	stop()
+	close(stopLinkWatch)
+	<-linkWatched
 	once.Do(func() {}) // no abort from now on
 	if !res.aborted {
 		_ = tcp.Close()
 		_ = c.Close()
 	}
 	return res
+}
+
+// awaitPeerEnd runs at an end once the other end's end marker was read,
+// until this end's sending direction is over (done). The other end closes
+// its stream only after it read this end's end marker, so a stream that
+// ends before this end began to send it (ending) was aborted at the other
+// end, or lost with its link: that is returned as an abort.
+func awaitPeerEnd(c *Conn, done <-chan struct{}, ending *atomic.Bool) error {
+	got := make(chan error, 1)
+	go func() {
+		var b [1]byte
+		n, err := c.st.Read(b[:])
+		if n > 0 {
+			err = fmt.Errorf("%w: bytes after the end marker", ErrBadFrame)
+		}
+		got <- err
+	}()
+	select {
+	case <-done:
+		_ = c.st.SetReadDeadline(time.Now()) // releases the read
+		<-got
+		return nil
+	case err := <-got:
+		if ending.Load() {
+			return nil // our end marker is on its way: a clean end
+		}
+		if err == nil {
+			err = io.EOF
+		}
+		return c.readFailure(err)
+	}
 }
 
 // spliceRelay carries bytes between two streams at a relay hop, both ways,

@@ -165,6 +165,11 @@ func readCtrl(r io.Reader) (ctrlMsg, error) {
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
+		if err == io.EOF {
+			// The stream ended after the length: a truncated message,
+			// not the clean end that callers take io.EOF for.
+			err = io.ErrUnexpectedEOF
+		}
 		return ctrlMsg{}, fmt.Errorf("%w: body: %w", ErrBadControl, err)
 	}
 	return decodeCtrl(body)

@@ -30,27 +30,29 @@ out="${OUT:-$(mktemp "${TMPDIR:-/tmp}/relaychain-bench.XXXXXX")}"
 
 # One op of BenchmarkIdleSessionHeap opens 2,000 sessions and takes seconds,
 # so at the default benchtime it runs once or twice.
-go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$count" "$@" ./mux/ 2>&1 | tee "$out"
-status=${PIPESTATUS[0]}
-if [[ $status -ne 0 ]]; then
-	echo "bench.sh: go test failed (exit $status); raw output in $out" >&2
-	exit "$status"
+if ! go test -run '^$' -bench "$bench" -benchtime "$benchtime" -count "$count" "$@" ./mux/ 2>&1 | tee "$out"; then
+	echo "bench.sh: go test failed; raw output in $out" >&2
+	exit 1
 fi
 
 echo
 echo "Summary (raw output in $out)"
 awk '
+function fmt(v) {
+	if (v >= 1000 || v <= -1000) return sprintf("%.0f", v)
+	return sprintf("%.3g", v)
+}
 BEGIN {
 	target["ThroughputLeafRelayRoot node-cpu-s/GB"] = "<= 1"
 	target["SessionOpens opens/s"] = ">= 3000"
 	target["IdleSessionHeap heap-B/sess/node"] = "<= 10240"
 	keep["MB/s"] = 1; keep["cpu-s/GB"] = 1; keep["node-cpu-s/GB"] = 1
 	keep["ns/rtt-1hop"] = 1; keep["ns/rtt-3hop"] = 1; keep["ns/hop-rtt"] = 1
-	keep["opens/s"] = 1
+	keep["opens/s"] = 1; keep["cpu-us/open"] = 1
 	keep["heap-B/sess/node"] = 1; keep["stack-B/sess/node"] = 1
 	keep["heap-B/sess-all"] = 1; keep["stack-B/sess-all"] = 1
-	printf "%-26s %-18s %14s  %s\n", "benchmark", "metric", "value", "target"
-	printf "%-26s %-18s %14s  %s\n", "---------", "------", "-----", "------"
+	printf "%-26s %-18s %12s  %s\n", "benchmark", "metric", "value", "target"
+	printf "%-26s %-18s %12s  %s\n", "---------", "------", "-----", "------"
 }
 /^Benchmark/ {
 	name = $1
@@ -59,8 +61,7 @@ BEGIN {
 	for (i = 3; i + 1 <= NF; i += 2) {
 		unit = $(i + 1)
 		if (!(unit in keep)) continue
-		t = target[name " " unit]
-		printf "%-26s %-18s %14.4g  %s\n", name, unit, $i, t
+		printf "%-26s %-18s %12s  %s\n", name, unit, fmt($i), target[name " " unit]
 	}
 }
 ' "$out"

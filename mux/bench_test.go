@@ -1,0 +1,723 @@
+//go:build unix
+
+package mux
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Benchmarks of the relay chain, all nodes in this process on loopback.
+// Run them with scripts/bench.sh, or for example
+//
+//	go test -run '^$' -bench 'Throughput' -benchtime 2s ./mux/
+//
+// The figures are measured, never asserted. The targets they are compared
+// with: CPU per GB moved through a leaf-relay-root chain at most 1 s summed
+// over the nodes; at least 3,000 session opens/s; at most 10 KB per idle
+// session per node.
+//
+// Logging is off (level 0, to io.Discard) so that formatting log lines
+// does not distort the figures; nodes run with DefaultTuning.
+
+// benchLog is a silent logger.
+func benchLog() *logrus.Entry {
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	lg.SetLevel(logrus.PanicLevel)
+	return logrus.NewEntry(lg)
+}
+
+// benchLine is a chain of nodes in a line: nodes[0] is the root "root",
+// the last is the leaf "leaf", relays "relay1".. between. Each child dials
+// its parent.
+type benchLine struct{ nodes []*Node }
+
+func (l *benchLine) root() *Node { return l.nodes[0] }
+func (l *benchLine) leaf() *Node { return l.nodes[len(l.nodes)-1] }
+
+// startBenchLine starts a line of hops links (hops+1 nodes) with quiet
+// logs. The root offers rootServices; the leaf serves leafEntries. The
+// nodes are shut down when the benchmark ends.
+func startBenchLine(b *testing.B, hops int, rootServices map[string]Service, leafEntries []entry) *benchLine {
+	b.Helper()
+	labels := make([]string, hops+1)
+	labels[0], labels[hops] = "root", "leaf"
+	for i := 1; i < hops; i++ {
+		labels[i] = fmt.Sprintf("relay%d", i)
+	}
+	l := &benchLine{}
+	for i, label := range labels {
+		cfg := Config{Label: label, Role: RoleRelay, Tuning: DefaultTuning()}
+		switch i {
+		case 0:
+			cfg.Role, cfg.Services = RoleRoot, rootServices
+		case hops:
+			cfg.Role = RoleLeaf
+		}
+		if i > 0 {
+			parent := l.nodes[i-1]
+			cfg.Links = append(cfg.Links, LinkConfig{Peer: labels[i-1], Parent: true, Dial: parent.LinkAddr(label).String()})
+		}
+		if i < hops {
+			cfg.Links = append(cfg.Links, LinkConfig{Peer: labels[i+1], Listen: "127.0.0.1:0"})
+		}
+		n, err := New(cfg, benchLog())
+		if err != nil {
+			b.Fatalf("new %s: %v", label, err)
+		}
+		if i == hops {
+			for _, e := range leafEntries {
+				n.AddEntry(e.ln, e.name, e.dest, e.service)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = n.Serve(ctx)
+		}()
+		b.Cleanup(func() {
+			cancel()
+			<-served
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer scancel()
+			_ = n.Shutdown(sctx)
+		})
+		l.nodes = append(l.nodes, n)
+	}
+	waitFor(b, 10*time.Second, "routes to be learned", func() bool {
+		return l.root().Routes()["leaf"] != "" && len(l.leaf().PathToRoot()) == hops
+	})
+	return l
+}
+
+// waitDrained waits until no node of l carries a session.
+func (l *benchLine) waitDrained(b *testing.B) {
+	b.Helper()
+	waitFor(b, 20*time.Second, "sessions to drain", func() bool {
+		for _, n := range l.nodes {
+			if n.Sessions() != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// benchProcCPU is the CPU time (user + system) the whole process has used: the
+// sum over every node, the client and the sink, which all run here.
+func benchProcCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchSink accepts connections, reads and discards everything, then
+// answers the byte count (8 bytes, big endian) and closes.
+func startBenchSink(tb testing.TB) (addr string, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				var total uint64
+				for {
+					n, err := c.Read(buf)
+					total += uint64(n)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						return
+					}
+				}
+				_, _ = c.Write(binary.BigEndian.AppendUint64(nil, total))
+			}()
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = ln.Close()
+			wg.Wait()
+		})
+	}
+	return ln.Addr().String(), stop
+}
+
+// benchChunk is the client's write size and the bytes of one benchmark op.
+const benchChunk = 1 << 20
+
+// benchPush writes n chunks of benchChunk bytes to c, half-closes it and checks
+// the count the sink answers: every byte arrived.
+func benchPush(c net.Conn, n int, chunk []byte) error {
+	for i := 0; i < n; i++ {
+		if _, err := c.Write(chunk); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return err
+	}
+	var cnt [8]byte
+	if _, err := io.ReadFull(c, cnt[:]); err != nil {
+		return fmt.Errorf("read count: %w", err)
+	}
+	if got, want := binary.BigEndian.Uint64(cnt[:]), uint64(n)*benchChunk; got != want {
+		return fmt.Errorf("sink got %d bytes, sent %d", got, want)
+	}
+	return nil
+}
+
+// The direct baseline: CPU seconds per GB of a client writing to the sink
+// over one direct loopback TCP connection. Measured once per process.
+var benchDirect struct {
+	once   sync.Once
+	cpuGB  float64
+	failed error
+}
+
+func benchDirectBaseline(b *testing.B) float64 {
+	benchDirect.once.Do(func() {
+		addr, stop := startBenchSink(b)
+		defer stop()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			benchDirect.failed = err
+			return
+		}
+		defer c.Close()
+		const chunks = 512 // 512 MiB
+		chunk := make([]byte, benchChunk)
+		cpu0 := benchProcCPU(b)
+		if err := benchPush(c, chunks, chunk); err != nil {
+			benchDirect.failed = err
+			return
+		}
+		cpu := benchProcCPU(b) - cpu0
+		benchDirect.cpuGB = cpu.Seconds() / (float64(chunks) * benchChunk / 1e9)
+	})
+	if benchDirect.failed != nil {
+		b.Fatalf("direct baseline: %v", benchDirect.failed)
+	}
+	return benchDirect.cpuGB
+}
+
+// benchThroughput pushes b.N MiB through the connection dial returns
+// (timed: the writes and the sink's count; not timed: the dial and the
+// session open) and reports the process CPU per GB (1e9 bytes) moved.
+// With chain set it also reports "node-cpu-s/GB": the same minus the direct
+// baseline, i.e. the CPU the nodes add. The client's writes and the sink's
+// reads are the same syscalls on the same data in both cases, so the
+// difference is the entry, relay and destination nodes' work: their reads
+// and writes of the sockets and links, yamux and the splices.
+func benchThroughput(b *testing.B, dial func() (net.Conn, error), chain bool) {
+	var base float64
+	if chain {
+		base = benchDirectBaseline(b)
+	}
+	c, err := dial()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	chunk := make([]byte, benchChunk)
+	for i := range chunk {
+		chunk[i] = byte(i * 7)
+	}
+	b.SetBytes(benchChunk)
+	runtime.GC()
+	b.ResetTimer()
+	cpu0 := benchProcCPU(b)
+	if err := benchPush(c, b.N, chunk); err != nil {
+		b.Fatal(err)
+	}
+	cpu := benchProcCPU(b) - cpu0
+	b.StopTimer()
+	gb := float64(b.N) * benchChunk / 1e9
+	b.ReportMetric(cpu.Seconds()/gb, "cpu-s/GB")
+	if chain {
+		b.ReportMetric(cpu.Seconds()/gb-base, "node-cpu-s/GB")
+		b.ReportMetric(base, "direct-cpu-s/GB")
+	}
+}
+
+// BenchmarkThroughputDirect: a client writing to a discarding sink over
+// one direct loopback TCP connection, for comparison.
+func BenchmarkThroughputDirect(b *testing.B) {
+	addr, stop := startBenchSink(b)
+	defer stop()
+	benchThroughput(b, func() (net.Conn, error) { return net.Dial("tcp", addr) }, false)
+}
+
+// benchThroughputLine: the client connects to the leaf's entry; the session
+// crosses hops links to the root, which dials the sink.
+func benchThroughputLine(b *testing.B, hops int) {
+	addr, stop := startBenchSink(b)
+	ln := listenEntry(b)
+	line := startBenchLine(b, hops, map[string]Service{"sink": {Addrs: []string{addr}}},
+		[]entry{{ln: ln, name: "bench", dest: "root", service: "sink"}})
+	entryAddr := ln.Addr().String()
+	benchThroughput(b, func() (net.Conn, error) { return net.Dial("tcp", entryAddr) }, true)
+	line.waitDrained(b)
+	stop()
+}
+
+// BenchmarkThroughputChain: the four-node chain, leaf entry -> relay2 ->
+// relay1 -> root -> sink.
+func BenchmarkThroughputChain(b *testing.B) { benchThroughputLine(b, 3) }
+
+// BenchmarkThroughputLeafRelayRoot: leaf entry -> relay -> root -> sink,
+// the chain the CPU target is set for (node-cpu-s/GB at most 1).
+func BenchmarkThroughputLeafRelayRoot(b *testing.B) { benchThroughputLine(b, 2) }
+
+// startBenchTCPRelay accepts connections and copies each to a new connection to
+// next, both ways, with plain 64 KiB read/write loops (no yamux, no
+// framing, no splice(2)) and half-close. It returns its address.
+func startBenchTCPRelay(b *testing.B, next string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	copyHalf := func(dst, src *net.TCPConn) {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				_ = dst.CloseWrite()
+				return
+			}
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d, err := net.Dial("tcp", next)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				defer d.Close()
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					copyHalf(d.(*net.TCPConn), c.(*net.TCPConn))
+				}()
+				copyHalf(c.(*net.TCPConn), d.(*net.TCPConn))
+				<-done
+			}()
+		}
+	}()
+	b.Cleanup(func() {
+		_ = ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// BenchmarkThroughputTCPRelayFloor: the shape of leaf-relay-root without
+// the relay chain: client -> three plain TCP relays in a row -> sink. Its
+// node-cpu-s/GB is what three user-space hops cost in the kernel alone (the
+// copies through three more loopback connections), a floor for
+// BenchmarkThroughputLeafRelayRoot's.
+func BenchmarkThroughputTCPRelayFloor(b *testing.B) {
+	addr, stop := startBenchSink(b)
+	defer stop()
+	entryAddr := startBenchTCPRelay(b, startBenchTCPRelay(b, startBenchTCPRelay(b, addr)))
+	benchThroughput(b, func() (net.Conn, error) { return net.Dial("tcp", entryAddr) }, true)
+}
+
+// benchEcho is an in-process service that echoes until the clean end.
+func benchEcho(_ context.Context, c *Conn) {
+	defer c.Close()
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err == io.EOF {
+			_ = c.CloseWrite()
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// BenchmarkRoundTripPerHop: a 64-byte ping-pong over an established
+// session from the leaf's Open to an in-process echo at the root, through
+// one link (leaf-root) and through the four-node chain (three links),
+// interleaved. ns/op is one round trip on each. Metrics: ns/rtt-1hop and
+// ns/rtt-3hop; ns/hop-rtt is what one more hop (a relay node and a link)
+// adds to a round trip: (rtt3 - rtt1) / 2.
+func BenchmarkRoundTripPerHop(b *testing.B) {
+	svc := map[string]Service{"echo": {Handler: benchEcho}}
+	one := startBenchLine(b, 1, svc, nil)
+	three := startBenchLine(b, 3, svc, nil)
+	ctx := context.Background()
+	c1, err := one.leaf().Open(ctx, "root", "echo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c3, err := three.leaf().Open(ctx, "root", "echo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := make([]byte, 64)
+	got := make([]byte, len(msg))
+	rt := func(c *Conn) {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < 200; i++ { // warm up
+		rt(c1)
+		rt(c3)
+	}
+	b.ResetTimer()
+	var t1, t3 time.Duration
+	for i := 0; i < b.N; i++ {
+		msg[0] = byte(i)
+		s := time.Now()
+		rt(c1)
+		m := time.Now()
+		rt(c3)
+		t3 += time.Since(m)
+		t1 += m.Sub(s)
+		if got[0] != byte(i) {
+			b.Fatalf("echo returned %d, sent %d", got[0], byte(i))
+		}
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(t1.Nanoseconds())/n, "ns/rtt-1hop")
+	b.ReportMetric(float64(t3.Nanoseconds())/n, "ns/rtt-3hop")
+	b.ReportMetric(float64((t3-t1).Nanoseconds())/n/2, "ns/hop-rtt")
+	for _, c := range []*Conn{c1, c3} {
+		if err := c.CloseWrite(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			b.Fatal(err)
+		}
+		_ = c.Close()
+	}
+	one.waitDrained(b)
+	three.waitDrained(b)
+}
+
+// benchSessions runs complete sessions against addr, from 16 clients at
+// once, and reports opens/s and the process CPU per session.
+func benchSessions(b *testing.B, addr string) {
+	session := func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			return err
+		}
+		got, err := io.ReadAll(c)
+		if err != nil {
+			return err
+		}
+		if string(got) != "ping" {
+			return fmt.Errorf("echo returned %q", got)
+		}
+		return nil
+	}
+	if err := session(); err != nil { // warm up
+		b.Fatal(err)
+	}
+	b.SetParallelism(8) // 8 x GOMAXPROCS clients
+	b.ResetTimer()
+	start := time.Now()
+	cpu0 := benchProcCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := session(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	el := time.Since(start)
+	cpu := benchProcCPU(b) - cpu0
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "opens/s")
+	// The CPU one session costs the whole process: on a busy machine a
+	// steadier figure than opens/s; opens/s with the cores to itself is
+	// about GOMAXPROCS / cpu-us/open.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/open")
+}
+
+// BenchmarkSessionOpensDirect: the same sessions as BenchmarkSessionOpens,
+// straight from the clients to the echo server: the clients' and the echo
+// server's share of the cost.
+func BenchmarkSessionOpensDirect(b *testing.B) {
+	echo := startEcho(b)
+	benchSessions(b, echo.addr())
+}
+
+// BenchmarkSessionOpens: complete sessions through leaf-relay-root, each a
+// TCP connect to the leaf's entry, the open to the root and its dial of a
+// TCP echo server, a 4-byte exchange, a half-close each way and the close;
+// 16 clients at once. Metrics: opens/s, and cpu-us/open, the process CPU
+// per session (three nodes, the clients and the echo server; subtract
+// BenchmarkSessionOpensDirect's for the nodes' share).
+func BenchmarkSessionOpens(b *testing.B) {
+	echo := startEcho(b)
+	ln := listenEntry(b)
+	line := startBenchLine(b, 2, map[string]Service{"echo": {Addrs: []string{echo.addr()}}},
+		[]entry{{ln: ln, name: "bench", dest: "root", service: "echo"}})
+	benchSessions(b, ln.Addr().String())
+	line.waitDrained(b)
+}
+
+// benchIdleSessions is how many idle sessions BenchmarkIdleSessionHeap holds.
+// Each takes four sockets in this process (client, entry, the root's dial,
+// the target's accept): 8,000 descriptors, well under the 20,000 cap.
+const benchIdleSessions = 2000
+
+// benchHoldServer accepts connections, answers one byte for one byte, then
+// holds each connection idle until the other side closes it.
+type benchHoldServer struct {
+	ln   net.Listener
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	open map[net.Conn]bool
+}
+
+func startBenchHoldServer(b *testing.B) *benchHoldServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &benchHoldServer{ln: ln, open: map[net.Conn]bool{}}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.open[c] = true
+			h.mu.Unlock()
+			h.wg.Add(1)
+			go func() {
+				defer h.wg.Done()
+				defer func() {
+					h.mu.Lock()
+					delete(h.open, c)
+					h.mu.Unlock()
+					_ = c.Close()
+				}()
+				var one [1]byte
+				if _, err := io.ReadFull(c, one[:]); err != nil {
+					return
+				}
+				if _, err := c.Write(one[:]); err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	b.Cleanup(func() {
+		_ = ln.Close()
+		h.mu.Lock()
+		for c := range h.open {
+			_ = c.Close()
+		}
+		h.mu.Unlock()
+		h.wg.Wait()
+	})
+	return h
+}
+
+func (h *benchHoldServer) conns() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.open)
+}
+
+// benchOpenIdle dials addr n times (8 at once), exchanges one byte on each, so
+// that the whole path is established, and returns the connections.
+func benchOpenIdle(b *testing.B, addr string, n int) []net.Conn {
+	conns := make([]net.Conn, n)
+	var wg sync.WaitGroup
+	errc := make(chan error, n)
+	next := make(chan int, n)
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					errc <- err
+					return
+				}
+				conns[i] = c
+				one := []byte{byte(i)}
+				if _, err := c.Write(one); err != nil {
+					errc <- err
+					return
+				}
+				if _, err := io.ReadFull(c, one); err != nil || one[0] != byte(i) {
+					errc <- fmt.Errorf("exchange on connection %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		benchCloseAll(conns)
+		b.Fatal(err)
+	}
+	return conns
+}
+
+func benchCloseAll(conns []net.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
+// benchMemNow returns the live heap and the stack in use after a full GC.
+func benchMemNow() (heap, stack int64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc), int64(ms.StackInuse)
+}
+
+// BenchmarkIdleSessionHeap: holds benchIdleSessions idle sessions through
+// leaf-relay-root (TCP client -> leaf entry -> relay -> root -> TCP target)
+// and reports the memory they take. Each op opens them all, exchanges one
+// byte on each, measures, and tears them down. The client's and the
+// target's own share (two sockets and the target's goroutine per session)
+// is measured the same way over direct connections and subtracted, so
+// heap-B/sess/node and stack-B/sess/node are the nodes' own cost, divided
+// by the three nodes; heap-B/sess-all and stack-B/sess-all are the raw
+// process-wide deltas per session. The stack figures are upper bounds:
+// StackInuse also counts the stacks the runtime keeps for reuse from
+// goroutines that already ended (such as the shrink timers' callbacks).
+func BenchmarkIdleSessionHeap(b *testing.B) {
+	const nodes = 3
+	hold := startBenchHoldServer(b)
+	ln := listenEntry(b)
+	line := startBenchLine(b, 2, map[string]Service{"hold": {Addrs: []string{hold.ln.Addr().String()}}},
+		[]entry{{ln: ln, name: "bench", dest: "root", service: "hold"}})
+	entryAddr := ln.Addr().String()
+	waitIdle := func(want int) {
+		waitFor(b, 30*time.Second, "sessions to settle", func() bool {
+			for _, n := range line.nodes {
+				if n.Sessions() != want {
+					return false
+				}
+			}
+			return hold.conns() == want
+		})
+	}
+	// Warm up pools and maps on the whole path.
+	benchCloseAll(benchOpenIdle(b, entryAddr, 50))
+	waitIdle(0)
+
+	var heapSum, stackSum, rawHeapSum, rawStackSum float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// Baseline: the client and target alone, over direct connections.
+		h0, s0 := benchMemNow()
+		conns := benchOpenIdle(b, hold.ln.Addr().String(), benchIdleSessions)
+		h1, s1 := benchMemNow()
+		benchCloseAll(conns)
+		waitIdle(0)
+
+		h2, s2 := benchMemNow()
+		conns = benchOpenIdle(b, entryAddr, benchIdleSessions)
+		waitIdle(benchIdleSessions) // no byte moves from here until benchCloseAll
+		// Let every direction's receive buffer be released (see
+		// shrinkDelay): that is the state of an idle session.
+		time.Sleep(4 * shrinkDelay)
+		h3, s3 := benchMemNow()
+		benchCloseAll(conns)
+		waitIdle(0)
+
+		rawHeap := float64(h3-h2) / benchIdleSessions
+		rawStack := float64(s3-s2) / benchIdleSessions
+		rawHeapSum += rawHeap
+		rawStackSum += rawStack
+		heapSum += (rawHeap - float64(h1-h0)/benchIdleSessions) / nodes
+		stackSum += (rawStack - float64(s1-s0)/benchIdleSessions) / nodes
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(heapSum/n, "heap-B/sess/node")
+	b.ReportMetric(stackSum/n, "stack-B/sess/node")
+	b.ReportMetric(rawHeapSum/n, "heap-B/sess-all")
+	b.ReportMetric(rawStackSum/n, "stack-B/sess-all")
+}
