@@ -37,10 +37,11 @@ type Conn struct {
 	aborted   chan struct{}
 	abortWhy  error
 	onClose   func()
+	link      *link // the link the stream runs on
 }
 
-func newConn(st *yamux.Stream, h Header, onClose func()) *Conn {
-	return &Conn{st: st, hdr: h, aborted: make(chan struct{}), onClose: onClose}
+func newConn(l *link, st *yamux.Stream, h Header, onClose func()) *Conn {
+	return &Conn{st: st, hdr: h, aborted: make(chan struct{}), onClose: onClose, link: l}
 }
 
 // Header returns the session's open header.

@@ -426,7 +426,7 @@ func FuzzConnRead(f *testing.F) {
 		if err := cs.Close(); err != nil { // FIN
 			t.Fatalf("close: %v", err)
 		}
-		c := newConn(ss, Header{}, nil)
+		c := newConn(nil, ss, Header{}, nil)
 		defer c.Close()
 		start := time.Now()
 		_ = ss.SetReadDeadline(start.Add(5 * time.Second)) // a hang shows as a failure, not a stuck fuzzer

@@ -30,6 +30,48 @@ type link struct {
 
 	tellCh    chan struct{} // buffered 1: a TELL is wanted (peer is our parent)
 	closeOnce sync.Once
+
+	lostMu   sync.Mutex
+	lost     bool
+	lostSeq  uint64
+	onLostFn map[uint64]func() // called once when the link ends
+}
+
+// onLost registers f to run when the link ends (at once if it has ended)
+// and returns the function that unregisters it. The ends of sessions use
+// it to learn of a dead link even while both their directions wait on
+// their TCP peer, without a goroutine per session.
+func (l *link) onLost(f func()) (cancel func()) {
+	l.lostMu.Lock()
+	if l.lost {
+		l.lostMu.Unlock()
+		f()
+		return func() {}
+	}
+	l.lostSeq++
+	id := l.lostSeq
+	if l.onLostFn == nil {
+		l.onLostFn = map[uint64]func(){}
+	}
+	l.onLostFn[id] = f
+	l.lostMu.Unlock()
+	return func() {
+		l.lostMu.Lock()
+		delete(l.onLostFn, id)
+		l.lostMu.Unlock()
+	}
+}
+
+// fireLost runs the onLost functions once.
+func (l *link) fireLost() {
+	l.lostMu.Lock()
+	l.lost = true
+	fns := l.onLostFn
+	l.onLostFn = nil
+	l.lostMu.Unlock()
+	for _, f := range fns {
+		f()
+	}
 }
 
 func (l *link) close() {
@@ -288,9 +330,9 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool) {
 	ycfg := n.tun.yamuxConfig(yamuxLogger{n.log.WithFields(logrus.Fields{"component": "yamux", "l": lc.Peer})})
 	var err error
 	if dialled {
-		l.sess, err = yamux.Client(conn, ycfg)
+		l.sess, err = yamux.Client(&coalesceConn{Conn: conn}, ycfg)
 	} else {
-		l.sess, err = yamux.Server(conn, ycfg)
+		l.sess, err = yamux.Server(&coalesceConn{Conn: conn}, ycfg)
 	}
 	if err != nil {
 		n.unreserve(lc.Peer)
@@ -342,6 +384,7 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool) {
 	}
 	<-l.sess.CloseChan()
 	l.close()
+	l.fireLost()
 	wg.Wait()
 
 	n.mu.Lock()

@@ -20,6 +20,10 @@ func (y yamuxLogger) Printf(format string, v ...any) { y.line(fmt.Sprintf(format
 func (y yamuxLogger) line(s string) {
 	s = strings.TrimSpace(s)
 	switch {
+	case strings.Contains(s, "frame for missing stream"), strings.Contains(s, "discarding data for stream"):
+		// Frames that cross a stream's close or reset: normal when
+		// sessions end, not a problem for the operator.
+		y.log.Debug(s)
 	case strings.HasPrefix(s, "[ERR]"), strings.HasPrefix(s, "[WARN]"):
 		y.log.Warn(strings.TrimSpace(s[strings.IndexByte(s, ']')+1:]))
 	default:

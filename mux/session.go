@@ -45,7 +45,7 @@ func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, e
 		n.release(h.ID)
 		return nil, h, se
 	}
-	return newConn(st, h, func() { n.release(h.ID) }), h, nil
+	return newConn(next, st, h, func() { n.release(h.ID) }), h, nil
 }
 
 // openOn opens a stream on l, sends the open header and waits for the
@@ -145,7 +145,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	}
 	defer n.release(h.ID)
 	if h.Dest == n.cfg.Label {
-		n.exit(st, h, log)
+		n.exit(from, st, h, log)
 		return
 	}
 	if h.Hops == 0 {
@@ -181,7 +181,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 // exit serves a session whose destination is this node: it resolves the
 // service, dials it (or runs its handler), answers the status and carries
 // the bytes.
-func (n *Node) exit(st *yamux.Stream, h Header, log *logrus.Entry) {
+func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
@@ -202,7 +202,7 @@ func (n *Node) exit(st *yamux.Stream, h Header, log *logrus.Entry) {
 			return
 		}
 		log.Info("opened (in process)")
-		c := newConn(st, h, nil)
+		c := newConn(from, st, h, nil)
 		defer c.Close()
 		svc.Handler(n.ctx, c)
 		return
@@ -235,7 +235,7 @@ func (n *Node) exit(st *yamux.Stream, h Header, log *logrus.Entry) {
 	log = log.WithField("target", conn.RemoteAddr().String())
 	log.Info("opened")
 	start := time.Now()
-	res := spliceEnd(conn, newConn(st, h, nil), n.tun.IdleTimeout)
+	res := spliceEnd(conn, newConn(from, st, h, nil), n.tun.IdleTimeout)
 	logEnd(log, res, start)
 }
 

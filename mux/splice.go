@@ -154,8 +154,8 @@ type endResult struct {
 // closes tcp and c.
 //
 // Two waits could miss an abort, and are watched: both directions may be
-// blocked on tcp (a peer that neither reads nor sends) when the link dies;
-// and once the other end's end marker came, nothing reads the stream, so
+// blocked on tcp (a peer that neither reads nor sends) when the link dies
+// (the link tells its sessions when it ends); and once the other end's end marker came, nothing reads the stream, so
 // the other end's abort (its stream ending) would not be seen while this
 // end still sends.
 func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
@@ -177,16 +177,12 @@ func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
 	stop := idleWatch(idle, &act, abort)
 	defer stop()
 
-	stopLinkWatch := make(chan struct{})
-	linkWatched := make(chan struct{})
-	go func() { // the link's death aborts even a session blocked on tcp
-		defer close(linkWatched)
-		select {
-		case <-c.st.Session().CloseChan():
-			abort(errLinkLost)
-		case <-stopLinkWatch:
-		}
-	}()
+	// The link's death aborts even a session whose directions both wait on
+	// tcp (a peer that neither reads nor sends).
+	unwatch := func() {}
+	if c.link != nil {
+		unwatch = c.link.onLost(func() { abort(errLinkLost) })
+	}
 
 	var ending atomic.Bool // tcp -> session ended cleanly: the end marker goes out
 	done := make(chan struct{})
@@ -228,8 +224,7 @@ func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
 	}
 	<-done
 	stop()
-	close(stopLinkWatch)
-	<-linkWatched
+	unwatch()
 	once.Do(func() {}) // no abort from now on
 	if !res.aborted {
 		_ = tcp.Close()
@@ -293,8 +288,19 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 	stop := idleWatch(idle, &act, abort)
 	defer stop()
 
-	dir := func(src, dst *yamux.Stream) int64 {
+	// An end sends its stream's FIN only once both directions of the
+	// session have ended (it sent its end marker and read the other's), or
+	// when it aborts. So a FIN arriving from a side this relay still writes
+	// to means that end aborted and reads no more: abort at once rather
+	// than wait, blocked on its window, for its stream close timeout.
+	var finned, writing [2]atomic.Bool // per stream: a (0) and b (1)
+	dir := func(src, dst *yamux.Stream, si, di int) int64 {
 		n, rerr, werr := pump(src, 0, func(p []byte) error {
+			writing[di].Store(true)
+			defer writing[di].Store(false)
+			if finned[di].Load() {
+				return errPeerAborted
+			}
 			_, err := dst.Write(p)
 			return err
 		}, src.Shrink, &act)
@@ -306,7 +312,12 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 				abort(werr)
 			}
 		case rerr == io.EOF && !src.Session().IsClosed():
-			_ = dst.Close() // FIN: the clean end goes on
+			finned[si].Store(true)
+			if writing[si].Load() {
+				abort(errPeerAborted)
+			} else {
+				_ = dst.Close() // FIN: the clean end goes on
+			}
 		case rerr == io.EOF:
 			abort(errLinkLost)
 		default:
@@ -317,13 +328,16 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		res.up = dir(a, b)
+		res.up = dir(a, b, 0, 1)
 	}()
-	res.down = dir(b, a)
+	res.down = dir(b, a, 1, 0)
 	<-done
 	stop()
 	once.Do(func() {})
 	return res
 }
 
-var errLinkLost = errors.New("link lost")
+var (
+	errLinkLost    = errors.New("link lost")
+	errPeerAborted = errors.New("the other end aborted")
+)
