@@ -108,14 +108,21 @@ func (l *link) send(m ctrlMsg) error {
 }
 
 // acceptLinks accepts link connections on one listen address until the
-// node stops accepting. No I/O happens here: each connection's hello runs
-// in its own goroutine.
+// node stops accepting. Each connection's hello runs in its own goroutine.
 func (n *Node) acceptLinks(ll *linkListener) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "listen": ll.ln.Addr().String()})
 	log.Info("listening for links")
+	n.acceptLoop(ll.ln, log, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
+}
+
+// acceptLoop accepts on ln until the node stops accepting and hands each
+// connection to serve in a goroutine the node owns. No I/O happens here.
+// An accept error other than a closed listener (too many open files, say)
+// is logged and retried after a backoff: the node keeps serving.
+func (n *Node) acceptLoop(ln net.Listener, log *logrus.Entry, serve func(net.Conn)) {
 	var delay time.Duration
 	for {
-		conn, err := ll.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || n.acceptCtx.Err() != nil {
 				return
@@ -128,7 +135,7 @@ func (n *Node) acceptLinks(ll *linkListener) {
 			continue
 		}
 		delay = 0
-		if !n.spawn(func() { n.serveLinkConn(ll, conn) }) {
+		if !n.spawn(func() { serve(conn) }) {
 			_ = conn.Close()
 		}
 	}

@@ -244,25 +244,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 func (n *Node) acceptEntry(e *entry) {
 	log := n.log.WithFields(logrus.Fields{"component": "entry", "entry": e.name, "listen": e.ln.Addr().String()})
 	log.Infof("listening for %s at %s", e.service, e.dest)
-	var delay time.Duration
-	for {
-		conn, err := e.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || n.acceptCtx.Err() != nil {
-				return
-			}
-			delay = acceptBackoff(delay)
-			log.WithError(err).Errorf("accept failed; retrying in %s", delay)
-			if !sleepCtx(n.acceptCtx, delay) {
-				return
-			}
-			continue
-		}
-		delay = 0
-		if !n.spawn(func() { n.serveEntry(e, conn) }) {
-			_ = conn.Close()
-		}
-	}
+	n.acceptLoop(e.ln, log, func(conn net.Conn) { n.serveEntry(e, conn) })
 }
 
 // serveEntry carries one accepted connection as a session. It closes conn.
