@@ -29,6 +29,7 @@ type link struct {
 	ctrl   net.Conn // the control stream, once open
 
 	tellCh    chan struct{} // buffered 1: a TELL is wanted (peer is our parent)
+	path      []string      // a parent's label and its path to the root, from its TELL reply; guarded by n.mu
 	closeOnce sync.Once
 
 	lostMu   sync.Mutex
@@ -407,8 +408,8 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool) {
 		parentNow = ""
 	}
 	n.mu.Unlock()
-	if lc.Parent && parentNow == "" {
-		n.setPath(nil)
+	if lc.Parent {
+		n.refreshPath()
 	}
 	linkLog.Warn("link down")
 	if lc.Parent {
@@ -547,11 +548,9 @@ func (l *link) controlAsChild(st *yamux.Stream) {
 				return
 			}
 			l.n.mu.Lock()
-			active := l.n.activeParentLocked() == l
+			l.path = m.Labels
 			l.n.mu.Unlock()
-			if active {
-				l.n.setPath(m.Labels)
-			}
+			l.n.refreshPath()
 		default:
 			l.protocolError(fmt.Errorf("a child does not expect %s", m.Type))
 			return

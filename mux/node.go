@@ -423,6 +423,18 @@ func (n *Node) recomputeLocked() bool {
 	return changed
 }
 
+// refreshPath takes the path to the root from the active parent, as that
+// parent last told it.
+func (n *Node) refreshPath() {
+	n.mu.Lock()
+	var path []string
+	if p := n.activeParentLocked(); p != nil {
+		path = p.path
+	}
+	n.mu.Unlock()
+	n.setPath(path)
+}
+
 // setPath records this node's path to the root (its active parent's label
 // and that parent's path) and, when it changed, tells the children.
 func (n *Node) setPath(path []string) {
