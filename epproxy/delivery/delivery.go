@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -139,16 +140,14 @@ func (s *Service) Handle(ctx context.Context, c *mux.Conn) {
 			return
 		}
 		n := len(b.Events)
-		before := s.delivered.Load()
-		ack, err := s.dedup.Process(b, s.deliver)
+		ack, fresh, err := s.process(b)
 		if err != nil {
 			s.failures.Add(1)
 			log.WithError(err).Error("delivery failed; the sink will send the batch again")
 			return
 		}
-		if d := s.delivered.Load() - before; d < uint64(n) {
-			s.dups.Add(uint64(n) - d)
-		}
+		s.delivered.Add(uint64(fresh))
+		s.dups.Add(uint64(n - fresh))
 		s.batches.Add(1)
 		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		if err := events.WriteAck(c, ack); err != nil {
@@ -160,20 +159,55 @@ func (s *Service) Handle(ctx context.Context, c *mux.Conn) {
 	}
 }
 
-// deliver writes events to the file, then to the event server.
-func (s *Service) deliver(sink string, evs []events.Event) error {
-	if s.json != nil {
-		if err := s.json.Deliver(sink, evs); err != nil {
-			return fmt.Errorf("events file: %w", err)
+// process delivers a batch to each output (the event server, the file)
+// once. Each output keeps its own mark per sink, so a batch that reached
+// the file but not the server is, when the sink sends it again, written to
+// the server only. It returns the ack and how many events were new to the
+// first output.
+func (s *Service) process(b *events.Batch) (events.Ack, int, error) {
+	sink := b.Sink
+	var ack events.Ack
+	fresh := -1
+	for _, out := range s.outputs() {
+		keyed := *b
+		keyed.Sink = sink + out.suffix
+		n := 0
+		a, err := s.dedup.Process(&keyed, func(_ string, evs []events.Event) error {
+			n = len(evs)
+			return out.deliver(sink, evs)
+		})
+		if err != nil {
+			return events.Ack{}, 0, err
 		}
+		if fresh < 0 {
+			fresh = n
+		}
+		ack = a
 	}
+	return ack, fresh, nil
+}
+
+// output is one place events go; suffix tells its marks apart in the
+// deduplication state (labels hold no '#').
+type output struct {
+	suffix  string
+	deliver func(sink string, evs []events.Event) error
+}
+
+func (s *Service) outputs() []output {
+	var outs []output
 	if s.cfg.Server != "" {
-		if err := s.toServer(sink, evs); err != nil {
-			return err
-		}
+		outs = append(outs, output{"", s.toServer})
 	}
-	s.delivered.Add(uint64(len(evs)))
-	return nil
+	if s.json != nil {
+		outs = append(outs, output{"#file", func(sink string, evs []events.Event) error {
+			if err := s.json.Deliver(sink, evs); err != nil {
+				return fmt.Errorf("events file: %w", err)
+			}
+			return nil
+		}})
+	}
+	return outs
 }
 
 func (s *Service) toServer(sink string, evs []events.Event) error {
@@ -202,38 +236,53 @@ func (s *Service) toServer(sink string, evs []events.Event) error {
 }
 
 // serverConn is the connection to the event server. The server sends
-// nothing; a reader notices when it closes the connection, so that the next
-// delivery dials again instead of writing into a connection the server has
-// left (those bytes would be lost).
+// nothing. Before each delivery, isDead reads what the socket holds without
+// blocking, so that a connection the server has closed (its FIN has
+// arrived) is dialled again instead of written into: those bytes would be
+// lost although acknowledged. (A goroutine blocked in Read cannot tell in
+// time: it may not have run yet when the next batch comes.)
 type serverConn struct {
-	c    net.Conn
-	d    *events.Deliverer
-	dead chan struct{}
-	done chan struct{}
+	c  net.Conn
+	rc syscall.RawConn // nil if c has no descriptor: isDead is always false
+	d  *events.Deliverer
 }
 
 func newServerConn(c net.Conn) *serverConn {
-	sc := &serverConn{c: c, d: events.NewDeliverer(c), dead: make(chan struct{}), done: make(chan struct{})}
-	go sc.watch()
+	sc := &serverConn{c: c, d: events.NewDeliverer(c)}
+	if s, ok := c.(syscall.Conn); ok {
+		if rc, err := s.SyscallConn(); err == nil {
+			sc.rc = rc
+		}
+	}
 	return sc
 }
 
-func (sc *serverConn) watch() {
-	defer close(sc.done)
-	_, _ = io.Copy(io.Discard, sc.c)
-	close(sc.dead)
-}
-
+// isDead reports whether the server has closed or reset the connection. It
+// discards whatever the server sent. It never blocks: the socket is in
+// non-blocking mode, so an empty, open socket reads EAGAIN.
 func (sc *serverConn) isDead() bool {
-	select {
-	case <-sc.dead:
-		return true
-	default:
+	if sc.rc == nil {
 		return false
 	}
+	var buf [4096]byte
+	dead := false
+	err := sc.rc.Read(func(fd uintptr) bool {
+		for range 64 { // a server that floods us is not dead
+			n, err := syscall.Read(int(fd), buf[:])
+			switch {
+			case err == syscall.EINTR:
+			case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+				return true
+			case err != nil || n == 0: // reset, or the server's FIN
+				dead = true
+				return true
+			}
+		}
+		return true
+	})
+	return dead || err != nil
 }
 
 func (sc *serverConn) close() {
 	_ = sc.c.Close()
-	<-sc.done
 }

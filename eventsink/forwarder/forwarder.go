@@ -162,13 +162,13 @@ func (f *Forwarder) session(ctx context.Context) (progress bool, err error) {
 			return progress, err
 		}
 		if len(recs) == 0 {
-			return progress, f.finish(c)
+			return progress, f.finish(ctx, c)
 		}
 		b := &events.Batch{Sink: f.cfg.Sink, Events: make([]events.Event, len(recs))}
 		for i, r := range recs {
 			b.Events[i] = events.Event{Seq: r.Seq, Time: r.Time, Framing: r.Framing, Source: r.Source, Data: r.Data}
 		}
-		_ = c.SetDeadline(time.Now().Add(f.cfg.AckTimeout))
+		setDeadline(ctx, c, time.Now().Add(f.cfg.AckTimeout))
 		if err := events.WriteBatch(c, b, f.lim); err != nil {
 			return progress, fmt.Errorf("send batch: %w", err)
 		}
@@ -179,7 +179,7 @@ func (f *Forwarder) session(ctx context.Context) (progress bool, err error) {
 		if ack.UpTo != b.LastSeq() {
 			return progress, fmt.Errorf("ack up to %d for a batch ending at %d", ack.UpTo, b.LastSeq())
 		}
-		_ = c.SetDeadline(time.Time{})
+		setDeadline(ctx, c, time.Time{})
 		if err := f.sp.Ack(ack.UpTo); err != nil {
 			return progress, err
 		}
@@ -194,8 +194,8 @@ func (f *Forwarder) session(ctx context.Context) (progress bool, err error) {
 // finish ends an idle session cleanly: a half-close, then the epproxy's
 // own end. Each burst of events gets its own session, so an idle eventsink
 // holds no session open.
-func (f *Forwarder) finish(c *mux.Conn) error {
-	_ = c.SetDeadline(time.Now().Add(f.cfg.AckTimeout))
+func (f *Forwarder) finish(ctx context.Context, c *mux.Conn) error {
+	setDeadline(ctx, c, time.Now().Add(f.cfg.AckTimeout))
 	if err := c.CloseWrite(); err != nil {
 		return err
 	}
@@ -207,4 +207,14 @@ func (f *Forwarder) finish(c *mux.Conn) error {
 		return err
 	}
 	return nil
+}
+
+// setDeadline sets c's deadline to t, unless ctx has ended: then to now. The
+// deadline that ctx's end set (session's AfterFunc) must not be replaced by
+// a later one, or Run would wait for the ack timeout after its cancel.
+func setDeadline(ctx context.Context, c *mux.Conn, t time.Time) {
+	_ = c.SetDeadline(t)
+	if ctx.Err() != nil {
+		_ = c.SetDeadline(time.Now())
+	}
 }
