@@ -85,6 +85,12 @@ type Tuning struct {
 	// IdleTimeout aborts a session that moved no byte either way for this
 	// long, on every node it crosses. Zero: no idle timeout (the default).
 	IdleTimeout time.Duration
+	// PeerWriteTimeout aborts a session whose TCP peer at an end (the
+	// client of an entry, the target of a service) takes no byte of what
+	// the session has for it for this long: a peer that stopped reading
+	// would otherwise hold the session, and its sockets on every node, for
+	// ever. Default 60s; negative: no limit.
+	PeerWriteTimeout time.Duration
 	// BackoffMin and BackoffMax bound the reconnect backoff of dialled
 	// links (exponential, with jitter). Defaults 500ms and 30s.
 	BackoffMin, BackoffMax time.Duration
@@ -111,6 +117,7 @@ func DefaultTuning() Tuning {
 		BackoffMax:         30 * time.Second,
 		MaxSessions:        50000,
 		ShutdownAbortWait:  5 * time.Second,
+		PeerWriteTimeout:   60 * time.Second,
 	}
 }
 
@@ -149,6 +156,9 @@ func (t Tuning) withDefaults() Tuning {
 	}
 	if t.MaxSessions == 0 {
 		t.MaxSessions = d.MaxSessions
+	}
+	if t.PeerWriteTimeout == 0 {
+		t.PeerWriteTimeout = d.PeerWriteTimeout
 	}
 	if t.ShutdownAbortWait == 0 {
 		t.ShutdownAbortWait = d.ShutdownAbortWait

@@ -235,7 +235,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	log = log.WithField("target", conn.RemoteAddr().String())
 	log.Info("opened")
 	start := time.Now()
-	res := spliceEnd(conn, newConn(from, st, h, nil), n.tun.IdleTimeout)
+	res := spliceEnd(conn, newConn(from, st, h, nil), n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
 	logEnd(log, res, start)
 }
 
@@ -267,7 +267,7 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	}
 	log.Info("opened")
 	start := time.Now()
-	res := spliceEnd(conn, c, n.tun.IdleTimeout)
+	res := spliceEnd(conn, c, n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
 	logEnd(log, res, start)
 }
 

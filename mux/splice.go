@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,7 +159,7 @@ type endResult struct {
 // (the link tells its sessions when it ends); and once the other end's end marker came, nothing reads the stream, so
 // the other end's abort (its stream ending) would not be seen while this
 // end still sends.
-func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
+func spliceEnd(tcp net.Conn, c *Conn, idle, peerWrite time.Duration) endResult {
 	var act activity
 	act.touch()
 	var res endResult
@@ -203,7 +204,13 @@ func spliceEnd(tcp net.Conn, c *Conn, idle time.Duration) endResult {
 		}
 	}()
 	n, rerr, werr := pump(c, 0, func(b []byte) error {
+		if peerWrite > 0 {
+			_ = tcp.SetWriteDeadline(time.Now().Add(peerWrite))
+		}
 		_, err := tcp.Write(b)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("the peer took no byte for %s: %w", peerWrite, err)
+		}
 		return err
 	}, c.shrink, &act)
 	res.down = n

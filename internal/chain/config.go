@@ -155,6 +155,10 @@ type Tuning struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// IdleTimeout aborts sessions idle this long. Default 0: never.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// PeerWriteTimeout aborts a session whose TCP peer (an entry's client,
+	// a service's target) takes no byte for this long. Default 60s; 0:
+	// never.
+	PeerWriteTimeout time.Duration `yaml:"peer_write_timeout"`
 	// ReconnectMin and ReconnectMax bound the backoff between attempts to
 	// dial a link. Defaults 500ms and 30s.
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
@@ -233,6 +237,7 @@ func Default(k Kind) *Config {
 			OpenTimeout:        d.OpenTimeout,
 			DialTimeout:        d.DialTimeout,
 			IdleTimeout:        d.IdleTimeout,
+			PeerWriteTimeout:   d.PeerWriteTimeout,
 			ReconnectMin:       d.BackoffMin,
 			ReconnectMax:       d.BackoffMax,
 			MaxSessions:        d.MaxSessions,
@@ -481,6 +486,9 @@ func (t Tuning) validate(ps *daemon.Problems) {
 	if t.IdleTimeout < 0 {
 		ps.Errorf("tuning.idle_timeout", "must not be negative (0 turns it off)")
 	}
+	if t.PeerWriteTimeout < 0 {
+		ps.Errorf("tuning.peer_write_timeout", "must not be negative (0 turns it off)")
+	}
 	if t.ReconnectMin > t.ReconnectMax {
 		ps.Errorf("tuning.reconnect_min", "%s is above reconnect_max %s", t.ReconnectMin, t.ReconnectMax)
 	}
@@ -507,6 +515,10 @@ func (t Tuning) MuxTuning() mux.Tuning {
 	m.OpenTimeout = t.OpenTimeout
 	m.DialTimeout = t.DialTimeout
 	m.IdleTimeout = t.IdleTimeout
+	m.PeerWriteTimeout = t.PeerWriteTimeout
+	if t.PeerWriteTimeout == 0 {
+		m.PeerWriteTimeout = -1 // off
+	}
 	m.BackoffMin = t.ReconnectMin
 	m.BackoffMax = t.ReconnectMax
 	m.MaxSessions = t.MaxSessions
