@@ -66,10 +66,13 @@ type Tuning struct {
 	// WriteTimeout bounds a write on a link and the wait for a keepalive
 	// answer. Default 10s.
 	WriteTimeout time.Duration
-	// StreamCloseTimeout is how long a stream closed at one end (its
-	// session ended or aborted there) waits for the peer's close before it
-	// is reset. Default 60s. A half-closed session (one direction ended)
-	// is not affected: its stream is closed only when both have ended.
+	// StreamCloseTimeout, when positive, resets a stream closed at one end
+	// whose other end has not closed within it. Default 0: off. The ends
+	// and relays close every stream themselves (when a session ends, an
+	// abort, a timeout) and a dead link releases all of its streams, so the
+	// timer only guards against a peer that never closes; but it also cuts
+	// the tail of a clean session whose reader drains slower than the
+	// timeout (8 MiB of window per hop at 140 KB/s takes a minute).
 	StreamCloseTimeout time.Duration
 	// AcceptBacklog is how many opened streams may wait to be accepted on
 	// a link. Default 1024.
@@ -108,7 +111,7 @@ func DefaultTuning() Tuning {
 		WindowSize:         8 << 20,
 		KeepAliveInterval:  10 * time.Second,
 		WriteTimeout:       10 * time.Second,
-		StreamCloseTimeout: 60 * time.Second,
+		StreamCloseTimeout: 0,
 		AcceptBacklog:      1024,
 		HelloTimeout:       10 * time.Second,
 		OpenTimeout:        15 * time.Second,
@@ -132,9 +135,6 @@ func (t Tuning) withDefaults() Tuning {
 	}
 	if t.WriteTimeout == 0 {
 		t.WriteTimeout = d.WriteTimeout
-	}
-	if t.StreamCloseTimeout == 0 {
-		t.StreamCloseTimeout = d.StreamCloseTimeout
 	}
 	if t.AcceptBacklog == 0 {
 		t.AcceptBacklog = d.AcceptBacklog
@@ -207,10 +207,12 @@ func (t Tuning) yamuxConfig(log yamux.Logger) *yamux.Config {
 		KeepAliveInterval:      t.KeepAliveInterval,
 		ConnectionWriteTimeout: t.WriteTimeout,
 		MaxStreamWindowSize:    t.WindowSize,
-		StreamOpenTimeout:      t.OpenTimeout,
-		StreamCloseTimeout:     t.StreamCloseTimeout,
-		Logger:                 log,
-		LogOutput:              nil,
+		// No yamux open timeout: it closes the whole link when one open is
+		// not acknowledged in time; openOn bounds each open itself.
+		StreamOpenTimeout:  0,
+		StreamCloseTimeout: t.StreamCloseTimeout,
+		Logger:             log,
+		LogOutput:          nil,
 	}
 }
 

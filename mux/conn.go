@@ -32,6 +32,7 @@ type Conn struct {
 	wmu    sync.Mutex
 	whead  [frameHeaderLen]byte
 	wended bool
+	werr   error // sticky: after a failed write the framing cannot go on
 
 	closeOnce sync.Once
 	aborted   chan struct{}
@@ -125,6 +126,9 @@ func (c *Conn) readFailure(err error) error {
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
 	if c.wended {
 		return 0, fmt.Errorf("write after close: %w", net.ErrClosed)
 	}
@@ -168,6 +172,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (c *Conn) writeFrame(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
 	if c.wended {
 		return fmt.Errorf("write after close: %w", net.ErrClosed)
 	}
@@ -178,16 +185,21 @@ func (c *Conn) writeFrame(b []byte) error {
 	return nil
 }
 
+// writeFailure turns a failed stream write into the abort it means and
+// keeps it: a frame may have gone out in part, so nothing more may be
+// written (a later frame would land inside it). Called with wmu held.
 func (c *Conn) writeFailure(err error) error {
 	select {
 	case <-c.aborted:
-		return fmt.Errorf("%w: %w", ErrAborted, c.abortWhy)
+		c.werr = fmt.Errorf("%w: %w", ErrAborted, c.abortWhy)
 	default:
+		if c.st.Session().IsClosed() {
+			c.werr = fmt.Errorf("%w: link lost", ErrAborted)
+		} else {
+			c.werr = fmt.Errorf("%w: %w", ErrAborted, err)
+		}
 	}
-	if c.st.Session().IsClosed() {
-		return fmt.Errorf("%w: link lost", ErrAborted)
-	}
-	return fmt.Errorf("%w: %w", ErrAborted, err)
+	return c.werr
 }
 
 // CloseWrite sends the end marker: the other end reads io.EOF once it has
@@ -200,6 +212,9 @@ func (c *Conn) writeFailure(err error) error {
 func (c *Conn) CloseWrite() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
 	if c.wended {
 		return nil
 	}
@@ -234,12 +249,17 @@ func (c *Conn) Abort(reason error) {
 // end marker was sent and received) it releases the stream; otherwise it
 // aborts.
 func (c *Conn) Close() error {
-	c.rmu.Lock()
-	readDone := c.rerr == io.EOF
-	c.rmu.Unlock()
-	c.wmu.Lock()
-	writeDone := c.wended
-	c.wmu.Unlock()
+	// A Read or Write in progress holds its lock: then that direction has
+	// not ended, and Close must not wait for it but abort, which releases it.
+	readDone, writeDone := false, false
+	if c.rmu.TryLock() {
+		readDone = c.rerr == io.EOF
+		c.rmu.Unlock()
+	}
+	if c.wmu.TryLock() {
+		writeDone = c.wended && c.werr == nil
+		c.wmu.Unlock()
+	}
 	if !readDone || !writeDone {
 		c.Abort(errors.New("closed before both directions ended"))
 		return nil

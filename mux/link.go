@@ -93,8 +93,17 @@ func (l *link) wantTell() {
 
 // send writes a control message under the link's write timeout.
 func (l *link) send(m ctrlMsg) error {
+	return l.sendBuilt(func() ctrlMsg { return m })
+}
+
+// sendBuilt builds a control message and writes it, both under the
+// control stream's lock, so that messages that replace what the neighbour
+// knows (WHO reply, TELL, TELL reply) go out in the order their contents
+// were taken: a newer TELL is never overtaken by an older reply.
+func (l *link) sendBuilt(build func() ctrlMsg) error {
 	l.ctrlMu.Lock()
 	defer l.ctrlMu.Unlock()
+	m := build()
 	if l.ctrl == nil {
 		// Not open yet: the TELL sent when it opens carries the news.
 		return nil
@@ -151,7 +160,14 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
+	// Shutdown does not wait for a hello: a silent peer would hold it for
+	// the whole hello timeout.
+	stop := context.AfterFunc(n.acceptCtx, func() { _ = conn.SetDeadline(time.Now()) })
 	lc, peer, err := n.helloListen(ll, conn)
+	if !stop() && err == nil {
+		n.unreserve(peer.Label)
+		err = ErrShutdown
+	}
 	if err != nil {
 		_ = conn.Close()
 		return
@@ -170,7 +186,12 @@ func (n *Node) dialLoop(lc LinkConfig) {
 		conn, err := d.DialContext(n.acceptCtx, "tcp", lc.Dial)
 		if err == nil {
 			var peer hello
+			stop := context.AfterFunc(n.acceptCtx, func() { _ = conn.SetDeadline(time.Now()) })
 			peer, err = n.helloDial(lc, conn)
+			if !stop() && err == nil {
+				n.unreserve(peer.Label)
+				err = ErrShutdown
+			}
 			if err == nil {
 				b.reset()
 				n.runLink(lc, peer, conn, true)
@@ -429,7 +450,13 @@ func (n *Node) acceptStreams(l *link) {
 	for {
 		st, err := l.sess.AcceptStream()
 		if err != nil {
-			return
+			if l.sess.IsClosed() {
+				return
+			}
+			// A stream whose acknowledgement could not be sent in time:
+			// that stream is lost, the link goes on.
+			l.log.WithError(err).Warn("accepting a stream failed")
+			continue
 		}
 		if !n.spawn(func() { n.serveStream(l, st) }) {
 			_ = st.Close()
@@ -500,10 +527,7 @@ func (l *link) controlAsParent() {
 			}
 			l.n.setBelow(l.cfg.Peer, m.Labels)
 			if m.Type == ctrlTell {
-				l.n.mu.Lock()
-				reply := append([]string{l.n.cfg.Label}, l.n.path...)
-				l.n.mu.Unlock()
-				if err := l.send(ctrlMsg{Type: ctrlTellReply, Labels: reply}); err != nil {
+				if err := l.sendBuilt(l.n.tellReply); err != nil {
 					return
 				}
 			}
@@ -536,16 +560,19 @@ func (l *link) controlAsChild(st *yamux.Stream) {
 		l.log.WithField("labels", joinLabels(m.Labels)).Infof("%s command received", m.Type)
 		switch m.Type {
 		case ctrlWho:
-			l.n.mu.Lock()
-			labels := l.n.tellLabelsLocked()
-			l.n.mu.Unlock()
-			if err := l.send(ctrlMsg{Type: ctrlWhoReply, Labels: labels}); err != nil {
+			if err := l.sendBuilt(func() ctrlMsg {
+				return ctrlMsg{Type: ctrlWhoReply, Labels: l.n.tellLabels()}
+			}); err != nil {
 				return
 			}
 		case ctrlTellReply:
 			if m.Labels[0] != l.cfg.Peer {
 				l.protocolError(fmt.Errorf("TELL reply must start with the sender's label %s", l.cfg.Peer))
 				return
+			}
+			if contains(m.Labels, l.n.cfg.Label) || len(m.Labels) > defaultHops {
+				l.log.WithField("path", joinLabels(m.Labels)).Error("path to the root loops through this node or is too long: the configuration has a cycle; path ignored")
+				continue
 			}
 			l.n.mu.Lock()
 			l.path = m.Labels
@@ -568,14 +595,12 @@ func (l *link) notifyLoop() {
 			return
 		case <-l.tellCh:
 		}
-		l.n.mu.Lock()
-		m := ctrlMsg{Type: ctrlTell, Labels: l.n.tellLabelsLocked()}
+		build := func() ctrlMsg { return ctrlMsg{Type: ctrlTell, Labels: l.n.tellLabels()} }
 		if !l.cfg.Parent {
-			m = ctrlMsg{Type: ctrlTellReply, Labels: append([]string{l.n.cfg.Label}, l.n.path...)}
+			build = l.n.tellReply
 		}
-		l.n.mu.Unlock()
-		if err := l.send(m); err != nil {
-			l.log.WithError(err).Warnf("%s not sent; closing the link", m.Type)
+		if err := l.sendBuilt(build); err != nil {
+			l.log.WithError(err).Warn("control message not sent; closing the link")
 			l.close()
 			return
 		}

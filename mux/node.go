@@ -368,6 +368,21 @@ func (n *Node) tellLabelsLocked() []string {
 	return append(out, rest...)
 }
 
+// tellLabels is tellLabelsLocked under the node's lock.
+func (n *Node) tellLabels() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.tellLabelsLocked()
+}
+
+// tellReply is the TELL reply to a child: this node's label and its path
+// to the root.
+func (n *Node) tellReply() ctrlMsg {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return ctrlMsg{Type: ctrlTellReply, Labels: append([]string{n.cfg.Label}, n.path...)}
+}
+
 // setBelow records the labels a child told and, when the table changed,
 // tells the parents.
 func (n *Node) setBelow(child string, labels []string) {

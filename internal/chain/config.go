@@ -142,8 +142,10 @@ type Tuning struct {
 	// 10s. A link cut without a FIN is noticed within keepalive_interval +
 	// write_timeout.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
-	// StreamCloseTimeout resets a half-closed session whose far end never
-	// closes. Default 60s.
+	// StreamCloseTimeout, when set, resets a session stream closed at one
+	// end whose other end does not close within it. Default 0: off (every
+	// node closes its streams itself, and a dead link releases them all);
+	// a value cuts the tail of a session whose reader drains slower.
 	StreamCloseTimeout time.Duration `yaml:"stream_close_timeout"`
 	// AcceptBacklog is how many session opens may wait on a link. Default 1024.
 	AcceptBacklog int `yaml:"accept_backlog"`
@@ -471,7 +473,6 @@ func (t Tuning) validate(ps *daemon.Problems) {
 	}{
 		{"keepalive_interval", t.KeepAliveInterval},
 		{"write_timeout", t.WriteTimeout},
-		{"stream_close_timeout", t.StreamCloseTimeout},
 		{"hello_timeout", t.HelloTimeout},
 		{"open_timeout", t.OpenTimeout},
 		{"dial_timeout", t.DialTimeout},
@@ -482,6 +483,9 @@ func (t Tuning) validate(ps *daemon.Problems) {
 		if d.v <= 0 {
 			ps.Errorf("tuning."+d.key, "must be positive, like \"10s\"")
 		}
+	}
+	if t.StreamCloseTimeout < 0 {
+		ps.Errorf("tuning.stream_close_timeout", "must not be negative (0 turns it off)")
 	}
 	if t.IdleTimeout < 0 {
 		ps.Errorf("tuning.idle_timeout", "must not be negative (0 turns it off)")
