@@ -37,6 +37,7 @@ type Node struct {
 	routes   map[string]string   // label -> child label that leads to it
 	path     []string            // the active parent's label and its path to the root
 	sessions map[uint64]Header
+	warned   map[string]bool // routing oddities already logged
 	draining bool
 	dead     bool // no goroutine may be started
 	idle     chan struct{}
@@ -409,18 +410,26 @@ func (n *Node) recomputeLocked() bool {
 	}
 	sort.Strings(children)
 	routes := map[string]string{}
+	odd := map[string]bool{} // what is warned about, so each is warned once
 	for _, c := range children {
 		for _, l := range n.below[c] {
 			switch prev, dup := routes[l]; {
 			case l == n.cfg.Label:
-				log.WithField("l", c).Warnf("child tells this node's own label %s; ignored", l)
+				key := c + " tells " + l
+				if odd[key] = true; !n.warned[key] {
+					log.WithField("l", c).Warnf("child tells this node's own label %s; ignored", l)
+				}
 			case dup:
-				log.WithField("l", c).Warnf("label %s is told by both %s and %s; using %s", l, prev, c, prev)
+				key := l + " by " + prev + " and " + c
+				if odd[key] = true; !n.warned[key] {
+					log.WithField("l", c).Warnf("label %s is told by both %s and %s; using %s", l, prev, c, prev)
+				}
 			default:
 				routes[l] = c
 			}
 		}
 	}
+	n.warned = odd
 	changed := false
 	for l, via := range routes {
 		if old, ok := n.routes[l]; !ok || old != via {
