@@ -81,7 +81,7 @@ func testFault(t *testing.T, victim string, freeze bool) {
 		}
 		eventually(t, 20*time.Second, s.r.name+": bytes flowing both ways", func() error {
 			if a, b := s.cs.pr.recv.Load(), ts.pr.recv.Load(); a < 1<<20 || b < 1<<20 {
-				return fmt.Errorf("client received %d bytes, target %d", a, b)
+				return fmt.Errorf("client received %d bytes (sent %d), target received %d (sent %d)", a, s.cs.pr.sent.Load(), b, ts.pr.sent.Load())
 			}
 			return nil
 		})

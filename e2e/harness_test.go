@@ -48,11 +48,21 @@ const (
 
 // fastTuning makes faults visible quickly; it is appended to every
 // configuration of a test chain (the example files have no tuning section).
+//
+// write_timeout also bounds a keepalive's round trip, and yamux queues the
+// ping's answer behind the data frames already waiting on the link (up to
+// 64 frames of 64KiB, see configs/relay.yaml) and the loopback socket
+// buffers: more than 10MB when the tests stream flat out both ways. On a
+// loaded 2-core machine running -race test binaries beside the daemons,
+// that can take over a second to drain, and a 1s write_timeout then
+// killed healthy links (keepalive failed: i/o deadline reached) in the
+// middle of TestKillRelay's streaming sessions. 5s leaves room for that
+// and still notices a frozen peer within a few seconds.
 const fastTuning = `
 # Added by the e2e tests: faults noticed fast, links back fast.
 tuning:
   keepalive_interval: 500ms
-  write_timeout: 1s
+  write_timeout: 5s
   hello_timeout: 2s
   reconnect_min: 50ms
   reconnect_max: 500ms
@@ -60,7 +70,7 @@ tuning:
 
 const (
 	keepaliveInterval = 500 * time.Millisecond
-	writeTimeout      = time.Second
+	writeTimeout      = 5 * time.Second
 )
 
 var (
@@ -328,6 +338,19 @@ func startChainWith(t testing.TB, fixed map[int]int) *chain {
 	t.Helper()
 	dir, ports := copyExample(t, fixed, func(_, text string) string { return text + fastTuning })
 	c := &chain{t: t, dir: dir, ports: ports, procs: map[string]*daemonProc{}}
+	t.Cleanup(func() {
+		// The daemons' logs go with the temporary directory: show their
+		// ends when the test failed (the daemons are stopped by now).
+		if !t.Failed() {
+			return
+		}
+		for _, n := range exampleNodes {
+			if p := c.procs[n.name]; p != nil {
+				b, _ := os.ReadFile(p.log)
+				t.Logf("--- last lines of %s's log:\n%s", n.name, lastLines(b, 20))
+			}
+		}
+	})
 	for _, n := range exampleNodes {
 		c.procs[n.name] = startDaemon(t, n.name, n.daemon, filepath.Join(dir, n.name))
 	}

@@ -251,13 +251,19 @@ func entryExchange(addr string, up, down int64, seed uint64) error {
 //   - once an end closed its stream, the peer must close within the stream
 //     close timeout or yamux resets the stream, and the peer closes only
 //     after it drained what is still in flight towards it, which with 200
-//     sessions sharing a slow link can take longer than fastTuning's 5s.
+//     sessions sharing a slow link can take longer than fastTuning's 5s;
+//   - a session open (its SYN, header and status) queues behind the same
+//     data on every hop, both ways: with 200 sessions opened at once, the
+//     last opens wait for the first sessions' bytes, and on a loaded
+//     2-core machine (another test binary beside this one) that took
+//     longer than the default 15s ("no answer from relay2 within 15s" in
+//     TestManyConcurrentSessions). The opens are bounded at 60s instead.
 func loadTuning() Tuning {
 	t := fastTuning()
 	d := DefaultTuning()
 	t.KeepAliveInterval = d.KeepAliveInterval
 	t.WriteTimeout = d.WriteTimeout
-	t.OpenTimeout = d.OpenTimeout
+	t.OpenTimeout = 60 * time.Second
 	t.StreamCloseTimeout = d.StreamCloseTimeout
 	return t
 }

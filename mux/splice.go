@@ -164,8 +164,10 @@ func spliceEnd(tcp net.Conn, c *Conn, idle, peerWrite time.Duration) endResult {
 	act.touch()
 	var res endResult
 	var once sync.Once
+	var aborting atomic.Bool // set before abort closes tcp
 	abort := func(why error) {
 		once.Do(func() {
+			aborting.Store(true)
 			res.aborted = true
 			res.reason = why
 			if tc, ok := tcp.(*net.TCPConn); ok {
@@ -185,12 +187,31 @@ func spliceEnd(tcp net.Conn, c *Conn, idle, peerWrite time.Duration) endResult {
 		unwatch = c.link.onLost(func() { abort(errLinkLost) })
 	}
 
-	var ending atomic.Bool // tcp -> session ended cleanly: the end marker goes out
+	var ending atomic.Bool    // tcp -> session ended cleanly: the end marker goes out
+	var shutWrite atomic.Bool // session -> tcp ended: tcp's write side is shut
 	done := make(chan struct{})
 	go func() { // tcp -> session
 		defer close(done)
 		n, rerr, werr := pump(tcp, frameHeaderLen, c.writeFrame, nil, &act)
 		res.up = n
+		if rerr == io.EOF {
+			// Only the peer's FIN becomes the end marker (a clean end
+			// at the other end). A reset whose ECONNRESET went to a
+			// write of the other direction reads as a plain EOF too;
+			// and that write's abort may already have closed tcp, so
+			// that its state cannot be read: then the abort under way
+			// ends this direction. (Once this side shut its write side,
+			// the socket may close cleanly: checked again after the
+			// state was read.)
+			if !shutWrite.Load() {
+				if err := resetByPeer(tcp); err != nil && !shutWrite.Load() {
+					rerr = err
+				}
+			}
+			if rerr == io.EOF && aborting.Load() {
+				rerr = errAborting
+			}
+		}
 		switch {
 		case werr != nil:
 			abort(werr)
@@ -218,6 +239,7 @@ func spliceEnd(tcp net.Conn, c *Conn, idle, peerWrite time.Duration) endResult {
 	case werr != nil:
 		abort(werr)
 	case rerr == io.EOF:
+		shutWrite.Store(true)
 		if cw, ok := tcp.(closeWriter); ok {
 			if err := cw.CloseWrite(); err != nil {
 				abort(err)
@@ -297,14 +319,19 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 
 	// An end sends its stream's FIN only once both directions of the
 	// session have ended (it sent its end marker and read the other's), or
-	// when it aborts. So a FIN arriving from a side this relay still writes
-	// to means that end aborted and reads no more: abort at once rather
-	// than wait, blocked on its window, for its stream close timeout.
-	var finned, writing [2]atomic.Bool // per stream: a (0) and b (1)
+	// when it aborts. So a FIN arriving from a side this relay still has
+	// bytes for means that end aborted and reads no more: abort at once
+	// rather than wait, blocked on its window, for its stream close
+	// timeout. A write in progress when the FIN comes is not enough to
+	// tell: after a clean end it is the one that carried the end marker,
+	// delivered, but its goroutine has not returned yet (on a loaded
+	// machine the end's FIN can come back first). So the FIN sets a past
+	// write deadline on its stream: a write blocked on the window (bytes
+	// the end will never read) fails, a delivered one returns, and a write
+	// that comes after the FIN is refused.
+	var finned [2]atomic.Bool // per stream: a (0) and b (1)
 	dir := func(src, dst *yamux.Stream, si, di int) int64 {
 		n, rerr, werr := pump(src, 0, func(p []byte) error {
-			writing[di].Store(true)
-			defer writing[di].Store(false)
 			if finned[di].Load() {
 				return errPeerAborted
 			}
@@ -313,18 +340,18 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 		}, src.Shrink, &act)
 		switch {
 		case werr != nil:
-			if dst.Session().IsClosed() {
+			switch {
+			case dst.Session().IsClosed():
 				abort(errLinkLost)
-			} else {
+			case finned[di].Load():
+				abort(errPeerAborted)
+			default:
 				abort(werr)
 			}
 		case rerr == io.EOF && !src.Session().IsClosed():
 			finned[si].Store(true)
-			if writing[si].Load() {
-				abort(errPeerAborted)
-			} else {
-				_ = dst.Close() // FIN: the clean end goes on
-			}
+			_ = src.SetWriteDeadline(time.Now())
+			_ = dst.Close() // FIN: the clean end goes on
 		case rerr == io.EOF:
 			abort(errLinkLost)
 		default:
@@ -347,4 +374,5 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 var (
 	errLinkLost    = errors.New("link lost")
 	errPeerAborted = errors.New("the other end aborted")
+	errAborting    = errors.New("the session is being aborted")
 )

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -436,20 +437,35 @@ func TestWait(t *testing.T) {
 
 func TestSyncInterval(t *testing.T) {
 	s := open(t, t.TempDir(), Options{Sync: Interval(5 * time.Millisecond)})
+	// The background goroutine may sync while the appends run (on a
+	// loaded machine ten appends can take longer than 5ms), so the first
+	// background sync holds it in the hook until the test has counted:
+	// then exactly one sync happened, the background one, and none by
+	// Append.
 	synced := make(chan struct{}, 100)
+	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before the spool's Close, which waits for the goroutine
 	s.mu.Lock()
-	s.afterSync = func() { synced <- struct{}{} }
+	s.afterSync = func() {
+		synced <- struct{}{}
+		<-hold
+	}
 	s.mu.Unlock()
 	start := time.Now()
 	appendN(t, s, 1, 10)
-	if st := s.Stats(); st.Syncs != 0 {
-		t.Fatalf("Syncs = %d right after Append under Interval", st.Syncs)
+	if st := s.Stats(); st.Syncs > 1 {
+		t.Fatalf("Syncs = %d right after 10 Appends under Interval: Append synced", st.Syncs)
 	}
 	select {
 	case <-synced:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no background sync")
 	}
+	if st := s.Stats(); st.Syncs != 1 {
+		t.Fatalf("Syncs = %d after 10 Appends and one background sync, want 1", st.Syncs)
+	}
+	release()
 	appendN(t, s, 11, 1)
 	select {
 	case <-synced:
