@@ -5,127 +5,32 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 
 	"github.com/relaychain/relaychain/epproxy/delivery"
 	"github.com/relaychain/relaychain/eventsink/forwarder"
 	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/relaychain/relaychain/eventsink/spool"
-	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // TestMain fails the package when a goroutine is left once every test has
 // run: forwarders, nodes, spools and test servers must all be gone.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testLog returns a logger that writes to t.Log and goes quiet when the
-// test ends. FORWARDER_TEST_LOG=N sets the numeric level (default 2).
-func testLog(t testing.TB) *logrus.Entry {
-	t.Helper()
-	lg := logrus.New()
-	lg.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
-	w := &tbWriter{t: t}
-	t.Cleanup(w.stop)
-	lg.SetOutput(w)
-	lg.SetLevel(logrus.WarnLevel)
-	if v, err := strconv.Atoi(os.Getenv("FORWARDER_TEST_LOG")); err == nil {
-		lg.SetLevel(logrus.Level(v + 1))
-	}
-	return logrus.NewEntry(lg)
-}
-
-type tbWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tbWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(p[:len(p)-1]))
-	}
-	return len(p), nil
-}
-
-func (w *tbWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-func fastTuning() mux.Tuning {
-	t := mux.DefaultTuning()
-	t.KeepAliveInterval = 500 * time.Millisecond
-	t.WriteTimeout = time.Second
-	t.StreamCloseTimeout = 5 * time.Second
-	t.HelloTimeout = 2 * time.Second
-	t.OpenTimeout = 5 * time.Second
-	t.DialTimeout = 2 * time.Second
-	t.BackoffMin = 20 * time.Millisecond
-	t.BackoffMax = 200 * time.Millisecond
-	t.ShutdownAbortWait = 5 * time.Second
-	return t
-}
-
-func startNode(t testing.TB, cfg mux.Config) *mux.Node {
-	t.Helper()
-	n, err := mux.New(cfg, testLog(t))
-	if err != nil {
-		t.Fatalf("new %s: %v", cfg.Label, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = n.Shutdown(sctx)
-	})
-	return n
-}
-
-// startPair starts a root ("epp") offering handler as service "events" and
-// a leaf ("es-a") below it, and waits until the leaf can reach the root.
-func startPair(t testing.TB, handler func(context.Context, *mux.Conn)) (root, leaf *mux.Node) {
-	t.Helper()
-	root = startNode(t, mux.Config{Label: "epp", Role: mux.RoleRoot, Tuning: fastTuning(),
-		Services: map[string]mux.Service{"events": {Handler: handler}},
-		Links:    []mux.LinkConfig{{Peer: "es-a", Listen: "127.0.0.1:0"}}})
-	leaf = startNode(t, mux.Config{Label: "es-a", Role: mux.RoleLeaf, Tuning: fastTuning(),
-		Links: []mux.LinkConfig{{Peer: "epp", Parent: true, Dial: root.LinkAddr("es-a").String()}}})
-	waitFor(t, 10*time.Second, "the leaf's route to the root", func() bool {
-		p := leaf.PathToRoot()
-		return len(p) == 1 && p[0] == "epp" && root.Routes()["es-a"] == "es-a"
-	})
-	return root, leaf
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// The node helpers are shared with the other packages built on mux.
+var (
+	testLog    = muxtest.Log
+	fastTuning = muxtest.FastTuning
+	startNode  = muxtest.StartNode
+	startPair  = muxtest.StartPair
+	waitFor    = muxtest.WaitFor
+)
 
 // openSpool opens a spool in a new directory and closes it when the test
 // ends.
