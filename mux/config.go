@@ -228,7 +228,7 @@ type Config struct {
 // Validate reports every problem of c at once.
 func (c Config) Validate() []error {
 	var errs []error
-	if err := checkLabel(c.Label); err != nil {
+	if err := CheckLabel(c.Label); err != nil {
 		errs = append(errs, fmt.Errorf("label: %w", err))
 	}
 	if c.Role != RoleRoot && c.Role != RoleRelay && c.Role != RoleLeaf {
@@ -237,7 +237,7 @@ func (c Config) Validate() []error {
 	seen := map[string]bool{}
 	parents := 0
 	for i, l := range c.Links {
-		if err := checkLabel(l.Peer); err != nil {
+		if err := CheckLabel(l.Peer); err != nil {
 			errs = append(errs, fmt.Errorf("link %d: peer: %w", i, err))
 		}
 		if l.Peer == c.Label {
@@ -262,7 +262,7 @@ func (c Config) Validate() []error {
 		errs = append(errs, fmt.Errorf("a %s needs at least one parent link", c.Role))
 	}
 	for name, s := range c.Services {
-		if err := checkLabel(name); err != nil {
+		if err := CheckLabel(name); err != nil {
 			errs = append(errs, fmt.Errorf("service %q: name: %w", name, err))
 		}
 		if len(s.Addrs) == 0 && s.Handler == nil {
@@ -272,28 +272,3 @@ func (c Config) Validate() []error {
 	errs = append(errs, c.Tuning.Validate()...)
 	return errs
 }
-
-// checkLabel accepts 1 to 64 characters of [A-Za-z0-9._-], starting with a
-// letter or digit.
-func checkLabel(s string) error {
-	if s == "" {
-		return fmt.Errorf("empty")
-	}
-	if len(s) > maxLabel {
-		return fmt.Errorf("%q is longer than %d characters", s, maxLabel)
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		alnum := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9'
-		if i == 0 && !alnum {
-			return fmt.Errorf("%q must start with a letter or digit", s)
-		}
-		if !alnum && ch != '.' && ch != '_' && ch != '-' {
-			return fmt.Errorf("%q has character %q; use letters, digits, '.', '_' and '-'", s, ch)
-		}
-	}
-	return nil
-}
-
-// CheckLabel reports whether s is a valid node label or service name.
-func CheckLabel(s string) error { return checkLabel(s) }

@@ -61,7 +61,7 @@ func FuzzReadHello(f *testing.F) {
 			}
 			return
 		}
-		if err := checkLabel(h.Label); err != nil {
+		if err := CheckLabel(h.Label); err != nil {
 			t.Fatalf("accepted a bad label %q: %v", h.Label, err)
 		}
 		used := data[:len(data)-r.Len()]
@@ -195,7 +195,7 @@ func FuzzDecodeCtrl(f *testing.F) {
 func fuzzCheckCtrl(t *testing.T, m ctrlMsg, used []byte) {
 	t.Helper()
 	for i, l := range m.Labels {
-		if err := checkLabel(l); err != nil {
+		if err := CheckLabel(l); err != nil {
 			t.Fatalf("label %d accepted: %v", i, err)
 		}
 	}
@@ -252,7 +252,7 @@ func FuzzReadHeader(f *testing.F) {
 			return
 		}
 		for i, s := range []string{h.Origin, h.Dest, h.Service} {
-			if err := checkLabel(s); err != nil {
+			if err := CheckLabel(s); err != nil {
 				t.Fatalf("field %d accepted: %v", i, err)
 			}
 		}

@@ -23,10 +23,10 @@ func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
 
 func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, error) {
 	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, Service: service}
-	if err := checkLabel(dest); err != nil {
+	if err := CheckLabel(dest); err != nil {
 		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "bad destination label: " + err.Error()}
 	}
-	if err := checkLabel(service); err != nil {
+	if err := CheckLabel(service); err != nil {
 		return nil, h, &StatusError{Code: StatusDenied, Node: n.cfg.Label, Reason: "bad service name: " + err.Error()}
 	}
 	if dest == n.cfg.Label {

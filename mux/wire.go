@@ -11,7 +11,7 @@ const (
 	helloMagic   = "RLYC"
 	ProtoVersion = 1 // the protocol version this code speaks
 
-	maxLabel   = 64
+	maxLabel   = MaxLabelLen
 	maxReason  = 255
 	maxCtrlLen = 1 << 20 // largest control message body
 	maxLabels  = 65535
@@ -75,7 +75,7 @@ func decodeHello(fix [8]byte, r io.Reader) (hello, error) {
 		return hello{}, fmt.Errorf("%w: label: %w", ErrBadHello, err)
 	}
 	h.Label = string(lb)
-	if err := checkLabel(h.Label); err != nil {
+	if err := CheckLabel(h.Label); err != nil {
 		return hello{}, fmt.Errorf("%w: label: %w", ErrBadHello, err)
 	}
 	return h, nil
@@ -194,7 +194,7 @@ func decodeCtrl(body []byte) (ctrlMsg, error) {
 			return ctrlMsg{}, fmt.Errorf("%w: label %d truncated", ErrBadControl, i)
 		}
 		l := string(p[1 : 1+int(p[0])])
-		if err := checkLabel(l); err != nil {
+		if err := CheckLabel(l); err != nil {
 			return ctrlMsg{}, fmt.Errorf("%w: label %d: %w", ErrBadControl, i, err)
 		}
 		m.Labels = append(m.Labels, l)
@@ -254,7 +254,7 @@ func readHeader(r io.Reader) (Header, error) {
 			return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
 		}
 		fields[i] = string(b)
-		if err := checkLabel(fields[i]); err != nil {
+		if err := CheckLabel(fields[i]); err != nil {
 			return Header{}, fmt.Errorf("%w: field %d: %w", ErrBadHeader, i, err)
 		}
 	}

@@ -278,7 +278,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 	if c.Label == "" {
 		ps.Errorf("label", "missing: every node needs a unique label")
 	} else {
-		ps.Check("label", daemon.CheckLabel(c.Label))
+		ps.Check("label", mux.CheckLabel(c.Label))
 	}
 	c.Log.Validate(ps, "log")
 
@@ -294,8 +294,8 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 			switch {
 			case l.Label == "":
 				ps.Errorf(p+".label", "missing: the neighbour's label")
-			case daemon.CheckLabel(l.Label) != nil:
-				ps.Check(p+".label", daemon.CheckLabel(l.Label))
+			case mux.CheckLabel(l.Label) != nil:
+				ps.Check(p+".label", mux.CheckLabel(l.Label))
 			case l.Label == c.Label:
 				ps.Errorf(p+".label", "%s is this node's own label", l.Label)
 			default:
@@ -349,7 +349,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 			ps.Check(fmt.Sprintf("%s.addrs[%d]", p, j), daemon.CheckDialAddr(a))
 		}
 		for j, a := range s.Allow {
-			ps.Check(fmt.Sprintf("%s.allow[%d]", p, j), daemon.CheckLabel(a))
+			ps.Check(fmt.Sprintf("%s.allow[%d]", p, j), mux.CheckLabel(a))
 		}
 	}
 
@@ -376,8 +376,8 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		switch {
 		case e.Dest == "":
 			ps.Errorf(p+".dest", "missing: the label of the node that serves the sessions")
-		case daemon.CheckLabel(e.Dest) != nil:
-			ps.Check(p+".dest", daemon.CheckLabel(e.Dest))
+		case mux.CheckLabel(e.Dest) != nil:
+			ps.Check(p+".dest", mux.CheckLabel(e.Dest))
 		case e.Dest == c.Label && c.Label != "":
 			ps.Errorf(p+".dest", "%s is this node itself", e.Dest)
 		}

@@ -180,7 +180,7 @@ func (e *EventsConfig) validate(ps *daemon.Problems, k Kind, listens []listenUse
 		if e.Dest == "" {
 			ps.Errorf("events.dest", "missing: the epproxy's label")
 		} else {
-			ps.Check("events.dest", daemon.CheckLabel(e.Dest))
+			ps.Check("events.dest", mux.CheckLabel(e.Dest))
 		}
 		if e.Spool.Dir == "" {
 			ps.Errorf("events.spool.dir", "missing: the spool directory")

@@ -9,32 +9,6 @@ import (
 	"strings"
 )
 
-// MaxLabelLen is the longest node label.
-const MaxLabelLen = 64
-
-// CheckLabel reports whether s is a valid node label: 1 to 64 characters
-// from [A-Za-z0-9._-], starting with a letter or digit.
-func CheckLabel(s string) error {
-	switch {
-	case s == "":
-		return errors.New("label is empty")
-	case len(s) > MaxLabelLen:
-		return fmt.Errorf("label is %d characters long, at most %d allowed", len(s), MaxLabelLen)
-	case !isAlnum(s[0]):
-		return fmt.Errorf("label %q must start with a letter or digit", s)
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
-			return fmt.Errorf("label %q: character %q not allowed (only A-Z a-z 0-9 . _ -)", s, rune(c))
-		}
-	}
-	return nil
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
-
 // CheckDialAddr reports whether s is an address to dial: HOST:PORT with a
 // host name or IP address (IPv6 in brackets, "[::1]:7000") and a port
 // 1..65535.
@@ -115,4 +89,8 @@ func checkHost(host string, listen bool) error {
 		}
 	}
 	return nil
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }

@@ -432,7 +432,7 @@ func valueAt(ms []member, line int, tag, val string) string {
 // Positions from Load to get lines.
 //
 //	ps := daemon.Problems{Pos: pos}
-//	ps.Check("label", daemon.CheckLabel(c.Label))
+//	ps.Check("label", mux.CheckLabel(c.Label))
 //	if c.Dial == "" && c.Listen == "" {
 //		ps.Errorf("parent", "needs dial or listen")
 //	}

@@ -25,7 +25,7 @@
 //			return nil, err
 //		}
 //		ps := daemon.Problems{Pos: pos}
-//		ps.Check("label", daemon.CheckLabel(c.Label))
+//		ps.Check("label", mux.CheckLabel(c.Label))
 //		ps.Check("listen", daemon.CheckListenAddr(c.Listen, false))
 //		if c.Idle <= 0 {
 //			ps.Errorf("idle_timeout", "must be positive")
