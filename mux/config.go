@@ -39,6 +39,16 @@ type LinkConfig struct {
 	Parent bool   // true: the neighbour is this node's parent
 	Dial   string // host:port to dial, or ""
 	Listen string // host:port to listen on, or ""
+	// Plaintext carries the link over plain TCP, without TLS. Only for an
+	// operator's explicit insecure_plaintext: true; logged as a warning.
+	Plaintext bool
+	// Pins, when set, accept the peer only when the SHA-256 of its
+	// certificate's public key (its DER SubjectPublicKeyInfo) is one of
+	// them; the certificate then need not chain to the trust bundle, but
+	// must still name the peer's label.
+	Pins [][32]byte
+	// TLS, when set, replaces the node's TLS material for this link.
+	TLS Credentials
 }
 
 // Service is what a destination node offers under a name: either TCP
@@ -223,6 +233,9 @@ type Config struct {
 	Links    []LinkConfig // parents in priority order, children in any order
 	Services map[string]Service
 	Tuning   Tuning
+	// TLS is the node's certificate, key and trust bundle. Required unless
+	// every link is Plaintext or has its own TLS.
+	TLS Credentials
 }
 
 // Validate reports every problem of c at once.
