@@ -3,11 +3,8 @@ package mux
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
-	"sort"
 	"sync"
 	"time"
 
@@ -82,41 +79,6 @@ func (l *link) close() {
 	})
 }
 
-// wantTell asks the link's tell loop to send a TELL; a request already
-// pending covers this one.
-func (l *link) wantTell() {
-	select {
-	case l.tellCh <- struct{}{}:
-	default:
-	}
-}
-
-// send writes a control message under the link's write timeout.
-func (l *link) send(m ctrlMsg) error {
-	return l.sendBuilt(func() ctrlMsg { return m })
-}
-
-// sendBuilt builds a control message and writes it, both under the
-// control stream's lock, so that messages that replace what the neighbour
-// knows (WHO reply, TELL, TELL reply) go out in the order their contents
-// were taken: a newer TELL is never overtaken by an older reply.
-func (l *link) sendBuilt(build func() ctrlMsg) error {
-	l.ctrlMu.Lock()
-	defer l.ctrlMu.Unlock()
-	m := build()
-	if l.ctrl == nil {
-		// Not open yet: the TELL sent when it opens carries the news.
-		return nil
-	}
-	_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.tun.WriteTimeout))
-	_, err := l.ctrl.Write(m.encode())
-	_ = l.ctrl.SetWriteDeadline(time.Time{})
-	if err == nil {
-		l.log.WithField("labels", joinLabels(m.Labels)).Debugf("%s command sent", m.Type)
-	}
-	return err
-}
-
 // acceptLinks accepts link connections on one listen address until the
 // node stops accepting. Each connection's hello runs in its own goroutine.
 func (n *Node) acceptLinks(ll *linkListener) {
@@ -130,21 +92,21 @@ func (n *Node) acceptLinks(ll *linkListener) {
 // An accept error other than a closed listener (too many open files, say)
 // is logged and retried after a backoff: the node keeps serving.
 func (n *Node) acceptLoop(ln net.Listener, log *logrus.Entry, serve func(net.Conn)) {
-	var delay time.Duration
+	b := Backoff{Min: 5 * time.Millisecond, Max: time.Second}
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || n.acceptCtx.Err() != nil {
 				return
 			}
-			delay = acceptBackoff(delay)
+			delay := b.Next()
 			log.WithError(err).Errorf("accept failed; retrying in %s", delay)
-			if !sleepCtx(n.acceptCtx, delay) {
+			if !SleepCtx(n.acceptCtx, delay) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		b.Reset()
 		if !n.spawn(func() { serve(conn) }) {
 			_ = conn.Close()
 		}
@@ -160,19 +122,30 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
-	// Shutdown does not wait for a hello: a silent peer would hold it for
-	// the whole hello timeout.
+	_ = n.establish(conn, false, func(res *reservation) (LinkConfig, hello, error) {
+		return n.helloListen(ll, conn, res)
+	})
+}
+
+// establish runs a hello on conn (hs: the dialling or the listening side)
+// and then the link until it ends. The peer's label, reserved by the
+// hello, is released here and only here. Shutdown does not wait for a
+// hello: a silent peer would hold it for the whole hello timeout. It
+// closes conn and returns the hello's error.
+func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (LinkConfig, hello, error)) error {
+	res := &reservation{n: n}
+	defer res.release()
 	stop := context.AfterFunc(n.acceptCtx, func() { _ = conn.SetDeadline(time.Now()) })
-	lc, peer, err := n.helloListen(ll, conn)
+	lc, peer, err := hs(res)
 	if !stop() && err == nil {
-		n.unreserve(peer.Label)
 		err = ErrShutdown
 	}
 	if err != nil {
 		_ = conn.Close()
-		return
+		return err
 	}
-	n.runLink(lc, peer, conn, false)
+	n.runLink(lc, peer, conn, dialled, res)
+	return nil
 }
 
 // dialLoop keeps the dialled link to lc.Peer up: it dials, runs the link
@@ -180,173 +153,38 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 // accepting.
 func (n *Node) dialLoop(lc LinkConfig) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": lc.Dial})
-	b := backoff{min: n.tun.BackoffMin, max: n.tun.BackoffMax}
+	b := Backoff{Min: n.tun.BackoffMin, Max: n.tun.BackoffMax}
 	for n.acceptCtx.Err() == nil {
 		d := net.Dialer{Timeout: n.tun.HelloTimeout}
 		conn, err := d.DialContext(n.acceptCtx, "tcp", lc.Dial)
 		if err == nil {
-			var peer hello
-			stop := context.AfterFunc(n.acceptCtx, func() { _ = conn.SetDeadline(time.Now()) })
-			peer, err = n.helloDial(lc, conn)
-			if !stop() && err == nil {
-				n.unreserve(peer.Label)
-				err = ErrShutdown
-			}
-			if err == nil {
-				b.reset()
-				n.runLink(lc, peer, conn, true)
-			} else {
-				_ = conn.Close()
-			}
+			err = n.establish(conn, true, func(res *reservation) (LinkConfig, hello, error) {
+				peer, err := n.helloDial(lc, conn, res)
+				if err == nil {
+					b.Reset()
+				}
+				return lc, peer, err
+			})
 		}
 		if n.acceptCtx.Err() != nil {
 			return
 		}
-		wait := b.next()
+		wait := b.Next()
 		if err != nil {
 			log.WithError(err).Warnf("link not up; retrying in %s", wait.Round(time.Millisecond))
 		} else {
 			log.Infof("reconnecting in %s", wait.Round(time.Millisecond))
 		}
-		if !sleepCtx(n.acceptCtx, wait) {
+		if !SleepCtx(n.acceptCtx, wait) {
 			return
 		}
 	}
 }
 
-// myHello is this node's hello on the link lc.
-func (n *Node) myHello(lc LinkConfig, known bool) hello {
-	return hello{Version: ProtoVersion, Role: n.cfg.Role, Parent: known && !lc.Parent, Label: n.cfg.Label}
-}
-
-// checkPeer decides whether the peer's hello fits the link lc, and
-// reserves the peer's label when it does.
-func (n *Node) checkPeer(lc LinkConfig, h hello) error {
-	if h.Version != ProtoVersion {
-		return fmt.Errorf("%w: peer %s speaks protocol version %d, this node speaks %d", ErrVersion, h.Label, h.Version, ProtoVersion)
-	}
-	if h.Label != lc.Peer {
-		return fmt.Errorf("%w: expected %s, peer says it is %s", ErrRejected, lc.Peer, h.Label)
-	}
-	if lc.Parent {
-		if !h.Parent {
-			return fmt.Errorf("%w: %s is configured as this node's parent but does not take it as a child", ErrRejected, h.Label)
-		}
-		if h.Role != RoleRoot && h.Role != RoleRelay && h.Role != RoleLeaf {
-			// A leaf may be a parent: a gwproxy serves the eventsinks beside it.
-			return fmt.Errorf("%w: %s is configured as this node's parent but has unknown role %s", ErrRejected, h.Label, h.Role)
-		}
-	} else {
-		if h.Parent {
-			return fmt.Errorf("%w: %s is configured as this node's child but takes this node as its child", ErrRejected, h.Label)
-		}
-		if h.Role != RoleRelay && h.Role != RoleLeaf {
-			return fmt.Errorf("%w: %s is configured as this node's child but is a %s", ErrRejected, h.Label, h.Role)
-		}
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.links[h.Label] != nil || n.reserved[h.Label] {
-		return fmt.Errorf("%w: duplicate label: %s is already connected", ErrRejected, h.Label)
-	}
-	n.reserved[h.Label] = true
-	return nil
-}
-
-func (n *Node) unreserve(label string) {
-	n.mu.Lock()
-	delete(n.reserved, label)
-	n.mu.Unlock()
-}
-
-// helloDial runs the hello on a dialled connection: send ours, read the
-// peer's hello and verdict, send our verdict. See PROTOCOL.md.
-func (n *Node) helloDial(lc LinkConfig, conn net.Conn) (hello, error) {
-	log := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": conn.RemoteAddr().String()})
-	_ = conn.SetDeadline(time.Now().Add(n.tun.HelloTimeout))
-	fail := func(err error) (hello, error) {
-		log.WithError(err).Error("handshake failed")
-		return hello{}, err
-	}
-	if _, err := conn.Write(n.myHello(lc, true).encode()); err != nil {
-		return fail(fmt.Errorf("send hello: %w", err))
-	}
-	peer, err := readHello(conn)
-	if err != nil {
-		return fail(err)
-	}
-	ok, reason, err := readVerdict(conn)
-	if err != nil {
-		return fail(err)
-	}
-	if !ok {
-		return fail(fmt.Errorf("%w %s: %s", ErrRefusedByPeer, peer.Label, reason))
-	}
-	if err := n.checkPeer(lc, peer); err != nil {
-		_, _ = conn.Write(encodeVerdict(err.Error(), false))
-		return fail(err)
-	}
-	if _, err := conn.Write(encodeVerdict("", true)); err != nil {
-		n.unreserve(peer.Label)
-		return fail(fmt.Errorf("send verdict: %w", err))
-	}
-	_ = conn.SetDeadline(time.Time{})
-	return peer, nil
-}
-
-// helloListen runs the hello on an accepted connection: read the peer's
-// hello, pick its link by label, send our hello and verdict, read the
-// peer's verdict.
-func (n *Node) helloListen(ll *linkListener, conn net.Conn) (LinkConfig, hello, error) {
-	log := n.log.WithFields(logrus.Fields{"component": "link", "addr": conn.RemoteAddr().String()})
-	_ = conn.SetDeadline(time.Now().Add(n.tun.HelloTimeout))
-	fail := func(err error) (LinkConfig, hello, error) {
-		log.WithError(err).Error("handshake failed")
-		return LinkConfig{}, hello{}, err
-	}
-	refuse := func(lc LinkConfig, known bool, err error) (LinkConfig, hello, error) {
-		msg := append(n.myHello(lc, known).encode(), encodeVerdict(err.Error(), false)...)
-		_, _ = conn.Write(msg)
-		return fail(err)
-	}
-	peer, err := readHello(conn)
-	if err != nil {
-		return refuse(LinkConfig{}, false, err)
-	}
-	log = log.WithField("l", peer.Label)
-	lc, known := ll.links[peer.Label]
-	if !known {
-		want := make([]string, 0, len(ll.links))
-		for p := range ll.links {
-			want = append(want, p)
-		}
-		sort.Strings(want)
-		return refuse(lc, false, fmt.Errorf("%w: unexpected label %s on this port (expected %s)", ErrRejected, peer.Label, joinLabels(want)))
-	}
-	if err := n.checkPeer(lc, peer); err != nil {
-		return refuse(lc, true, err)
-	}
-	msg := append(n.myHello(lc, true).encode(), encodeVerdict("", true)...)
-	if _, err := conn.Write(msg); err != nil {
-		n.unreserve(peer.Label)
-		return fail(fmt.Errorf("send hello: %w", err))
-	}
-	ok, reason, err := readVerdict(conn)
-	if err != nil {
-		n.unreserve(peer.Label)
-		return fail(err)
-	}
-	if !ok {
-		n.unreserve(peer.Label)
-		return fail(fmt.Errorf("%w %s: %s", ErrRefusedByPeer, peer.Label, reason))
-	}
-	_ = conn.SetDeadline(time.Time{})
-	return lc, peer, nil
-}
-
 // runLink runs an established link until its yamux session ends, then
-// removes its routes. The peer's label is reserved on entry. It closes conn.
-func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool) {
+// removes its routes. The peer's label is reserved in res on entry; the
+// link takes it over once registered. It closes conn.
+func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, res *reservation) {
 	l := &link{
 		n:      n,
 		cfg:    lc,
@@ -364,13 +202,12 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool) {
 		l.sess, err = yamux.Server(&coalesceConn{Conn: conn}, ycfg)
 	}
 	if err != nil {
-		n.unreserve(lc.Peer)
 		_ = conn.Close()
 		linkLog.WithError(err).Error("link setup failed")
 		return
 	}
 	n.mu.Lock()
-	delete(n.reserved, lc.Peer)
+	res.takeLocked()
 	if n.dead {
 		n.mu.Unlock()
 		l.close()
@@ -418,9 +255,6 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool) {
 
 	n.mu.Lock()
 	delete(n.links, lc.Peer)
-	_, hadRoutes := n.below[lc.Peer]
-	delete(n.below, lc.Peer)
-	changed := hadRoutes && n.recomputeLocked()
 	if !lc.Parent {
 		// nothing more
 	} else if p := n.activeParentLocked(); p != nil {
@@ -429,6 +263,7 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool) {
 		parentNow = ""
 	}
 	n.mu.Unlock()
+	changed := n.table.set(lc.Peer, nil)
 	if lc.Parent {
 		n.refreshPath()
 	}
@@ -489,178 +324,5 @@ func (n *Node) serveStream(l *link, st *yamux.Stream) {
 	default:
 		n.log.WithFields(logrus.Fields{"component": "link", "l": l.cfg.Peer}).Errorf("unexpected stream type %#x; closing the link", typ[0])
 		l.close()
-	}
-}
-
-// controlAsParent opens the control stream, sends WHO, and answers the
-// child's TELLs until the link ends.
-func (l *link) controlAsParent() {
-	st, err := l.sess.OpenStream()
-	if err != nil {
-		return
-	}
-	defer st.Close()
-	l.ctrlMu.Lock()
-	l.ctrl = st
-	_ = st.SetWriteDeadline(time.Now().Add(l.n.tun.WriteTimeout))
-	_, err = st.Write([]byte{streamControl})
-	_ = st.SetWriteDeadline(time.Time{})
-	l.ctrlMu.Unlock()
-	if err != nil {
-		return
-	}
-	if err := l.send(ctrlMsg{Type: ctrlWho}); err != nil {
-		return
-	}
-	for {
-		m, err := readCtrl(st)
-		if err != nil {
-			l.controlEnded(err)
-			return
-		}
-		l.log.WithField("labels", joinLabels(m.Labels)).Infof("%s command received", m.Type)
-		switch m.Type {
-		case ctrlWhoReply, ctrlTell:
-			if len(m.Labels) == 0 || m.Labels[0] != l.cfg.Peer {
-				l.protocolError(fmt.Errorf("%s must start with the sender's label %s", m.Type, l.cfg.Peer))
-				return
-			}
-			l.n.setBelow(l.cfg.Peer, m.Labels)
-			if m.Type == ctrlTell {
-				if err := l.sendBuilt(l.n.tellReply); err != nil {
-					return
-				}
-			}
-		default:
-			l.protocolError(fmt.Errorf("a parent does not expect %s", m.Type))
-			return
-		}
-	}
-}
-
-// controlAsChild serves the control stream the parent opened: it answers
-// WHO, and takes the parent's TELL reply as this node's path to the root.
-func (l *link) controlAsChild(st *yamux.Stream) {
-	l.ctrlMu.Lock()
-	if l.ctrl != nil {
-		l.ctrlMu.Unlock()
-		l.protocolError(errors.New("a second control stream"))
-		return
-	}
-	l.ctrl = st
-	l.ctrlMu.Unlock()
-	defer st.Close()
-	l.wantTell() // the TELL on connect
-	for {
-		m, err := readCtrl(st)
-		if err != nil {
-			l.controlEnded(err)
-			return
-		}
-		l.log.WithField("labels", joinLabels(m.Labels)).Infof("%s command received", m.Type)
-		switch m.Type {
-		case ctrlWho:
-			if err := l.sendBuilt(func() ctrlMsg {
-				return ctrlMsg{Type: ctrlWhoReply, Labels: l.n.tellLabels()}
-			}); err != nil {
-				return
-			}
-		case ctrlTellReply:
-			if m.Labels[0] != l.cfg.Peer {
-				l.protocolError(fmt.Errorf("TELL reply must start with the sender's label %s", l.cfg.Peer))
-				return
-			}
-			if contains(m.Labels, l.n.cfg.Label) || len(m.Labels) > defaultHops {
-				l.log.WithField("path", joinLabels(m.Labels)).Error("path to the root loops through this node or is too long: the configuration has a cycle; path ignored")
-				continue
-			}
-			l.n.mu.Lock()
-			l.path = m.Labels
-			l.n.mu.Unlock()
-			l.n.refreshPath()
-		default:
-			l.protocolError(fmt.Errorf("a child does not expect %s", m.Type))
-			return
-		}
-	}
-}
-
-// notifyLoop tells the neighbour what changed whenever asked, once the
-// control stream is there: a TELL to a parent (the labels below this node),
-// an unsolicited TELL reply to a child (this node's path to the root).
-func (l *link) notifyLoop() {
-	for {
-		select {
-		case <-l.sess.CloseChan():
-			return
-		case <-l.tellCh:
-		}
-		build := func() ctrlMsg { return ctrlMsg{Type: ctrlTell, Labels: l.n.tellLabels()} }
-		if !l.cfg.Parent {
-			build = l.n.tellReply
-		}
-		if err := l.sendBuilt(build); err != nil {
-			l.log.WithError(err).Warn("control message not sent; closing the link")
-			l.close()
-			return
-		}
-	}
-}
-
-func (l *link) controlEnded(err error) {
-	if errors.Is(err, io.EOF) || errors.Is(err, yamux.ErrSessionShutdown) || l.sess.IsClosed() {
-		l.close()
-		return
-	}
-	l.protocolError(err)
-}
-
-func (l *link) protocolError(err error) {
-	l.log.WithError(err).Error("control protocol error; closing the link")
-	l.close()
-}
-
-// backoff is an exponential backoff with jitter between min and max.
-type backoff struct {
-	min, max time.Duration
-	cur      time.Duration
-}
-
-func (b *backoff) reset() { b.cur = 0 }
-
-// next returns the wait before the next attempt: the current step halved
-// plus a random part of the other half, the step doubling up to max.
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur *= 2
-	}
-	if b.cur > b.max {
-		b.cur = b.max
-	}
-	half := b.cur / 2
-	return half + rand.N(half+1)
-}
-
-func acceptBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return 5 * time.Millisecond
-	}
-	if d *= 2; d > time.Second {
-		d = time.Second
-	}
-	return d
-}
-
-// sleepCtx waits d; it returns false when ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

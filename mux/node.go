@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,14 +29,13 @@ type Node struct {
 	ctx        context.Context // ends when the node aborts what is left
 	cancel     context.CancelFunc
 
+	table *routingTable // what the children told; its own lock
+
 	mu       sync.Mutex
-	links    map[string]*link    // links that are up, by peer label
-	reserved map[string]bool     // peer labels in a handshake
-	below    map[string][]string // labels told by each child, by child label
-	routes   map[string]string   // label -> child label that leads to it
-	path     []string            // the active parent's label and its path to the root
+	links    map[string]*link // links that are up, by peer label
+	reserved map[string]bool  // peer labels in a handshake
+	path     []string         // the active parent's label and its path to the root
 	sessions map[uint64]Header
-	warned   map[string]bool // routing oddities already logged
 	draining bool
 	dead     bool // no goroutine may be started
 	idle     chan struct{}
@@ -73,10 +71,9 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		log:      log.WithField("node", cfg.Label),
 		links:    map[string]*link{},
 		reserved: map[string]bool{},
-		below:    map[string][]string{},
-		routes:   map[string]string{},
 		sessions: map[uint64]Header{},
 	}
+	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"))
 	n.acceptCtx, n.stopAccept = context.WithCancel(context.Background())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	byAddr := map[string]*linkListener{}
@@ -301,197 +298,6 @@ func (n *Node) Links() []string {
 	return out
 }
 
-// Routes returns the routing table: every label known below this node and
-// the child label that leads to it.
-func (n *Node) Routes() map[string]string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make(map[string]string, len(n.routes))
-	for k, v := range n.routes {
-		out[k] = v
-	}
-	return out
-}
-
-// PathToRoot returns the active parent's label and its path to the root,
-// as the parent last told it; empty at the root or while no parent is up.
-func (n *Node) PathToRoot() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]string(nil), n.path...)
-}
-
-// activeParentLocked is the first configured parent whose link is up.
-func (n *Node) activeParentLocked() *link {
-	for _, lc := range n.cfg.Links {
-		if lc.Parent {
-			if l := n.links[lc.Peer]; l != nil {
-				return l
-			}
-		}
-	}
-	return nil
-}
-
-// nextHop chooses the link towards dest for a session that came in on
-// from (nil for a local entry). A session never goes back up to a parent
-// it came from.
-func (n *Node) nextHop(dest string, from *link) (*link, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if child, ok := n.routes[dest]; ok {
-		if l := n.links[child]; l != nil && l != from {
-			return l, nil
-		}
-	}
-	if from != nil && from.cfg.Parent {
-		return nil, fmt.Errorf("%s is not below %s", dest, n.cfg.Label)
-	}
-	if p := n.activeParentLocked(); p != nil {
-		return p, nil
-	}
-	if n.cfg.Role == RoleRoot {
-		return nil, fmt.Errorf("%s is unknown to the root %s", dest, n.cfg.Label)
-	}
-	return nil, fmt.Errorf("no parent link of %s is up", n.cfg.Label)
-}
-
-// tellLabels is what this node tells its parents: its own label and every
-// label below it, sorted.
-func (n *Node) tellLabelsLocked() []string {
-	out := make([]string, 0, 1+len(n.routes))
-	out = append(out, n.cfg.Label)
-	rest := make([]string, 0, len(n.routes))
-	for l := range n.routes {
-		rest = append(rest, l)
-	}
-	sort.Strings(rest)
-	return append(out, rest...)
-}
-
-// tellLabels is tellLabelsLocked under the node's lock.
-func (n *Node) tellLabels() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.tellLabelsLocked()
-}
-
-// tellReply is the TELL reply to a child: this node's label and its path
-// to the root.
-func (n *Node) tellReply() ctrlMsg {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return ctrlMsg{Type: ctrlTellReply, Labels: append([]string{n.cfg.Label}, n.path...)}
-}
-
-// setBelow records the labels a child told and, when the table changed,
-// tells the parents.
-func (n *Node) setBelow(child string, labels []string) {
-	n.mu.Lock()
-	if labels == nil {
-		delete(n.below, child)
-	} else {
-		n.below[child] = labels
-	}
-	changed := n.recomputeLocked()
-	n.mu.Unlock()
-	if changed {
-		n.tellParents()
-	}
-}
-
-// recomputeLocked rebuilds the routing table from what the children told,
-// logs what changed and reports whether anything did.
-func (n *Node) recomputeLocked() bool {
-	log := n.log.WithField("component", "routing")
-	children := make([]string, 0, len(n.below))
-	for c := range n.below {
-		children = append(children, c)
-	}
-	sort.Strings(children)
-	routes := map[string]string{}
-	odd := map[string]bool{} // what is warned about, so each is warned once
-	for _, c := range children {
-		for _, l := range n.below[c] {
-			switch prev, dup := routes[l]; {
-			case l == n.cfg.Label:
-				key := c + " tells " + l
-				if odd[key] = true; !n.warned[key] {
-					log.WithField("l", c).Warnf("child tells this node's own label %s; ignored", l)
-				}
-			case dup:
-				key := l + " by " + prev + " and " + c
-				if odd[key] = true; !n.warned[key] {
-					log.WithField("l", c).Warnf("label %s is told by both %s and %s; using %s", l, prev, c, prev)
-				}
-			default:
-				routes[l] = c
-			}
-		}
-	}
-	n.warned = odd
-	changed := false
-	for l, via := range routes {
-		if old, ok := n.routes[l]; !ok || old != via {
-			log.WithFields(logrus.Fields{"label": l, "via": via}).Info("route added")
-			changed = true
-		}
-	}
-	for l, via := range n.routes {
-		if _, ok := routes[l]; !ok {
-			log.WithFields(logrus.Fields{"label": l, "via": via}).Info("route removed")
-			changed = true
-		}
-	}
-	n.routes = routes
-	return changed
-}
-
-// refreshPath takes the path to the root from the active parent, as that
-// parent last told it.
-func (n *Node) refreshPath() {
-	n.mu.Lock()
-	var path []string
-	if p := n.activeParentLocked(); p != nil {
-		path = p.path
-	}
-	n.mu.Unlock()
-	n.setPath(path)
-}
-
-// setPath records this node's path to the root (its active parent's label
-// and that parent's path) and, when it changed, tells the children.
-func (n *Node) setPath(path []string) {
-	n.mu.Lock()
-	same := len(path) == len(n.path)
-	for i := 0; same && i < len(path); i++ {
-		same = path[i] == n.path[i]
-	}
-	if same {
-		n.mu.Unlock()
-		return
-	}
-	n.path = append([]string(nil), path...)
-	for _, l := range n.links {
-		if !l.cfg.Parent {
-			l.wantTell()
-		}
-	}
-	n.mu.Unlock()
-	n.log.WithFields(logrus.Fields{"component": "routing", "path": joinLabels(path)}).Info("path to the root changed")
-}
-
-// tellParents asks every parent link that is up to send a TELL.
-func (n *Node) tellParents() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, l := range n.links {
-		if l.cfg.Parent {
-			l.wantTell()
-		}
-	}
-}
-
 func (n *Node) newID() uint64 {
 	for {
 		if id := rand.Uint64(); id != 0 {
@@ -499,5 +305,3 @@ func (n *Node) newID() uint64 {
 		}
 	}
 }
-
-func joinLabels(ls []string) string { return strings.Join(ls, ",") }
