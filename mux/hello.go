@@ -5,7 +5,6 @@ import (
 	"net"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -86,7 +85,6 @@ func (n *Node) checkPeer(lc LinkConfig, h hello, res *reservation) error {
 // peer's hello and verdict, send our verdict.
 func (n *Node) helloDial(lc LinkConfig, conn net.Conn, res *reservation) (hello, error) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": conn.RemoteAddr().String()})
-	_ = conn.SetDeadline(time.Now().Add(n.tun.HelloTimeout))
 	fail := func(err error) (hello, error) {
 		log.WithError(err).Error("handshake failed")
 		return hello{}, err
@@ -112,41 +110,55 @@ func (n *Node) helloDial(lc LinkConfig, conn net.Conn, res *reservation) (hello,
 	if _, err := conn.Write(encodeVerdict("", true)); err != nil {
 		return fail(fmt.Errorf("send verdict: %w", err))
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return peer, nil
 }
 
 // helloListen runs the hello on an accepted connection: read the peer's
-// hello, pick its link by label, send our hello and verdict, read the
-// peer's verdict.
-func (n *Node) helloListen(ll *linkListener, conn net.Conn, res *reservation) (LinkConfig, hello, error) {
+// hello, pick its link, send our hello and verdict, read the peer's
+// verdict. On a TLS connection the link is auth, the one the client's
+// certificate named, and the hello must name the same label; on a
+// plaintext one the hello's label picks among the plaintext links. A
+// refusal tells the peer why, but never which labels this port serves.
+func (n *Node) helloListen(ll *linkListener, conn net.Conn, auth *LinkConfig, res *reservation) (LinkConfig, hello, error) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "addr": conn.RemoteAddr().String()})
-	_ = conn.SetDeadline(time.Now().Add(n.tun.HelloTimeout))
 	fail := func(err error) (LinkConfig, hello, error) {
 		log.WithError(err).Error("handshake failed")
 		return LinkConfig{}, hello{}, err
 	}
-	refuse := func(lc LinkConfig, known bool, err error) (LinkConfig, hello, error) {
-		msg := append(n.myHello(lc, known).encode(), encodeVerdict(err.Error(), false)...)
+	refuse := func(lc LinkConfig, known bool, told, err error) (LinkConfig, hello, error) {
+		msg := append(n.myHello(lc, known).encode(), encodeVerdict(told.Error(), false)...)
 		_, _ = conn.Write(msg)
 		return fail(err)
 	}
 	peer, err := readHello(conn)
 	if err != nil {
-		return refuse(LinkConfig{}, false, err)
+		return refuse(LinkConfig{}, false, err, err)
 	}
 	log = log.WithField("l", peer.Label)
-	lc, known := ll.links[peer.Label]
-	if !known {
-		want := make([]string, 0, len(ll.links))
-		for p := range ll.links {
-			want = append(want, p)
+	var lc LinkConfig
+	switch {
+	case auth != nil && peer.Label != auth.Peer:
+		err := fmt.Errorf("%w: hello names %s but the certificate names %s", ErrRejected, peer.Label, auth.Peer)
+		return refuse(*auth, true, err, err)
+	case auth != nil:
+		lc = *auth
+	default:
+		var known bool
+		lc, known = ll.links[peer.Label]
+		if !known || !lc.Plaintext {
+			var want []string
+			for p, l := range ll.links {
+				if l.Plaintext {
+					want = append(want, p)
+				}
+			}
+			sort.Strings(want)
+			told := fmt.Errorf("%w: unexpected label %s on this port", ErrRejected, peer.Label)
+			return refuse(LinkConfig{}, false, told, fmt.Errorf("%w (expected %s)", told, joinLabels(want)))
 		}
-		sort.Strings(want)
-		return refuse(lc, false, fmt.Errorf("%w: unexpected label %s on this port (expected %s)", ErrRejected, peer.Label, joinLabels(want)))
 	}
 	if err := n.checkPeer(lc, peer, res); err != nil {
-		return refuse(lc, true, err)
+		return refuse(lc, true, err, err)
 	}
 	msg := append(n.myHello(lc, true).encode(), encodeVerdict("", true)...)
 	if _, err := conn.Write(msg); err != nil {
@@ -159,6 +171,5 @@ func (n *Node) helloListen(ll *linkListener, conn net.Conn, res *reservation) (L
 	if !ok {
 		return fail(fmt.Errorf("%w %s: %s", ErrRefusedByPeer, peer.Label, reason))
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return lc, peer, nil
 }

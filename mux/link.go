@@ -122,21 +122,36 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
-	_ = n.establish(conn, false, func(res *reservation) (LinkConfig, hello, error) {
-		return n.helloListen(ll, conn, res)
+	log := n.log.WithFields(logrus.Fields{"component": "link", "addr": conn.RemoteAddr().String()})
+	_ = n.establish(conn, false, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
+		c, auth, isTLS, err := n.acceptTLS(ll, conn, log)
+		if err != nil {
+			// Nothing was sent: the peer sees the connection close (or a
+			// TLS alert), the reason is for this node's log only.
+			log.WithError(err).Error("link connection refused")
+			return nil, LinkConfig{}, hello{}, err
+		}
+		var authp *LinkConfig
+		if isTLS {
+			authp = &auth
+		}
+		lc, peer, err := n.helloListen(ll, c, authp, res)
+		return c, lc, peer, err
 	})
 }
 
-// establish runs a hello on conn (hs: the dialling or the listening side)
-// and then the link until it ends. The peer's label, reserved by the
-// hello, is released here and only here. Shutdown does not wait for a
-// hello: a silent peer would hold it for the whole hello timeout. It
-// closes conn and returns the hello's error.
-func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (LinkConfig, hello, error)) error {
+// establish runs the TLS handshake and the hello on conn (hs: the dialling
+// or the listening side), all under the hello timeout, and then the link
+// until it ends, on the connection hs returned. The peer's label, reserved
+// by the hello, is released here and only here. Shutdown does not wait for
+// a hello: a silent peer would hold it for the whole hello timeout. It
+// closes conn and returns the handshake's error.
+func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (net.Conn, LinkConfig, hello, error)) error {
 	res := &reservation{n: n}
 	defer res.release()
+	_ = conn.SetDeadline(time.Now().Add(n.tun.HelloTimeout))
 	stop := context.AfterFunc(n.acceptCtx, func() { _ = conn.SetDeadline(time.Now()) })
-	lc, peer, err := hs(res)
+	c, lc, peer, err := hs(res)
 	if !stop() && err == nil {
 		err = ErrShutdown
 	}
@@ -144,7 +159,8 @@ func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (Lin
 		_ = conn.Close()
 		return err
 	}
-	n.runLink(lc, peer, conn, dialled, res)
+	_ = conn.SetDeadline(time.Time{})
+	n.runLink(lc, peer, c, dialled, res)
 	return nil
 }
 
@@ -158,12 +174,20 @@ func (n *Node) dialLoop(lc LinkConfig) {
 		d := net.Dialer{Timeout: n.tun.HelloTimeout}
 		conn, err := d.DialContext(n.acceptCtx, "tcp", lc.Dial)
 		if err == nil {
-			err = n.establish(conn, true, func(res *reservation) (LinkConfig, hello, error) {
-				peer, err := n.helloDial(lc, conn, res)
+			err = n.establish(conn, true, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
+				c := conn
+				if !lc.Plaintext {
+					var err error
+					if c, err = n.dialTLS(lc, conn); err != nil {
+						log.WithError(err).Error("handshake failed")
+						return nil, lc, hello{}, err
+					}
+				}
+				peer, err := n.helloDial(lc, c, res)
 				if err == nil {
 					b.Reset()
 				}
-				return lc, peer, err
+				return c, lc, peer, err
 			})
 		}
 		if n.acceptCtx.Err() != nil {
@@ -197,9 +221,9 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	ycfg := n.tun.yamuxConfig(yamuxLogger{n.log.WithFields(logrus.Fields{"component": "yamux", "l": lc.Peer})})
 	var err error
 	if dialled {
-		l.sess, err = yamux.Client(&coalesceConn{Conn: conn}, ycfg)
+		l.sess, err = yamux.Client(newCoalesceConn(conn), ycfg)
 	} else {
-		l.sess, err = yamux.Server(&coalesceConn{Conn: conn}, ycfg)
+		l.sess, err = yamux.Server(newCoalesceConn(conn), ycfg)
 	}
 	if err != nil {
 		_ = conn.Close()
@@ -226,6 +250,9 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		side = "parent"
 	}
 	linkLog.WithFields(logrus.Fields{"side": side, "role": peer.Role.String()}).Info("link up")
+	if lc.Plaintext {
+		linkLog.Warn("link up without TLS (insecure_plaintext): not authenticated, not encrypted")
+	}
 	if parentNow == lc.Peer {
 		l.log.Infof("active parent is now %s", parentNow)
 	}

@@ -47,9 +47,12 @@ type Node struct {
 }
 
 type linkListener struct {
-	ln    net.Listener
-	addr  string
-	links map[string]LinkConfig // by peer label
+	ln     net.Listener
+	addr   string
+	links  map[string]LinkConfig // by peer label
+	plain  bool                  // some link here is Plaintext
+	secure bool                  // some link here is on TLS
+	creds  Credentials           // the certificate this port shows: the link's own when it is the only TLS link, else the node's
 }
 
 type entry struct {
@@ -93,6 +96,21 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 			n.listeners = append(n.listeners, ll)
 		}
 		ll.links[lc.Peer] = lc
+	}
+	for _, ll := range n.listeners {
+		tlsLinks := 0
+		for _, lc := range ll.links {
+			if lc.Plaintext {
+				ll.plain = true
+				continue
+			}
+			ll.secure = true
+			tlsLinks++
+			ll.creds = n.credsFor(lc)
+		}
+		if tlsLinks > 1 {
+			ll.creds = cfg.TLS
+		}
 	}
 	return n, nil
 }
@@ -153,6 +171,11 @@ func (n *Node) Serve(ctx context.Context) error {
 		return errors.New("serve called twice")
 	}
 	n.log.WithField("component", "node").Infof("serving as %s", n.cfg.Role)
+	for _, lc := range n.cfg.Links {
+		if lc.Plaintext {
+			n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer}).Warn("link is insecure_plaintext: its peer is not authenticated and its traffic is not encrypted")
+		}
+	}
 	for _, ll := range n.listeners {
 		ll := ll
 		n.spawn(func() { n.acceptLinks(ll) })
