@@ -117,7 +117,9 @@ func (ca *CA) Issue(t testing.TB, label string, o CertOptions) *mux.StaticCreden
 }
 
 // SwapCredentials are credentials that a test replaces, as a reload does.
-type SwapCredentials struct{ p atomic.Pointer[mux.TLSMaterial] }
+type SwapCredentials struct {
+	p atomic.Pointer[mux.TLSMaterial]
+}
 
 // NewSwap starts with m.
 func NewSwap(m mux.Credentials) *SwapCredentials {
