@@ -102,7 +102,8 @@ type Tuning struct {
 	// client of an entry, the target of a service) takes no byte of what
 	// the session has for it for this long: a peer that stopped reading
 	// would otherwise hold the session, and its sockets on every node, for
-	// ever. Default 60s; negative: no limit.
+	// ever. DefaultTuning sets 60s; zero: no limit (as peer_write_timeout: 0
+	// in a configuration file, and as IdleTimeout and StreamCloseTimeout).
 	PeerWriteTimeout time.Duration
 	// BackoffMin and BackoffMax bound the reconnect backoff of dialled
 	// links (exponential, with jitter). Defaults 500ms and 30s.
@@ -134,7 +135,8 @@ func DefaultTuning() Tuning {
 	}
 }
 
-// withDefaults fills the zero fields of t with the defaults.
+// withDefaults fills the zero fields of t with the defaults, except those
+// where zero means off: StreamCloseTimeout, IdleTimeout, PeerWriteTimeout.
 func (t Tuning) withDefaults() Tuning {
 	d := DefaultTuning()
 	if t.WindowSize == 0 {
@@ -167,9 +169,6 @@ func (t Tuning) withDefaults() Tuning {
 	if t.MaxSessions == 0 {
 		t.MaxSessions = d.MaxSessions
 	}
-	if t.PeerWriteTimeout == 0 {
-		t.PeerWriteTimeout = d.PeerWriteTimeout
-	}
 	if t.ShutdownAbortWait == 0 {
 		t.ShutdownAbortWait = d.ShutdownAbortWait
 	}
@@ -193,6 +192,7 @@ func (t Tuning) Validate() []error {
 		{"open timeout", t.OpenTimeout},
 		{"dial timeout", t.DialTimeout},
 		{"idle timeout", t.IdleTimeout},
+		{"peer write timeout", t.PeerWriteTimeout},
 		{"backoff min", t.BackoffMin},
 		{"backoff max", t.BackoffMax},
 	} {

@@ -519,10 +519,7 @@ func (t Tuning) MuxTuning() mux.Tuning {
 	m.OpenTimeout = t.OpenTimeout
 	m.DialTimeout = t.DialTimeout
 	m.IdleTimeout = t.IdleTimeout
-	m.PeerWriteTimeout = t.PeerWriteTimeout
-	if t.PeerWriteTimeout == 0 {
-		m.PeerWriteTimeout = -1 // off
-	}
+	m.PeerWriteTimeout = t.PeerWriteTimeout // zero is off in both
 	m.BackoffMin = t.ReconnectMin
 	m.BackoffMax = t.ReconnectMax
 	m.MaxSessions = t.MaxSessions
