@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"go.uber.org/goleak"
 )
 
@@ -22,7 +21,7 @@ func batchOf(t *testing.T, sink string, seqs ...uint64) *Batch {
 	t.Helper()
 	b := &Batch{Sink: sink}
 	for _, s := range seqs {
-		b.Events = append(b.Events, Event{Seq: s, Framing: framing.Line, Source: "src", Data: []byte("ev")})
+		b.Events = append(b.Events, Event{Seq: s, Framing: Line, Source: "src", Data: []byte("ev")})
 	}
 	return b
 }
@@ -186,7 +185,7 @@ func TestDeliverer(t *testing.T) {
 	if buf.String() != want {
 		t.Fatalf("wrote %q, want %q", buf.String(), want)
 	}
-	bad := []Event{{Seq: 1, Framing: framing.Line, Data: []byte("a\nb")}}
+	bad := []Event{{Seq: 1, Framing: Line, Data: []byte("a\nb")}}
 	if err := NewDeliverer(&buf).Deliver("s", bad); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("Deliver of a line with a newline = %v", err)
 	}
@@ -195,7 +194,7 @@ func TestDeliverer(t *testing.T) {
 func TestJSONWriter(t *testing.T) {
 	var buf bytes.Buffer
 	b := sampleBatch(t)
-	b.Events = append(b.Events, Event{Seq: 10, Framing: framing.Line, Source: "s", Data: []byte("bad \xff utf8 \"quoted\"")})
+	b.Events = append(b.Events, Event{Seq: 10, Framing: Line, Source: "s", Data: []byte("bad \xff utf8 \"quoted\"")})
 	if err := NewJSONWriter(&buf).Deliver(b.Sink, b.Events); err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,6 @@ import (
 	"io"
 	"sync"
 	"time"
-
-	"github.com/relaychain/relaychain/eventsink/framing"
 )
 
 // Deliverer writes events to the event server connection in the framing they
@@ -75,7 +73,7 @@ func (j *JSONWriter) Deliver(sink string, events []Event) error {
 	defer j.mu.Unlock()
 	j.buf = j.buf[:0]
 	for _, e := range events {
-		je := jsonEvent{Sink: sink, Seq: e.Seq, Source: e.Source, Framing: framing.Name(e.Framing), Event: string(e.Data)}
+		je := jsonEvent{Sink: sink, Seq: e.Seq, Source: e.Source, Framing: e.Framing.String(), Event: string(e.Data)}
 		if !e.Time.IsZero() {
 			t := e.Time.UTC()
 			je.Received = &t

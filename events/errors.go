@@ -14,6 +14,9 @@ var (
 	ErrTooManyEvents = errors.New("too many events in batch")
 	// ErrBadLabel reports an empty, too long or non-printable sink label.
 	ErrBadLabel = errors.New("bad sink label")
+	// ErrUnknownFraming reports a framing byte or name that is neither EIF
+	// nor Line (ParseFraming, and the eventsink's readers and listeners).
+	ErrUnknownFraming = errors.New("unknown framing")
 	// ErrMalformed reports a message that does not decode: cut short, trailing
 	// bytes, an empty batch, sequence numbers not increasing, an unknown
 	// framing, an empty event, a line with a newline, an EIF event not ending

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/relaychain/relaychain/eventsink/framing"
 )
 
 // Protocol constants. See PROTOCOL.md.
@@ -41,7 +39,7 @@ const (
 type Event struct {
 	Seq     uint64    // the sink's sequence number, > 0, increasing within a batch
 	Time    time.Time // when the sink received it; zero if unknown
-	Framing byte      // framing.EIF or framing.Line
+	Framing Framing   // EIF or Line
 	Source  string    // the sender's address, at most MaxSourceLen bytes
 	Data    []byte    // the event, without terminator
 }
@@ -119,11 +117,11 @@ func checkEvent(e *Event, prev uint64) error {
 		return fmt.Errorf("%w: empty event %d", ErrMalformed, e.Seq)
 	}
 	switch e.Framing {
-	case framing.Line:
+	case Line:
 		if bytes.IndexByte(e.Data, '\n') >= 0 {
 			return fmt.Errorf("%w: line event %d contains a newline", ErrMalformed, e.Seq)
 		}
-	case framing.EIF:
+	case EIF:
 		if !bytes.HasSuffix(e.Data, []byte("END")) {
 			return fmt.Errorf("%w: EIF event %d does not end in END", ErrMalformed, e.Seq)
 		}
@@ -177,7 +175,7 @@ func AppendBatch(dst []byte, b *Batch, lim Limits) ([]byte, error) {
 		}
 		dst = binary.BigEndian.AppendUint64(dst, e.Seq)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(t))
-		dst = append(dst, e.Framing, byte(len(e.Source)))
+		dst = append(dst, byte(e.Framing), byte(len(e.Source)))
 		dst = append(dst, e.Source...)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Data)))
 		dst = append(dst, e.Data...)
@@ -292,7 +290,7 @@ func decodeBatchBody(body []byte, lim Limits) (*Batch, error) {
 		if t := int64(d.u64()); t != 0 {
 			e.Time = time.Unix(0, t)
 		}
-		e.Framing = d.u8()
+		e.Framing = Framing(d.u8())
 		e.Source = string(d.take(int(d.u8())))
 		e.Data = d.take(int(d.u32()))
 		if d.short {

@@ -14,8 +14,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relaychain/relaychain/events"
 	"github.com/relaychain/relaychain/eventsink/forwarder"
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/relaychain/relaychain/eventsink/intake"
 	"github.com/relaychain/relaychain/eventsink/spool"
 	"github.com/relaychain/relaychain/internal/chain"
@@ -60,7 +60,7 @@ func run(ctx context.Context, cfg *chain.Config, n *mux.Node, log *logrus.Entry)
 		}
 	}
 	for _, l := range ev.Listeners {
-		f, err := framing.Parse(l.Framing)
+		f, err := events.ParseFraming(l.Framing)
 		if err != nil {
 			closeAll()
 			return err
@@ -72,7 +72,7 @@ func run(ctx context.Context, cfg *chain.Config, n *mux.Node, log *logrus.Entry)
 			MaxEvent:      int(ev.MaxEventBytes),
 			MaxConnsPerIP: l.MaxConnsPerSource,
 			IdleTimeout:   l.IdleTimeout,
-			Handler: func(framing byte, source string, data []byte) error {
+			Handler: func(framing events.Framing, source string, data []byte) error {
 				_, err := sp.Append(framing, source, data)
 				return err
 			},

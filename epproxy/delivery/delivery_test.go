@@ -13,7 +13,6 @@ import (
 
 	"github.com/relaychain/relaychain/epproxy/delivery"
 	"github.com/relaychain/relaychain/events"
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/relaychain/relaychain/mux"
 )
 
@@ -178,8 +177,8 @@ func TestJSONFile(t *testing.T) {
 
 	recv := time.Date(2026, 1, 2, 3, 4, 5, 123000000, time.UTC)
 	b := &events.Batch{Sink: "es-a", Events: []events.Event{
-		{Seq: 7, Time: recv, Framing: framing.EIF, Source: "10.1.2.3:5529", Data: []byte("TEC_Event;msg='x y';END")},
-		{Seq: 8, Framing: framing.Line, Source: "10.1.2.4:514", Data: []byte("<13>Jan  2 03:04:05 host app: \xff bad utf-8")},
+		{Seq: 7, Time: recv, Framing: events.EIF, Source: "10.1.2.3:5529", Data: []byte("TEC_Event;msg='x y';END")},
+		{Seq: 8, Framing: events.Line, Source: "10.1.2.4:514", Data: []byte("<13>Jan  2 03:04:05 host app: \xff bad utf-8")},
 	}}
 	s := openSession(t, leaf)
 	s.mustSend(b)

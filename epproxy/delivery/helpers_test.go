@@ -14,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/relaychain/relaychain/events"
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/relaychain/relaychain/mux"
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
@@ -185,7 +184,7 @@ func lineEvent(seq uint64) string { return fmt.Sprintf("event-%d", seq) }
 func batch(sink string, from, to uint64) *events.Batch {
 	b := &events.Batch{Sink: sink}
 	for s := from; s <= to; s++ {
-		b.Events = append(b.Events, events.Event{Seq: s, Time: time.Unix(1700000000, int64(s)), Framing: framing.Line,
+		b.Events = append(b.Events, events.Event{Seq: s, Time: time.Unix(1700000000, int64(s)), Framing: events.Line,
 			Source: "10.0.0.1:514", Data: []byte(lineEvent(s))})
 	}
 	return b

@@ -18,8 +18,8 @@
 // Typical usage:
 //
 //	srv, err := intake.New(intake.Config{
-//		Network: "tcp", Addr: ":5529", Framing: framing.EIF,
-//		Handler: func(f byte, src string, ev []byte) error { _, err := sp.Append(f, src, ev); return err },
+//		Network: "tcp", Addr: ":5529", Framing: events.EIF,
+//		Handler: func(f events.Framing, src string, ev []byte) error { _, err := sp.Append(f, src, ev); return err },
 //		Log:     log.WithField("listener", "eif-tcp"),
 //	})
 //	if err != nil { ... }
@@ -40,8 +40,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/sirupsen/logrus"
+
+	"github.com/relaychain/relaychain/events"
+	"github.com/relaychain/relaychain/eventsink/framing"
 )
 
 // Defaults for zero Config fields.
@@ -54,7 +56,7 @@ const (
 
 // Handler stores one event. data is valid only during the call. For TCP, a
 // non-nil error resets the connection.
-type Handler func(framing byte, source string, data []byte) error
+type Handler func(framing events.Framing, source string, data []byte) error
 
 // Config configures a Server.
 type Config struct {
@@ -62,8 +64,8 @@ type Config struct {
 	Network string
 	// Addr is the listen address, e.g. ":5529" or "127.0.0.1:0".
 	Addr string
-	// Framing is framing.EIF or framing.Line.
-	Framing byte
+	// Framing is events.EIF or events.Line.
+	Framing events.Framing
 	// MaxEvent bounds an event. Zero means framing.DefaultMaxEvent (64 KiB).
 	MaxEvent int
 	// MaxConnsPerIP bounds the TCP connections from one source IP. Zero
@@ -124,8 +126,8 @@ type Server struct {
 // New checks cfg and opens the listener. Serve serves it; Shutdown closes it.
 func New(cfg Config) (*Server, error) {
 	var errs []error
-	if !framing.Valid(cfg.Framing) {
-		errs = append(errs, fmt.Errorf("%w: %d", framing.ErrUnknownFraming, cfg.Framing))
+	if !cfg.Framing.Valid() {
+		errs = append(errs, fmt.Errorf("%w: %d", events.ErrUnknownFraming, cfg.Framing))
 	}
 	if cfg.Handler == nil {
 		errs = append(errs, errors.New("no handler"))
@@ -148,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		log = logrus.NewEntry(l)
 	}
 	s := &Server{
-		cfg: cfg, name: framing.Name(cfg.Framing),
+		cfg: cfg, name: cfg.Framing.String(),
 		conns: map[net.Conn]struct{}{}, perIP: map[string]int{},
 		serveDone: make(chan struct{}), closed: make(chan struct{}),
 	}
