@@ -106,8 +106,10 @@ func checkLabel(s string) error {
 	return nil
 }
 
-// checkEvent checks one event against the previous sequence number.
-func checkEvent(e *Event, prev uint64) error {
+// CheckEvent checks one event as DecodeBatch does, against the sequence
+// number of the event before it in its batch (0 for the first). It returns
+// an ErrMalformed error.
+func CheckEvent(e *Event, prev uint64) error {
 	switch {
 	case e.Seq <= prev:
 		return fmt.Errorf("%w: sequence %d after %d", ErrMalformed, e.Seq, prev)
@@ -147,7 +149,7 @@ func (b *Batch) check(lim Limits) error {
 	}
 	var prev uint64
 	for i := range b.Events {
-		if err := checkEvent(&b.Events[i], prev); err != nil {
+		if err := CheckEvent(&b.Events[i], prev); err != nil {
 			return err
 		}
 		prev = b.Events[i].Seq
@@ -296,7 +298,7 @@ func decodeBatchBody(body []byte, lim Limits) (*Batch, error) {
 		if d.short {
 			return nil, fmt.Errorf("%w: event %d cut short", ErrMalformed, i)
 		}
-		if err := checkEvent(e, prev); err != nil {
+		if err := CheckEvent(e, prev); err != nil {
 			return nil, err
 		}
 		prev = e.Seq

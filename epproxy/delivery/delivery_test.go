@@ -70,7 +70,7 @@ func TestDedupAcrossSessions(t *testing.T) {
 
 	wantLines(t, srv.waitLines(30), 1, 30)
 	wantStats(t, svc.Stats(), delivery.Stats{Batches: 4, Delivered: 30, Duplicates: 11})
-	dd, err := events.OpenDedup(state)
+	dd, err := delivery.OpenDedup(state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestSinkLabelMismatch(t *testing.T) {
 	s2.mustSend(batch("es-a", 100, 101))
 	s2.end()
 	wantLines(t, srv.waitLines(2), 100, 101)
-	dd, err := events.OpenDedup(state)
+	dd, err := delivery.OpenDedup(state)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,6 +190,15 @@ func batch(sink string, from, to uint64) *events.Batch {
 	return b
 }
 
+// sampleBatch returns a batch with both framings.
+func sampleBatch(t *testing.T) *events.Batch {
+	t.Helper()
+	return &events.Batch{Sink: "es-dmz1", Events: []events.Event{
+		{Seq: 7, Time: time.Unix(1700000000, 123), Framing: events.EIF, Source: "10.1.2.3:5140", Data: []byte("TEC_Event;msg='a;b';END")},
+		{Seq: 9, Framing: events.Line, Source: "[2001:db8::1]:514", Data: []byte("<13>Jan  1 00:00:00 host app: hello")},
+	}}
+}
+
 // wantLines checks that lines are the events from..to, in order.
 func wantLines(t testing.TB, lines []string, from, to uint64) {
 	t.Helper()
