@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/relaychain/relaychain/mux"
 )
 
 // Protocol constants. See PROTOCOL.md.
@@ -19,8 +21,9 @@ const (
 	headerLen = 6 // version, type, u32 body length
 	ackLen    = 8
 
-	// MaxLabelLen bounds the sink label.
-	MaxLabelLen = 128
+	// MaxLabelLen bounds the sink label: a sink label is a node label
+	// (mux.CheckLabel).
+	MaxLabelLen = mux.MaxLabelLen
 	// MaxSourceLen bounds an event's source.
 	MaxSourceLen = 255
 	// EventOverhead is the encoded size of an event beyond its source and data.
@@ -93,15 +96,11 @@ func (b *Batch) LastSeq() uint64 {
 	return b.Events[len(b.Events)-1].Seq
 }
 
-// checkLabel checks a sink label.
+// checkLabel checks a sink label against the project's one label rule,
+// mux.CheckLabel.
 func checkLabel(s string) error {
-	if len(s) == 0 || len(s) > MaxLabelLen {
-		return fmt.Errorf("%w: %d bytes", ErrBadLabel, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return fmt.Errorf("%w: byte 0x%02x", ErrBadLabel, s[i])
-		}
+	if err := mux.CheckLabel(s); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadLabel, err)
 	}
 	return nil
 }
