@@ -44,6 +44,7 @@ import (
 
 	"github.com/relaychain/relaychain/events"
 	"github.com/relaychain/relaychain/eventsink/framing"
+	"github.com/relaychain/relaychain/mux"
 )
 
 // Defaults for zero Config fields.
@@ -52,6 +53,13 @@ const (
 	DefaultMaxConns          = 1024
 	DefaultIdleTimeout       = 5 * time.Minute
 	DefaultMaxRejectsPerConn = 100
+)
+
+// The backoff after a failed accept or read (mux.Backoff): 5ms doubling up
+// to 1s.
+const (
+	retryMin = 5 * time.Millisecond
+	retryMax = time.Second
 )
 
 // Handler stores one event. data is valid only during the call. For TCP, a
@@ -114,8 +122,9 @@ type Server struct {
 
 	wg        sync.WaitGroup // connection goroutines
 	started   atomic.Bool
-	serveDone chan struct{} // closed when Serve returns
-	closed    chan struct{} // closed when the listener is closed
+	serveDone chan struct{}      // closed when Serve returns
+	closed    context.Context    // done when the listener is closed
+	markClose context.CancelFunc // ends closed
 	closeOnce sync.Once
 	draining  atomic.Bool
 
@@ -152,8 +161,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, name: cfg.Framing.String(),
 		conns: map[net.Conn]struct{}{}, perIP: map[string]int{},
-		serveDone: make(chan struct{}), closed: make(chan struct{}),
+		serveDone: make(chan struct{}),
 	}
+	s.closed, s.markClose = context.WithCancel(context.Background())
 	switch cfg.Network {
 	case "tcp", "tcp4", "tcp6":
 		ln, err := net.Listen(cfg.Network, cfg.Addr)
@@ -231,7 +241,7 @@ func (s *Server) watch(ctx context.Context, done chan struct{}) {
 	case <-ctx.Done():
 		s.closeListener()
 		s.closeConns()
-	case <-s.closed:
+	case <-s.closed.Done():
 	}
 }
 
@@ -270,7 +280,7 @@ func (s *Server) closeListener() {
 		s.mu.Lock()
 		s.isClosed = true
 		s.mu.Unlock()
-		close(s.closed)
+		s.markClose()
 		if s.ln != nil {
 			s.ln.Close()
 		} else {
@@ -287,16 +297,8 @@ func (s *Server) closeConns() {
 	}
 }
 
-// backoff waits d (doubling, bounded) after a failed accept or read, unless
+// retry waits the next step of b after a failed accept or read, unless
 // the server closes meanwhile. It reports whether the server is still open.
-func (s *Server) backoff(d *time.Duration) bool {
-	*d = min(max(*d*2, 5*time.Millisecond), time.Second)
-	t := time.NewTimer(*d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.closed:
-		return false
-	}
+func (s *Server) retry(b *mux.Backoff) bool {
+	return mux.SleepCtx(s.closed, b.Next())
 }
