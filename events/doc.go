@@ -1,15 +1,18 @@
-// Package events carries events from an eventsink to the epproxy and on to
-// the event server.
+// Package events is the wire format between an eventsink and the epproxy's
+// event service: Batch messages of numbered events one way, Ack messages
+// the other, over a routed session (a byte stream with half-close).
 //
-// The eventsink sends batches of spooled events, with their sequence
-// numbers, over a routed session (a byte stream with half-close) to the
-// epproxy's event service; the epproxy delivers them to the event server and
-// acknowledges only after the write succeeded and its deduplication state was
-// persisted. The wire format is written down in PROTOCOL.md: length-prefixed
-// binary messages, Batch one way and Ack the other, with strict bounds
-// (Limits, MaxLabelLen, MaxSourceLen) and sentinel errors (errors.go).
+// It holds only that format, written down in PROTOCOL.md: the messages and
+// their encoding and decoding (wire.go), the framing code every event
+// carries (framing.go), the bounds (Limits, MaxLabelLen, MaxSourceLen) and
+// the sentinel errors (errors.go). The daemons' pieces live with the
+// daemons: the eventsink's spool and forwarder send batches
+// (eventsink/spool, eventsink/forwarder); the epproxy's event service
+// (epproxy/delivery) drops what it already delivered, by sink and sequence
+// number kept in its state file (events-state.json by default), writes the
+// rest to the event server, and only then acknowledges.
 //
-// Typical usage on the eventsink (forwarder):
+// Typical usage on the eventsink, one batch:
 //
 //	b := &events.Batch{Sink: label, Events: evs} // from spool records
 //	if err := events.WriteBatch(stream, b, lim); err != nil { ... }
@@ -17,16 +20,14 @@
 //	if err != nil { ... }
 //	sp.Ack(ack.UpTo)
 //
-// and on the epproxy (event service), one session:
+// and on the epproxy, one session:
 //
-//	dd, err := events.OpenDedup(filepath.Join(stateDir, "events-dedup.json"))
-//	out := events.NewDeliverer(eventServerConn) // or events.NewJSONWriter(file)
 //	for {
 //		b, err := events.ReadBatch(stream, lim)
 //		if err == io.EOF { return nil } // the sink closed the session
 //		if err != nil { return err }
-//		ack, err := dd.Process(b, out.Deliver) // filter, deliver, commit
-//		if err != nil { return err }           // no ack: the sink sends again
+//		ack, err := deliver(b)        // filter, write, persist the marks
+//		if err != nil { return err }  // no ack: the sink sends again
 //		if err := events.WriteAck(stream, ack); err != nil { return err }
 //	}
 package events

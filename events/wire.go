@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/relaychain/relaychain/eventsink/framing"
+	"github.com/relaychain/relaychain/mux"
 )
 
 // Protocol constants. See PROTOCOL.md.
@@ -21,8 +21,9 @@ const (
 	headerLen = 6 // version, type, u32 body length
 	ackLen    = 8
 
-	// MaxLabelLen bounds the sink label.
-	MaxLabelLen = 128
+	// MaxLabelLen bounds the sink label: a sink label is a node label
+	// (mux.CheckLabel).
+	MaxLabelLen = mux.MaxLabelLen
 	// MaxSourceLen bounds an event's source.
 	MaxSourceLen = 255
 	// EventOverhead is the encoded size of an event beyond its source and data.
@@ -41,7 +42,7 @@ const (
 type Event struct {
 	Seq     uint64    // the sink's sequence number, > 0, increasing within a batch
 	Time    time.Time // when the sink received it; zero if unknown
-	Framing byte      // framing.EIF or framing.Line
+	Framing Framing   // EIF or Line
 	Source  string    // the sender's address, at most MaxSourceLen bytes
 	Data    []byte    // the event, without terminator
 }
@@ -95,21 +96,19 @@ func (b *Batch) LastSeq() uint64 {
 	return b.Events[len(b.Events)-1].Seq
 }
 
-// checkLabel checks a sink label.
+// checkLabel checks a sink label against the project's one label rule,
+// mux.CheckLabel.
 func checkLabel(s string) error {
-	if len(s) == 0 || len(s) > MaxLabelLen {
-		return fmt.Errorf("%w: %d bytes", ErrBadLabel, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return fmt.Errorf("%w: byte 0x%02x", ErrBadLabel, s[i])
-		}
+	if err := mux.CheckLabel(s); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadLabel, err)
 	}
 	return nil
 }
 
-// checkEvent checks one event against the previous sequence number.
-func checkEvent(e *Event, prev uint64) error {
+// CheckEvent checks one event as DecodeBatch does, against the sequence
+// number of the event before it in its batch (0 for the first). It returns
+// an ErrMalformed error.
+func CheckEvent(e *Event, prev uint64) error {
 	switch {
 	case e.Seq <= prev:
 		return fmt.Errorf("%w: sequence %d after %d", ErrMalformed, e.Seq, prev)
@@ -119,11 +118,11 @@ func checkEvent(e *Event, prev uint64) error {
 		return fmt.Errorf("%w: empty event %d", ErrMalformed, e.Seq)
 	}
 	switch e.Framing {
-	case framing.Line:
+	case Line:
 		if bytes.IndexByte(e.Data, '\n') >= 0 {
 			return fmt.Errorf("%w: line event %d contains a newline", ErrMalformed, e.Seq)
 		}
-	case framing.EIF:
+	case EIF:
 		if !bytes.HasSuffix(e.Data, []byte("END")) {
 			return fmt.Errorf("%w: EIF event %d does not end in END", ErrMalformed, e.Seq)
 		}
@@ -149,7 +148,7 @@ func (b *Batch) check(lim Limits) error {
 	}
 	var prev uint64
 	for i := range b.Events {
-		if err := checkEvent(&b.Events[i], prev); err != nil {
+		if err := CheckEvent(&b.Events[i], prev); err != nil {
 			return err
 		}
 		prev = b.Events[i].Seq
@@ -177,7 +176,7 @@ func AppendBatch(dst []byte, b *Batch, lim Limits) ([]byte, error) {
 		}
 		dst = binary.BigEndian.AppendUint64(dst, e.Seq)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(t))
-		dst = append(dst, e.Framing, byte(len(e.Source)))
+		dst = append(dst, byte(e.Framing), byte(len(e.Source)))
 		dst = append(dst, e.Source...)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(e.Data)))
 		dst = append(dst, e.Data...)
@@ -292,13 +291,13 @@ func decodeBatchBody(body []byte, lim Limits) (*Batch, error) {
 		if t := int64(d.u64()); t != 0 {
 			e.Time = time.Unix(0, t)
 		}
-		e.Framing = d.u8()
+		e.Framing = Framing(d.u8())
 		e.Source = string(d.take(int(d.u8())))
 		e.Data = d.take(int(d.u32()))
 		if d.short {
 			return nil, fmt.Errorf("%w: event %d cut short", ErrMalformed, i)
 		}
-		if err := checkEvent(e, prev); err != nil {
+		if err := CheckEvent(e, prev); err != nil {
 			return nil, err
 		}
 		prev = e.Seq

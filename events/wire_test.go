@@ -7,16 +7,14 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/relaychain/relaychain/eventsink/framing"
 )
 
 // sampleBatch returns a batch with both framings.
 func sampleBatch(t *testing.T) *Batch {
 	t.Helper()
 	return &Batch{Sink: "es-dmz1", Events: []Event{
-		{Seq: 7, Time: time.Unix(1700000000, 123), Framing: framing.EIF, Source: "10.1.2.3:5140", Data: []byte("TEC_Event;msg='a;b';END")},
-		{Seq: 9, Framing: framing.Line, Source: "[2001:db8::1]:514", Data: []byte("<13>Jan  1 00:00:00 host app: hello")},
+		{Seq: 7, Time: time.Unix(1700000000, 123), Framing: EIF, Source: "10.1.2.3:5140", Data: []byte("TEC_Event;msg='a;b';END")},
+		{Seq: 9, Framing: Line, Source: "[2001:db8::1]:514", Data: []byte("<13>Jan  1 00:00:00 host app: hello")},
 	}}
 }
 
@@ -171,7 +169,7 @@ func TestReadBatchDoesNotTrustLength(t *testing.T) {
 }
 
 func FuzzDecodeBatch(f *testing.F) {
-	good, _ := AppendBatch(nil, &Batch{Sink: "s", Events: []Event{{Seq: 1, Framing: framing.Line, Source: "a", Data: []byte("x")}}}, Limits{})
+	good, _ := AppendBatch(nil, &Batch{Sink: "s", Events: []Event{{Seq: 1, Framing: Line, Source: "a", Data: []byte("x")}}}, Limits{})
 	f.Add(good)
 	f.Add(good[:len(good)-1])
 	f.Add([]byte{Version, typeBatch, 0, 0, 0, 0})

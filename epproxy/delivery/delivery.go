@@ -3,6 +3,13 @@
 // delivered (by sink and sequence number, kept on disk), writes the rest
 // to the event server in the framing the events arrived in and/or to a
 // JSON lines file, and acknowledges a batch only after that succeeded.
+// The wire format it reads and answers is package events.
+//
+// Its pieces: Dedup keeps, per sink and output, the highest sequence
+// number delivered, in the state file (the events section's state,
+// events-state.json by default) replaced atomically; Deliverer writes
+// events to the event server in their framing; JSONWriter writes them as
+// JSON lines.
 //
 // Typical usage:
 //
@@ -52,10 +59,10 @@ type Stats struct {
 type Service struct {
 	cfg   Config
 	log   *logrus.Entry
-	dedup *events.Dedup
+	dedup *Dedup
 
 	file *os.File
-	json *events.JSONWriter
+	json *JSONWriter
 
 	srvMu sync.Mutex // guards the event server connection
 	srv   *serverConn
@@ -78,7 +85,7 @@ func New(cfg Config, log *logrus.Entry) (*Service, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.StateFile), 0o755); err != nil {
 		return nil, fmt.Errorf("events state directory: %w", err)
 	}
-	d, err := events.OpenDedup(cfg.StateFile)
+	d, err := OpenDedup(cfg.StateFile)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +96,7 @@ func New(cfg Config, log *logrus.Entry) (*Service, error) {
 			return nil, fmt.Errorf("events file: %w", err)
 		}
 		s.file = f
-		s.json = events.NewJSONWriter(f)
+		s.json = NewJSONWriter(f)
 	}
 	return s, nil
 }
@@ -244,11 +251,11 @@ func (s *Service) toServer(sink string, evs []events.Event) error {
 type serverConn struct {
 	c  net.Conn
 	rc syscall.RawConn // nil if c has no descriptor: isDead is always false
-	d  *events.Deliverer
+	d  *Deliverer
 }
 
 func newServerConn(c net.Conn) *serverConn {
-	sc := &serverConn{c: c, d: events.NewDeliverer(c)}
+	sc := &serverConn{c: c, d: NewDeliverer(c)}
 	if s, ok := c.(syscall.Conn); ok {
 		if rc, err := s.SyscallConn(); err == nil {
 			sc.rc = rc

@@ -13,7 +13,6 @@ import (
 
 	"github.com/relaychain/relaychain/epproxy/delivery"
 	"github.com/relaychain/relaychain/events"
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/relaychain/relaychain/mux"
 )
 
@@ -71,7 +70,7 @@ func TestDedupAcrossSessions(t *testing.T) {
 
 	wantLines(t, srv.waitLines(30), 1, 30)
 	wantStats(t, svc.Stats(), delivery.Stats{Batches: 4, Delivered: 30, Duplicates: 11})
-	dd, err := events.OpenDedup(state)
+	dd, err := delivery.OpenDedup(state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +177,8 @@ func TestJSONFile(t *testing.T) {
 
 	recv := time.Date(2026, 1, 2, 3, 4, 5, 123000000, time.UTC)
 	b := &events.Batch{Sink: "es-a", Events: []events.Event{
-		{Seq: 7, Time: recv, Framing: framing.EIF, Source: "10.1.2.3:5529", Data: []byte("TEC_Event;msg='x y';END")},
-		{Seq: 8, Framing: framing.Line, Source: "10.1.2.4:514", Data: []byte("<13>Jan  2 03:04:05 host app: \xff bad utf-8")},
+		{Seq: 7, Time: recv, Framing: events.EIF, Source: "10.1.2.3:5529", Data: []byte("TEC_Event;msg='x y';END")},
+		{Seq: 8, Framing: events.Line, Source: "10.1.2.4:514", Data: []byte("<13>Jan  2 03:04:05 host app: \xff bad utf-8")},
 	}}
 	s := openSession(t, leaf)
 	s.mustSend(b)
@@ -263,7 +262,7 @@ func TestSinkLabelMismatch(t *testing.T) {
 	s2.mustSend(batch("es-a", 100, 101))
 	s2.end()
 	wantLines(t, srv.waitLines(2), 100, 101)
-	dd, err := events.OpenDedup(state)
+	dd, err := delivery.OpenDedup(state)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/relaychain/relaychain/events"
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/relaychain/relaychain/mux"
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
@@ -185,10 +184,19 @@ func lineEvent(seq uint64) string { return fmt.Sprintf("event-%d", seq) }
 func batch(sink string, from, to uint64) *events.Batch {
 	b := &events.Batch{Sink: sink}
 	for s := from; s <= to; s++ {
-		b.Events = append(b.Events, events.Event{Seq: s, Time: time.Unix(1700000000, int64(s)), Framing: framing.Line,
+		b.Events = append(b.Events, events.Event{Seq: s, Time: time.Unix(1700000000, int64(s)), Framing: events.Line,
 			Source: "10.0.0.1:514", Data: []byte(lineEvent(s))})
 	}
 	return b
+}
+
+// sampleBatch returns a batch with both framings.
+func sampleBatch(t *testing.T) *events.Batch {
+	t.Helper()
+	return &events.Batch{Sink: "es-dmz1", Events: []events.Event{
+		{Seq: 7, Time: time.Unix(1700000000, 123), Framing: events.EIF, Source: "10.1.2.3:5140", Data: []byte("TEC_Event;msg='a;b';END")},
+		{Seq: 9, Framing: events.Line, Source: "[2001:db8::1]:514", Data: []byte("<13>Jan  1 00:00:00 host app: hello")},
+	}}
 }
 
 // wantLines checks that lines are the events from..to, in order.

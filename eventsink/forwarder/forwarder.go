@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -40,8 +39,8 @@ type Config struct {
 	BatchCount int           // events per batch; default 500
 	BatchBytes int           // bytes per batch; default 1 MiB
 	AckTimeout time.Duration // wait for an ack before starting over; default 30s
-	RetryMin   time.Duration // backoff after a failure; default 500ms
-	RetryMax   time.Duration // default 30s
+	RetryMin   time.Duration // first backoff step after a failure (mux.Backoff); default 500ms
+	RetryMax   time.Duration // largest backoff step; default 30s
 }
 
 func (c Config) withDefaults() Config {
@@ -95,9 +94,11 @@ func (f *Forwarder) Stats() Stats {
 }
 
 // Run forwards until ctx ends; it returns nil then, or the spool's error
-// if the spool fails.
+// if the spool fails. After a failure it waits a step of mux.Backoff (RetryMin doubling up to
+// RetryMax, with jitter); a session that got a batch acknowledged starts
+// the steps again.
 func (f *Forwarder) Run(ctx context.Context) error {
-	wait := time.Duration(0)
+	backoff := mux.Backoff{Min: f.cfg.RetryMin, Max: f.cfg.RetryMax}
 	for {
 		progress, err := f.session(ctx)
 		if ctx.Err() != nil {
@@ -106,34 +107,19 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		if errors.Is(err, spool.ErrClosed) {
 			return err
 		}
+		if err == nil || progress {
+			backoff.Reset()
+		}
 		if err == nil {
-			wait = 0
 			continue
 		}
-		if progress {
-			wait = 0
-		}
-		wait = f.next(wait)
+		wait := backoff.Next()
 		f.failures.Add(1)
 		f.log.WithError(err).Warnf("forwarding interrupted; sending again what is not acknowledged in %s", wait.Round(time.Millisecond))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !mux.SleepCtx(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 	}
-}
-
-func (f *Forwarder) next(cur time.Duration) time.Duration {
-	if cur == 0 {
-		cur = f.cfg.RetryMin
-	} else {
-		cur *= 2
-	}
-	cur = min(cur, f.cfg.RetryMax)
-	return cur/2 + rand.N(cur/2+1)
 }
 
 // session waits for events, opens a session and sends batches until

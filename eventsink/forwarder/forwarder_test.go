@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaychain/relaychain/epproxy/delivery"
 	"github.com/relaychain/relaychain/events"
 	"github.com/relaychain/relaychain/eventsink/forwarder"
 	"github.com/relaychain/relaychain/eventsink/spool"
@@ -88,7 +89,7 @@ const (
 // real Dedup, and misbehaves in the sessions its script names.
 type scripted struct {
 	t      testing.TB
-	dd     *events.Dedup
+	dd     *delivery.Dedup
 	script map[int32]fault // by session number, from 1
 
 	sessions atomic.Int32
@@ -97,7 +98,7 @@ type scripted struct {
 }
 
 func newScripted(t testing.TB, script map[int32]fault) *scripted {
-	dd, err := events.OpenDedup(filepath.Join(t.TempDir(), "dedup.json"))
+	dd, err := delivery.OpenDedup(filepath.Join(t.TempDir(), "dedup.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/relaychain/relaychain/epproxy/delivery"
+	"github.com/relaychain/relaychain/events"
 	"github.com/relaychain/relaychain/eventsink/forwarder"
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/relaychain/relaychain/eventsink/spool"
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
@@ -52,7 +52,7 @@ func eventData(i int) string { return fmt.Sprintf("event-%06d", i) }
 func appendEvents(t testing.TB, sp *spool.Spool, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
-		if _, err := sp.Append(framing.Line, "10.0.0.1:514", []byte(eventData(i))); err != nil {
+		if _, err := sp.Append(events.Line, "10.0.0.1:514", []byte(eventData(i))); err != nil {
 			t.Errorf("append %d: %v", i, err)
 			return
 		}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/relaychain/relaychain/events"
 )
 
 // split describes the results of SplitDatagram as collect does.
-func split(t *testing.T, f byte, dgram []byte, max int) []string {
+func split(t *testing.T, f events.Framing, dgram []byte, max int) []string {
 	t.Helper()
 	var out []string
 	for ev, err := range SplitDatagram(f, dgram, max) {
@@ -29,19 +31,19 @@ func split(t *testing.T, f byte, dgram []byte, max int) []string {
 func TestSplitDatagram(t *testing.T) {
 	tests := []struct {
 		name string
-		f    byte
+		f    events.Framing
 		in   string
 		max  int
 		want []string
 	}{
-		{"one EIF", EIF, "A;x=1;END", 0, []string{"ev:A;x=1;END"}},
-		{"several EIF with NUL", EIF, "A;END\nB;y='q';END\x00", 0, []string{"ev:A;END", "ev:B;y='q';END"}},
-		{"EIF cut", EIF, "A;END\nB;y=2", 0, []string{"ev:A;END", "malformed"}},
-		{"EIF oversized then good", EIF, "A;x=123456789;END\nB;END", 10, []string{"oversized", "ev:B;END"}},
-		{"syslog without newline", Line, "<13>Jan  1 00:00:00 h t: m", 0, []string{"ev:<13>Jan  1 00:00:00 h t: m"}},
-		{"several lines", Line, "a\nb\r\n", 0, []string{"ev:a", "ev:b"}},
-		{"line oversized", Line, "0123456789AB\nok", 10, []string{"oversized", "ev:ok"}},
-		{"empty", Line, "", 0, nil},
+		{"one EIF", events.EIF, "A;x=1;END", 0, []string{"ev:A;x=1;END"}},
+		{"several EIF with NUL", events.EIF, "A;END\nB;y='q';END\x00", 0, []string{"ev:A;END", "ev:B;y='q';END"}},
+		{"EIF cut", events.EIF, "A;END\nB;y=2", 0, []string{"ev:A;END", "malformed"}},
+		{"EIF oversized then good", events.EIF, "A;x=123456789;END\nB;END", 10, []string{"oversized", "ev:B;END"}},
+		{"syslog without newline", events.Line, "<13>Jan  1 00:00:00 h t: m", 0, []string{"ev:<13>Jan  1 00:00:00 h t: m"}},
+		{"several lines", events.Line, "a\nb\r\n", 0, []string{"ev:a", "ev:b"}},
+		{"line oversized", events.Line, "0123456789AB\nok", 10, []string{"oversized", "ev:ok"}},
+		{"empty", events.Line, "", 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +56,7 @@ func TestSplitDatagram(t *testing.T) {
 
 func TestSplitDatagramStop(t *testing.T) {
 	n := 0
-	for range SplitDatagram(Line, []byte("a\nb\nc\n"), 0) {
+	for range SplitDatagram(events.Line, []byte("a\nb\nc\n"), 0) {
 		n++
 		break
 	}
@@ -64,27 +66,27 @@ func TestSplitDatagramStop(t *testing.T) {
 }
 
 // checkEvent checks the guarantees every accepted event gives.
-func checkEvent(t *testing.T, f byte, ev []byte, max int) {
+func checkEvent(t *testing.T, f events.Framing, ev []byte, max int) {
 	t.Helper()
 	if len(ev) == 0 || len(ev) > max {
 		t.Fatalf("event of %d bytes, limit %d", len(ev), max)
 	}
 	switch f {
-	case EIF:
+	case events.EIF:
 		if !bytes.HasSuffix(ev, []byte("END")) || !bytes.Contains(ev, []byte(";")) {
 			t.Fatalf("EIF event without ;END: %q", ev)
 		}
 		if bytes.ContainsAny(ev, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x1b\x1f") {
 			t.Fatalf("EIF event with control bytes: %q", ev)
 		}
-	case Line:
+	case events.Line:
 		if bytes.ContainsAny(ev, "\n\x00\x1b") {
 			t.Fatalf("line with newline or control byte: %q", ev)
 		}
 	}
 }
 
-func fuzzReader(f *testing.F, fr byte) {
+func fuzzReader(f *testing.F, fr events.Framing) {
 	for _, s := range []string{
 		"A;x=1;END\n", "A;msg='a;b';END B;END", "a\nb\r\n", "END", ";;;END;;", "A;x='", "\x00\xff;END",
 		strings.Repeat("z", 80) + ";END",
@@ -111,16 +113,16 @@ func fuzzReader(f *testing.F, fr byte) {
 	})
 }
 
-func FuzzEIFReader(f *testing.F)  { fuzzReader(f, EIF) }
-func FuzzLineReader(f *testing.F) { fuzzReader(f, Line) }
+func FuzzEIFReader(f *testing.F)  { fuzzReader(f, events.EIF) }
+func FuzzLineReader(f *testing.F) { fuzzReader(f, events.Line) }
 
 func FuzzSplitDatagram(f *testing.F) {
 	f.Add([]byte("A;x=1;END\nB;END\x00"), true)
 	f.Add([]byte("<13>a\nb"), false)
 	f.Fuzz(func(t *testing.T, dgram []byte, eif bool) {
-		fr := Line
+		fr := events.Line
 		if eif {
-			fr = EIF
+			fr = events.EIF
 		}
 		orig := bytes.Clone(dgram)
 		const max = 32

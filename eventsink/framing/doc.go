@@ -1,7 +1,8 @@
 // Package framing splits the byte streams and datagrams that event sources send
 // to the eventsink into single events.
 //
-// Two framings exist, chosen per listener:
+// Two framings exist (events.Framing, whose values travel with every event
+// and are kept in the spool), chosen per listener:
 //
 //   - EIF: EIF-style events, `Class;attr=value;...;END`. Each event ends with the
 //     token END, which is a field of its own: it follows a `;` (optionally after
@@ -32,7 +33,7 @@
 //
 // Typical usage on a TCP connection:
 //
-//	rd := framing.NewReader(conn, framing.EIF, 64<<10)
+//	rd := framing.NewReader(conn, events.EIF, 64<<10)
 //	for {
 //		ev, err := rd.Next()
 //		switch {
@@ -49,7 +50,7 @@
 //
 // and on a UDP datagram:
 //
-//	for ev, err := range framing.SplitDatagram(framing.Line, dgram, 64<<10) {
+//	for ev, err := range framing.SplitDatagram(events.Line, dgram, 64<<10) {
 //		...
 //	}
 package framing

@@ -9,6 +9,4 @@ var (
 	// ErrMalformed reports an event that is not well formed in its framing. The
 	// event was skipped; the Reader can go on.
 	ErrMalformed = errors.New("malformed event")
-	// ErrUnknownFraming reports a framing byte or name that is neither EIF nor Line.
-	ErrUnknownFraming = errors.New("unknown framing")
 )

@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"io"
 	"iter"
+
+	"github.com/relaychain/relaychain/events"
 )
+
+// DefaultMaxEvent is the maximum event size used when none is given.
+const DefaultMaxEvent = 64 << 10
 
 // minRead is the free space the Reader keeps for each read from the source.
 const minRead = 16 << 10
@@ -17,7 +22,7 @@ const maxEmptyReads = 100
 // concurrent use. The Reader does not close the underlying reader.
 type Reader struct {
 	r       io.Reader
-	framing byte
+	framing events.Framing
 	max     int
 
 	buf   []byte
@@ -32,9 +37,10 @@ type Reader struct {
 	raw     rawEnd
 }
 
-// NewReader returns a Reader of events of framing f (EIF or Line) from r, each
-// at most maxEvent bytes long (DefaultMaxEvent when maxEvent <= 0).
-func NewReader(r io.Reader, f byte, maxEvent int) *Reader {
+// NewReader returns a Reader of events of framing f (events.EIF or
+// events.Line) from r, each at most maxEvent bytes long (DefaultMaxEvent
+// when maxEvent <= 0).
+func NewReader(r io.Reader, f events.Framing, maxEvent int) *Reader {
 	if maxEvent <= 0 {
 		maxEvent = DefaultMaxEvent
 	}
@@ -49,8 +55,8 @@ func NewReader(r io.Reader, f byte, maxEvent int) *Reader {
 // source failed, every later call returns the same error. Complete events that
 // were read before the error are returned first.
 func (r *Reader) Next() ([]byte, error) {
-	if !Valid(r.framing) {
-		return nil, fmt.Errorf("%w: %d", ErrUnknownFraming, r.framing)
+	if !r.framing.Valid() {
+		return nil, fmt.Errorf("%w: %d", events.ErrUnknownFraming, r.framing)
 	}
 	empty := 0
 	for {
@@ -86,7 +92,7 @@ func (r *Reader) atEnd() ([]byte, error) {
 	}
 	ev := r.buf[r.start:r.pos]
 	r.endEvent()
-	if r.framing == Line {
+	if r.framing == events.Line {
 		if blankLine(ev) {
 			return nil, r.err
 		}
@@ -137,7 +143,7 @@ func (r *Reader) oversized() error {
 // scan looks for the next event in the available bytes. done is false when
 // more bytes are needed.
 func (r *Reader) scan() (ev []byte, err error, done bool) {
-	if r.framing == Line {
+	if r.framing == events.Line {
 		return r.scanLine()
 	}
 	return r.scanEIF()
@@ -147,7 +153,7 @@ func (r *Reader) scan() (ev []byte, err error, done bool) {
 // whether the terminator was found.
 func (r *Reader) skip() bool {
 	defer func() { r.start = r.pos }()
-	if r.framing == Line {
+	if r.framing == events.Line {
 		i := bytes.IndexByte(r.buf[r.pos:r.end], '\n')
 		if i < 0 {
 			r.pos = r.end
@@ -275,9 +281,9 @@ func (r *Reader) finishEIF() ([]byte, error) {
 // maxEvent bytes long (DefaultMaxEvent when maxEvent <= 0). A rejected part of
 // the datagram yields a nil event with ErrOversized or ErrMalformed, and the
 // iteration goes on with the rest. An unknown framing yields one
-// ErrUnknownFraming. The events are sub-slices of dgram: the sequence does not
-// copy.
-func SplitDatagram(f byte, dgram []byte, maxEvent int) iter.Seq2[[]byte, error] {
+// events.ErrUnknownFraming. The events are sub-slices of dgram: the sequence
+// does not copy.
+func SplitDatagram(f events.Framing, dgram []byte, maxEvent int) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		if maxEvent <= 0 {
 			maxEvent = DefaultMaxEvent
@@ -288,7 +294,7 @@ func SplitDatagram(f byte, dgram []byte, maxEvent int) iter.Seq2[[]byte, error] 
 			if err == io.EOF || !yield(ev, err) {
 				return
 			}
-			if err != nil && !Valid(f) {
+			if err != nil && !f.Valid() {
 				return
 			}
 		}

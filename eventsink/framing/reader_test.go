@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/relaychain/relaychain/events"
 )
 
 // collect reads every event from rd and describes the results: "ev:" plus the
@@ -53,7 +55,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 
 // readAll parses in with every chunking that must give the same result and
 // checks they agree.
-func readAll(t *testing.T, f byte, in string, max int) []string {
+func readAll(t *testing.T, f events.Framing, in string, max int) []string {
 	t.Helper()
 	want := collect(t, NewReader(strings.NewReader(in), f, max))
 	for _, n := range []int{1, 2, 3, 7, 64} {
@@ -134,7 +136,7 @@ func TestEIF(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := readAll(t, EIF, tt.in, tt.max)
+			got := readAll(t, events.EIF, tt.in, tt.max)
 			if !equal(got, tt.want) {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
@@ -165,7 +167,7 @@ func TestLines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := readAll(t, Line, tt.in, tt.max)
+			got := readAll(t, events.Line, tt.in, tt.max)
 			if !equal(got, tt.want) {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
@@ -176,12 +178,12 @@ func TestLines(t *testing.T) {
 // TestBufferBoundaries makes events straddle the Reader's own buffer, not only
 // the source's reads.
 func TestBufferBoundaries(t *testing.T) {
-	for _, f := range []byte{EIF, Line} {
+	for _, f := range []events.Framing{events.EIF, events.Line} {
 		var in bytes.Buffer
 		var want []string
 		for i := 0; i < 3000; i++ {
 			ev := "Class_" + strings.Repeat("v", i%97) + ";n=" + strings.Repeat("x", i%251) + ";END"
-			if f == Line {
+			if f == events.Line {
 				ev = "line " + strings.Repeat("x", i%251)
 			}
 			in.WriteString(ev + "\n")
@@ -190,7 +192,7 @@ func TestBufferBoundaries(t *testing.T) {
 		for _, n := range []int{1, 5, 4093, 1 << 20} {
 			got := collect(t, NewReader(&chunkReader{data: in.Bytes(), n: n}, f, 400))
 			if !equal(got, want) {
-				t.Fatalf("%s, chunks of %d: %d results, want %d", Name(f), n, len(got), len(want))
+				t.Fatalf("%s, chunks of %d: %d results, want %d", f, n, len(got), len(want))
 			}
 		}
 	}
@@ -205,7 +207,7 @@ func TestBinaryGarbage(t *testing.T) {
 		x ^= x << 5
 		garbage[i] = byte(x)
 	}
-	for _, f := range []byte{EIF, Line} {
+	for _, f := range []events.Framing{events.EIF, events.Line} {
 		done := make(chan []string, 1)
 		go func() {
 			done <- collect(t, NewReader(bytes.NewReader(garbage), f, 1024))
@@ -214,18 +216,18 @@ func TestBinaryGarbage(t *testing.T) {
 		case got := <-done:
 			for _, r := range got {
 				if strings.HasPrefix(r, "ev:") && strings.ContainsAny(r, "\x00\x01\x02") {
-					t.Fatalf("%s: garbage accepted as an event: %q", Name(f), r)
+					t.Fatalf("%s: garbage accepted as an event: %q", f, r)
 				}
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: reader hangs on garbage", Name(f))
+			t.Fatalf("%s: reader hangs on garbage", f)
 		}
 	}
 }
 
 func TestReadErrorSticky(t *testing.T) {
 	boom := errors.New("boom")
-	rd := NewReader(io.MultiReader(strings.NewReader("a\nb"), iotest.ErrReader(boom)), Line, 0)
+	rd := NewReader(io.MultiReader(strings.NewReader("a\nb"), iotest.ErrReader(boom)), events.Line, 0)
 	if ev, err := rd.Next(); err != nil || string(ev) != "a" {
 		t.Fatalf("Next = %q, %v", ev, err)
 	}
@@ -237,36 +239,24 @@ func TestReadErrorSticky(t *testing.T) {
 }
 
 func TestNoProgress(t *testing.T) {
-	rd := NewReader(iotest.ErrReader(nil), Line, 0)
+	rd := NewReader(iotest.ErrReader(nil), events.Line, 0)
 	if _, err := rd.Next(); !errors.Is(err, io.ErrNoProgress) {
 		t.Fatalf("Next error = %v, want io.ErrNoProgress", err)
 	}
 }
 
 func TestUnknownFraming(t *testing.T) {
-	if _, err := NewReader(strings.NewReader("x\n"), 9, 0).Next(); !errors.Is(err, ErrUnknownFraming) {
+	if _, err := NewReader(strings.NewReader("x\n"), 9, 0).Next(); !errors.Is(err, events.ErrUnknownFraming) {
 		t.Fatalf("Next error = %v", err)
 	}
 	n := 0
 	for _, err := range SplitDatagram(9, []byte("x\n"), 0) {
 		n++
-		if !errors.Is(err, ErrUnknownFraming) {
+		if !errors.Is(err, events.ErrUnknownFraming) {
 			t.Fatalf("error = %v", err)
 		}
 	}
 	if n != 1 {
 		t.Fatalf("%d results, want 1", n)
-	}
-}
-
-func TestParseName(t *testing.T) {
-	for _, f := range []byte{EIF, Line} {
-		got, err := Parse(strings.ToUpper(Name(f)))
-		if err != nil || got != f {
-			t.Fatalf("Parse(Name(%d)) = %d, %v", f, got, err)
-		}
-	}
-	if _, err := Parse("json"); !errors.Is(err, ErrUnknownFraming) {
-		t.Fatalf("Parse(json) error = %v", err)
 	}
 }

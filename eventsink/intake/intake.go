@@ -18,8 +18,8 @@
 // Typical usage:
 //
 //	srv, err := intake.New(intake.Config{
-//		Network: "tcp", Addr: ":5529", Framing: framing.EIF,
-//		Handler: func(f byte, src string, ev []byte) error { _, err := sp.Append(f, src, ev); return err },
+//		Network: "tcp", Addr: ":5529", Framing: events.EIF,
+//		Handler: func(f events.Framing, src string, ev []byte) error { _, err := sp.Append(f, src, ev); return err },
 //		Log:     log.WithField("listener", "eif-tcp"),
 //	})
 //	if err != nil { ... }
@@ -40,8 +40,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/sirupsen/logrus"
+
+	"github.com/relaychain/relaychain/events"
+	"github.com/relaychain/relaychain/eventsink/framing"
+	"github.com/relaychain/relaychain/mux"
 )
 
 // Defaults for zero Config fields.
@@ -52,9 +55,16 @@ const (
 	DefaultMaxRejectsPerConn = 100
 )
 
+// The backoff after a failed accept or read (mux.Backoff): 5ms doubling up
+// to 1s.
+const (
+	retryMin = 5 * time.Millisecond
+	retryMax = time.Second
+)
+
 // Handler stores one event. data is valid only during the call. For TCP, a
 // non-nil error resets the connection.
-type Handler func(framing byte, source string, data []byte) error
+type Handler func(framing events.Framing, source string, data []byte) error
 
 // Config configures a Server.
 type Config struct {
@@ -62,8 +72,8 @@ type Config struct {
 	Network string
 	// Addr is the listen address, e.g. ":5529" or "127.0.0.1:0".
 	Addr string
-	// Framing is framing.EIF or framing.Line.
-	Framing byte
+	// Framing is events.EIF or events.Line.
+	Framing events.Framing
 	// MaxEvent bounds an event. Zero means framing.DefaultMaxEvent (64 KiB).
 	MaxEvent int
 	// MaxConnsPerIP bounds the TCP connections from one source IP. Zero
@@ -112,8 +122,9 @@ type Server struct {
 
 	wg        sync.WaitGroup // connection goroutines
 	started   atomic.Bool
-	serveDone chan struct{} // closed when Serve returns
-	closed    chan struct{} // closed when the listener is closed
+	serveDone chan struct{}      // closed when Serve returns
+	closed    context.Context    // done when the listener is closed
+	markClose context.CancelFunc // ends closed
 	closeOnce sync.Once
 	draining  atomic.Bool
 
@@ -124,8 +135,8 @@ type Server struct {
 // New checks cfg and opens the listener. Serve serves it; Shutdown closes it.
 func New(cfg Config) (*Server, error) {
 	var errs []error
-	if !framing.Valid(cfg.Framing) {
-		errs = append(errs, fmt.Errorf("%w: %d", framing.ErrUnknownFraming, cfg.Framing))
+	if !cfg.Framing.Valid() {
+		errs = append(errs, fmt.Errorf("%w: %d", events.ErrUnknownFraming, cfg.Framing))
 	}
 	if cfg.Handler == nil {
 		errs = append(errs, errors.New("no handler"))
@@ -148,10 +159,11 @@ func New(cfg Config) (*Server, error) {
 		log = logrus.NewEntry(l)
 	}
 	s := &Server{
-		cfg: cfg, name: framing.Name(cfg.Framing),
+		cfg: cfg, name: cfg.Framing.String(),
 		conns: map[net.Conn]struct{}{}, perIP: map[string]int{},
-		serveDone: make(chan struct{}), closed: make(chan struct{}),
+		serveDone: make(chan struct{}),
 	}
+	s.closed, s.markClose = context.WithCancel(context.Background())
 	switch cfg.Network {
 	case "tcp", "tcp4", "tcp6":
 		ln, err := net.Listen(cfg.Network, cfg.Addr)
@@ -229,7 +241,7 @@ func (s *Server) watch(ctx context.Context, done chan struct{}) {
 	case <-ctx.Done():
 		s.closeListener()
 		s.closeConns()
-	case <-s.closed:
+	case <-s.closed.Done():
 	}
 }
 
@@ -268,7 +280,7 @@ func (s *Server) closeListener() {
 		s.mu.Lock()
 		s.isClosed = true
 		s.mu.Unlock()
-		close(s.closed)
+		s.markClose()
 		if s.ln != nil {
 			s.ln.Close()
 		} else {
@@ -285,16 +297,8 @@ func (s *Server) closeConns() {
 	}
 }
 
-// backoff waits d (doubling, bounded) after a failed accept or read, unless
+// retry waits the next step of b after a failed accept or read, unless
 // the server closes meanwhile. It reports whether the server is still open.
-func (s *Server) backoff(d *time.Duration) bool {
-	*d = min(max(*d*2, 5*time.Millisecond), time.Second)
-	t := time.NewTimer(*d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.closed:
-		return false
-	}
+func (s *Server) retry(b *mux.Backoff) bool {
+	return mux.SleepCtx(s.closed, b.Next())
 }

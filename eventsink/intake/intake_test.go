@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
+
+	"github.com/relaychain/relaychain/events"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,7 +24,7 @@ const waitLimit = 10 * time.Second
 
 // event is what the handler received.
 type event struct {
-	framing byte
+	framing events.Framing
 	source  string
 	data    string
 }
@@ -37,7 +38,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{ch: make(chan event, 1000)} }
 
-func (r *recorder) handle(f byte, src string, data []byte) error {
+func (r *recorder) handle(f events.Framing, src string, data []byte) error {
 	if r.boom.Load() {
 		panic("handler exploded")
 	}
@@ -177,12 +178,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestTCPFramings(t *testing.T) {
 	tests := []struct {
 		name string
-		f    byte
+		f    events.Framing
 		in   string
 		want []string
 	}{
-		{"eif", framing.EIF, "TEC_Event;msg='a;b';END\nB;y=2;END", []string{"TEC_Event;msg='a;b';END", "B;y=2;END"}},
-		{"lines", framing.Line, "<13>Jan  1 00:00:00 h app: one\r\ntwo\n", []string{"<13>Jan  1 00:00:00 h app: one", "two"}},
+		{"eif", events.EIF, "TEC_Event;msg='a;b';END\nB;y=2;END", []string{"TEC_Event;msg='a;b';END", "B;y=2;END"}},
+		{"lines", events.Line, "<13>Jan  1 00:00:00 h app: one\r\ntwo\n", []string{"<13>Jan  1 00:00:00 h app: one", "two"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,12 +208,12 @@ func TestTCPFramings(t *testing.T) {
 func TestUDPFramings(t *testing.T) {
 	tests := []struct {
 		name string
-		f    byte
+		f    events.Framing
 		in   string
 		want []string
 	}{
-		{"eif", framing.EIF, "A;x=1;END\nB;END\x00", []string{"A;x=1;END", "B;END"}},
-		{"lines", framing.Line, "<13>one\n<13>two", []string{"<13>one", "<13>two"}},
+		{"eif", events.EIF, "A;x=1;END\nB;END\x00", []string{"A;x=1;END", "B;END"}},
+		{"lines", events.Line, "<13>one\n<13>two", []string{"<13>one", "<13>two"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,7 +236,7 @@ func TestUDPFramings(t *testing.T) {
 
 func TestTCPRejects(t *testing.T) {
 	rec := newRecorder()
-	srv, logs := start(t, Config{Network: "tcp", Framing: framing.EIF, MaxEvent: 32}, rec)
+	srv, logs := start(t, Config{Network: "tcp", Framing: events.EIF, MaxEvent: 32}, rec)
 	c := dial(t, srv)
 	garbage := "\x00\x01\x02\xff\xfe;END\x1b[0m;;END\n"
 	send(t, c, "A;x="+strings.Repeat("y", 100)+";END\n"+"no class=1;END\n"+garbage+"OK;n=1;END\n")
@@ -259,7 +260,7 @@ func TestTCPRejects(t *testing.T) {
 
 func TestTCPTooManyRejects(t *testing.T) {
 	rec := newRecorder()
-	srv, _ := start(t, Config{Network: "tcp", Framing: framing.Line, MaxRejectsPerConn: 3}, rec)
+	srv, _ := start(t, Config{Network: "tcp", Framing: events.Line, MaxRejectsPerConn: 3}, rec)
 	c := dial(t, srv)
 	send(t, c, "\x01\n\x02\n\x03\n\x04\n")
 	expectClosed(t, c)
@@ -270,7 +271,7 @@ func TestTCPTooManyRejects(t *testing.T) {
 
 func TestUDPRejects(t *testing.T) {
 	rec := newRecorder()
-	srv, logs := start(t, Config{Network: "udp", Framing: framing.Line, MaxEvent: 16}, rec)
+	srv, logs := start(t, Config{Network: "udp", Framing: events.Line, MaxEvent: 16}, rec)
 	c := dial(t, srv)
 	send(t, c, strings.Repeat("z", 40)+"\nbad\x07\n\xff\x00\x01garbage\nok")
 	if e := rec.next(t); e.data != "ok" {
@@ -287,7 +288,7 @@ func TestUDPRejects(t *testing.T) {
 
 func TestPerSourceLimit(t *testing.T) {
 	rec := newRecorder()
-	srv, logs := start(t, Config{Network: "tcp", Framing: framing.Line, MaxConnsPerIP: 2}, rec)
+	srv, logs := start(t, Config{Network: "tcp", Framing: events.Line, MaxConnsPerIP: 2}, rec)
 	var conns []net.Conn
 	for i := 0; i < 2; i++ {
 		c := dial(t, srv)
@@ -322,7 +323,7 @@ func TestPerSourceLimit(t *testing.T) {
 func TestHandlerErrorResetsConnection(t *testing.T) {
 	rec := newRecorder()
 	rec.fail.Store(true)
-	srv, logs := start(t, Config{Network: "tcp", Framing: framing.EIF}, rec)
+	srv, logs := start(t, Config{Network: "tcp", Framing: events.EIF}, rec)
 	c := dial(t, srv)
 	send(t, c, "A;END\n")
 	expectClosed(t, c)
@@ -337,7 +338,7 @@ func TestHandlerErrorResetsConnection(t *testing.T) {
 
 func TestUDPHandlerErrorCounted(t *testing.T) {
 	rec := newRecorder()
-	srv, _ := start(t, Config{Network: "udp", Framing: framing.Line}, rec)
+	srv, _ := start(t, Config{Network: "udp", Framing: events.Line}, rec)
 	rec.fail.Store(true)
 	c := dial(t, srv)
 	send(t, c, "a\nb\n")
@@ -353,7 +354,7 @@ func TestPanicRecovered(t *testing.T) {
 	for _, network := range []string{"tcp", "udp"} {
 		t.Run(network, func(t *testing.T) {
 			rec := newRecorder()
-			srv, _ := start(t, Config{Network: network, Framing: framing.Line}, rec)
+			srv, _ := start(t, Config{Network: network, Framing: events.Line}, rec)
 			rec.boom.Store(true)
 			c := dial(t, srv)
 			send(t, c, "x\n")
@@ -370,7 +371,7 @@ func TestPanicRecovered(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	rec := newRecorder()
-	srv, _ := start(t, Config{Network: "tcp", Framing: framing.Line, IdleTimeout: 50 * time.Millisecond}, rec)
+	srv, _ := start(t, Config{Network: "tcp", Framing: events.Line, IdleTimeout: 50 * time.Millisecond}, rec)
 	c := dial(t, srv)
 	send(t, c, "one\n")
 	rec.next(t)
@@ -379,7 +380,7 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestShutdownDrains(t *testing.T) {
 	rec := newRecorder()
-	srv, err := New(Config{Network: "tcp", Addr: "127.0.0.1:0", Framing: framing.Line, Handler: rec.handle})
+	srv, err := New(Config{Network: "tcp", Addr: "127.0.0.1:0", Framing: events.Line, Handler: rec.handle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +410,7 @@ func TestServeContextCancel(t *testing.T) {
 	for _, network := range []string{"tcp", "udp"} {
 		t.Run(network, func(t *testing.T) {
 			rec := newRecorder()
-			srv, err := New(Config{Network: network, Addr: "127.0.0.1:0", Framing: framing.Line, Handler: rec.handle})
+			srv, err := New(Config{Network: network, Addr: "127.0.0.1:0", Framing: events.Line, Handler: rec.handle})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -436,12 +437,12 @@ func TestServeContextCancel(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	h := func(byte, string, []byte) error { return nil }
+	h := func(events.Framing, string, []byte) error { return nil }
 	for _, cfg := range []Config{
 		{Network: "tcp", Addr: "127.0.0.1:0", Framing: 9, Handler: h},
-		{Network: "tcp", Addr: "127.0.0.1:0", Framing: framing.EIF},
-		{Network: "sctp", Addr: "127.0.0.1:0", Framing: framing.EIF, Handler: h},
-		{Network: "tcp", Addr: "127.0.0.1:0", Framing: framing.EIF, Handler: h, MaxEvent: -1},
+		{Network: "tcp", Addr: "127.0.0.1:0", Framing: events.EIF},
+		{Network: "sctp", Addr: "127.0.0.1:0", Framing: events.EIF, Handler: h},
+		{Network: "tcp", Addr: "127.0.0.1:0", Framing: events.EIF, Handler: h, MaxEvent: -1},
 	} {
 		if srv, err := New(cfg); err == nil {
 			srv.Shutdown(context.Background())

@@ -8,14 +8,16 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/relaychain/relaychain/eventsink/framing"
 	"github.com/sirupsen/logrus"
+
+	"github.com/relaychain/relaychain/eventsink/framing"
+	"github.com/relaychain/relaychain/mux"
 )
 
 // acceptLoop accepts TCP connections until the listener is closed. It does
 // no I/O of its own: each connection is served by its own goroutine.
 func (s *Server) acceptLoop() {
-	var delay time.Duration
+	backoff := mux.Backoff{Min: retryMin, Max: retryMax}
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -23,12 +25,12 @@ func (s *Server) acceptLoop() {
 				return
 			}
 			s.log.Warnf("intake: accept: %v", err)
-			if !s.backoff(&delay) {
+			if !s.retry(&backoff) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		backoff.Reset()
 		if s.admit(c) {
 			go s.serveConn(c)
 		}

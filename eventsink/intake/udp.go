@@ -4,9 +4,9 @@ import (
 	"errors"
 	"net"
 	"runtime/debug"
-	"time"
 
 	"github.com/relaychain/relaychain/eventsink/framing"
+	"github.com/relaychain/relaychain/mux"
 )
 
 // maxDatagram is the largest UDP payload.
@@ -15,7 +15,7 @@ const maxDatagram = 64 << 10
 // readLoop reads datagrams until the socket is closed.
 func (s *Server) readLoop() {
 	buf := make([]byte, maxDatagram)
-	var delay time.Duration
+	backoff := mux.Backoff{Min: retryMin, Max: retryMax}
 	for {
 		n, addr, err := s.pc.ReadFrom(buf)
 		if err != nil {
@@ -23,12 +23,12 @@ func (s *Server) readLoop() {
 				return
 			}
 			s.log.Warnf("intake: read datagram: %v", err)
-			if !s.backoff(&delay) {
+			if !s.retry(&backoff) {
 				return
 			}
 			continue
 		}
-		delay = 0
+		backoff.Reset()
 		s.datagrams.Add(1)
 		s.serveDatagram(buf[:n], addr.String())
 	}

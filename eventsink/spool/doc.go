@@ -53,7 +53,7 @@
 //	defer sp.Close()
 //
 //	// intake callback
-//	_, err = sp.Append(framing.EIF, conn.RemoteAddr().String(), event)
+//	_, err = sp.Append(events.EIF, conn.RemoteAddr().String(), event)
 //
 //	// forwarder
 //	next := sp.Stats().Acked + 1

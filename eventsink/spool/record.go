@@ -6,6 +6,8 @@ import (
 	"hash/crc32"
 	"io"
 	"time"
+
+	"github.com/relaychain/relaychain/events"
 )
 
 const (
@@ -20,7 +22,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type Record struct {
 	Seq     uint64
 	Time    time.Time // when the spool received the event
-	Framing byte
+	Framing events.Framing
 	Source  string
 	Data    []byte
 }
@@ -31,14 +33,14 @@ func recordSize(source string, data []byte) int64 {
 }
 
 // appendRecord appends the encoded record to dst.
-func appendRecord(dst []byte, seq uint64, t time.Time, framing byte, source string, data []byte) []byte {
+func appendRecord(dst []byte, seq uint64, t time.Time, framing events.Framing, source string, data []byte) []byte {
 	bodyLen := bodyFixed + len(source) + len(data)
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(bodyLen))
 	dst = append(dst, 0, 0, 0, 0) // CRC, below
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(t.UnixNano()))
-	dst = append(dst, framing)
+	dst = append(dst, byte(framing))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(source)))
 	dst = append(dst, source...)
 	dst = append(dst, data...)
@@ -81,7 +83,7 @@ func decodeBody(body []byte, crc uint32) (Record, error) {
 	return Record{
 		Seq:     binary.LittleEndian.Uint64(body),
 		Time:    time.Unix(0, int64(binary.LittleEndian.Uint64(body[8:]))),
-		Framing: body[16],
+		Framing: events.Framing(body[16]),
 		Source:  string(rest[:srcLen]),
 		Data:    append([]byte(nil), rest[srcLen:]...),
 	}, nil

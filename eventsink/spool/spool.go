@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/relaychain/relaychain/events"
 )
 
 // reserveStep is how many sequence numbers Append reserves at a time.
@@ -166,7 +168,7 @@ func (s *Spool) active() *segment {
 // as received once Append returns nil. It returns ErrFull when the spool is
 // full under the Refuse policy, ErrTooLarge for an event above
 // Options.MaxRecord, and ErrClosed after Close.
-func (s *Spool) Append(framing byte, source string, data []byte) (uint64, error) {
+func (s *Spool) Append(framing events.Framing, source string, data []byte) (uint64, error) {
 	if len(source) > 0xffff || len(source)+len(data) > s.opts.MaxRecord {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(source)+len(data), s.opts.MaxRecord)
 	}

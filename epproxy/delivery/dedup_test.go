@@ -1,33 +1,27 @@
-package events
+package delivery_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/relaychain/relaychain/eventsink/framing"
-	"go.uber.org/goleak"
+	"github.com/relaychain/relaychain/epproxy/delivery"
+	"github.com/relaychain/relaychain/events"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
 // batchOf returns a batch of line events with the given sequence numbers.
-func batchOf(t *testing.T, sink string, seqs ...uint64) *Batch {
+func batchOf(t *testing.T, sink string, seqs ...uint64) *events.Batch {
 	t.Helper()
-	b := &Batch{Sink: sink}
+	b := &events.Batch{Sink: sink}
 	for _, s := range seqs {
-		b.Events = append(b.Events, Event{Seq: s, Framing: framing.Line, Source: "src", Data: []byte("ev")})
+		b.Events = append(b.Events, events.Event{Seq: s, Framing: events.Line, Source: "src", Data: []byte("ev")})
 	}
 	return b
 }
 
-func seqsOf(evs []Event) []uint64 {
+func seqsOf(evs []events.Event) []uint64 {
 	var s []uint64
 	for _, e := range evs {
 		s = append(s, e.Seq)
@@ -37,7 +31,7 @@ func seqsOf(evs []Event) []uint64 {
 
 func TestDedupPersistence(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dedup.json")
-	d, err := OpenDedup(path)
+	d, err := delivery.OpenDedup(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +47,7 @@ func TestDedupPersistence(t *testing.T) {
 	if err := d.Commit("a", 2); err != nil { // backwards: ignored
 		t.Fatal(err)
 	}
-	d2, err := OpenDedup(path)
+	d2, err := delivery.OpenDedup(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +63,7 @@ func TestDedupPersistence(t *testing.T) {
 	if err := d2.Forget("b"); err != nil {
 		t.Fatal(err)
 	}
-	d3, _ := OpenDedup(path)
+	d3, _ := delivery.OpenDedup(path)
 	if d3.Delivered("b") != 0 || d3.Delivered("a") != 3 {
 		t.Fatal("Forget not persisted")
 	}
@@ -81,18 +75,18 @@ func TestDedupPersistence(t *testing.T) {
 func TestDedupBadFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dedup.json")
 	os.WriteFile(path, []byte("{"), 0o600)
-	if _, err := OpenDedup(path); err == nil {
+	if _, err := delivery.OpenDedup(path); err == nil {
 		t.Fatal("OpenDedup accepted a broken file")
 	}
 	os.WriteFile(path, []byte(`{"version":2,"delivered":{}}`), 0o600)
-	if _, err := OpenDedup(path); !errors.Is(err, ErrVersion) {
+	if _, err := delivery.OpenDedup(path); !errors.Is(err, events.ErrVersion) {
 		t.Fatalf("OpenDedup = %v, want ErrVersion", err)
 	}
 }
 
 func TestDedupCommitFailureKeepsState(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing-dir", "dedup.json")
-	d, err := OpenDedup(path)
+	d, err := delivery.OpenDedup(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +99,12 @@ func TestDedupCommitFailureKeepsState(t *testing.T) {
 }
 
 func TestProcess(t *testing.T) {
-	d, err := OpenDedup(filepath.Join(t.TempDir(), "dedup.json"))
+	d, err := delivery.OpenDedup(filepath.Join(t.TempDir(), "dedup.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var delivered []uint64
-	deliver := func(sink string, evs []Event) error {
+	deliver := func(sink string, evs []events.Event) error {
 		delivered = append(delivered, seqsOf(evs)...)
 		return nil
 	}
@@ -133,7 +127,7 @@ func TestProcess(t *testing.T) {
 	}
 	// A failed delivery is neither committed nor acknowledged.
 	boom := errors.New("event server down")
-	if _, err := d.Process(batchOf(t, "a", 5), func(string, []Event) error { return boom }); !errors.Is(err, boom) {
+	if _, err := d.Process(batchOf(t, "a", 5), func(string, []events.Event) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("Process = %v, want boom", err)
 	}
 	if d.Delivered("a") != 4 {
@@ -142,13 +136,13 @@ func TestProcess(t *testing.T) {
 }
 
 func TestProcessConcurrentSessions(t *testing.T) {
-	d, err := OpenDedup(filepath.Join(t.TempDir(), "dedup.json"))
+	d, err := delivery.OpenDedup(filepath.Join(t.TempDir(), "dedup.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	count := map[uint64]int{}
-	deliver := func(sink string, evs []Event) error {
+	deliver := func(sink string, evs []events.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range evs {
@@ -173,72 +167,5 @@ func TestProcessConcurrentSessions(t *testing.T) {
 		if count[s] != 1 {
 			t.Fatalf("event %d delivered %d times", s, count[s])
 		}
-	}
-}
-
-func TestDeliverer(t *testing.T) {
-	var buf bytes.Buffer
-	b := sampleBatch(t)
-	if err := NewDeliverer(&buf).Deliver(b.Sink, b.Events); err != nil {
-		t.Fatal(err)
-	}
-	want := "TEC_Event;msg='a;b';END\n<13>Jan  1 00:00:00 host app: hello\n"
-	if buf.String() != want {
-		t.Fatalf("wrote %q, want %q", buf.String(), want)
-	}
-	bad := []Event{{Seq: 1, Framing: framing.Line, Data: []byte("a\nb")}}
-	if err := NewDeliverer(&buf).Deliver("s", bad); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("Deliver of a line with a newline = %v", err)
-	}
-}
-
-func TestJSONWriter(t *testing.T) {
-	var buf bytes.Buffer
-	b := sampleBatch(t)
-	b.Events = append(b.Events, Event{Seq: 10, Framing: framing.Line, Source: "s", Data: []byte("bad \xff utf8 \"quoted\"")})
-	if err := NewJSONWriter(&buf).Deliver(b.Sink, b.Events); err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("%d lines: %q", len(lines), buf.String())
-	}
-	var first map[string]any
-	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]any{
-		"sink": "es-dmz1", "seq": float64(7), "source": "10.1.2.3:5140", "framing": "eif",
-		"received": time.Unix(1700000000, 123).UTC().Format(time.RFC3339Nano), "event": "TEC_Event;msg='a;b';END",
-	}
-	for k, v := range want {
-		if first[k] != v {
-			t.Fatalf("%s = %v, want %v (line %s)", k, first[k], v, lines[0])
-		}
-	}
-	var second map[string]any
-	json.Unmarshal([]byte(lines[1]), &second)
-	if _, ok := second["received"]; ok || second["framing"] != "line" {
-		t.Fatalf("second line %s", lines[1])
-	}
-	var third map[string]any
-	if err := json.Unmarshal([]byte(lines[2]), &third); err != nil || third["event"] != "bad \uFFFD utf8 \"quoted\"" {
-		t.Fatalf("third line %s: %v", lines[2], err)
-	}
-}
-
-func TestJSONWriterSyncsFile(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "events.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := NewJSONWriter(f)
-	if err := w.Deliver("s", batchOf(t, "s", 1, 2).Events); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(f.Name())
-	if n := strings.Count(string(b), "\n"); n != 2 {
-		t.Fatalf("%d lines in file", n)
 	}
 }

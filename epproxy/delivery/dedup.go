@@ -1,4 +1,4 @@
-package events
+package delivery
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/relaychain/relaychain/events"
 )
 
 // Dedup remembers, per sink label, the highest sequence number delivered to
@@ -49,7 +51,7 @@ func OpenDedup(path string) (*Dedup, error) {
 		return nil, fmt.Errorf("parse dedup state %s: %w", path, err)
 	}
 	if f.Version != 1 {
-		return nil, fmt.Errorf("dedup state %s: %w: %d", path, ErrVersion, f.Version)
+		return nil, fmt.Errorf("dedup state %s: %w: %d", path, events.ErrVersion, f.Version)
 	}
 	for k, v := range f.Delivered {
 		d.delivered[k] = v
@@ -66,7 +68,7 @@ func (d *Dedup) Delivered(sink string) uint64 {
 
 // Filter returns the events of b not delivered yet (a sub-slice of b.Events,
 // since sequence numbers increase within a batch).
-func (d *Dedup) Filter(b *Batch) []Event {
+func (d *Dedup) Filter(b *events.Batch) []events.Event {
 	done := d.Delivered(b.Sink)
 	for i := range b.Events {
 		if b.Events[i].Seq > done {
@@ -130,19 +132,19 @@ func (d *Dedup) save() error {
 // be sent. Batches of one sink are processed one at a time, so two sessions
 // of the same sink (an old one draining, a new one after a reconnect) cannot
 // deliver the same events twice.
-func (d *Dedup) Process(b *Batch, deliver func(sink string, events []Event) error) (Ack, error) {
+func (d *Dedup) Process(b *events.Batch, deliver func(sink string, evs []events.Event) error) (events.Ack, error) {
 	mu := d.sinkLock(b.Sink)
 	mu.Lock()
 	defer mu.Unlock()
 	if fresh := d.Filter(b); len(fresh) > 0 {
 		if err := deliver(b.Sink, fresh); err != nil {
-			return Ack{}, fmt.Errorf("deliver events of %s: %w", b.Sink, err)
+			return events.Ack{}, fmt.Errorf("deliver events of %s: %w", b.Sink, err)
 		}
 		if err := d.Commit(b.Sink, fresh[len(fresh)-1].Seq); err != nil {
-			return Ack{}, err
+			return events.Ack{}, err
 		}
 	}
-	return Ack{UpTo: b.LastSeq()}, nil
+	return events.Ack{UpTo: b.LastSeq()}, nil
 }
 
 func (d *Dedup) sinkLock(sink string) *sync.Mutex {

@@ -1,4 +1,4 @@
-package events
+package delivery
 
 import (
 	"encoding/json"
@@ -7,40 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/relaychain/relaychain/eventsink/framing"
+	"github.com/relaychain/relaychain/events"
 )
-
-// Deliverer writes events to the event server connection in the framing they
-// arrived in: an EIF event as-is (it ends in END) and a line, each followed by
-// a newline. It is safe for concurrent use; each call is one Write.
-type Deliverer struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
-}
-
-// NewDeliverer returns a Deliverer writing to w. The caller owns w (and sets
-// its write deadlines).
-func NewDeliverer(w io.Writer) *Deliverer { return &Deliverer{w: w} }
-
-// Deliver writes events. Its signature fits Dedup.Process. On error, some of
-// the events may have been written.
-func (d *Deliverer) Deliver(sink string, events []Event) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.buf = d.buf[:0]
-	for i := range events {
-		if err := checkEvent(&events[i], 0); err != nil {
-			return err
-		}
-		d.buf = append(d.buf, events[i].Data...)
-		d.buf = append(d.buf, '\n')
-	}
-	if _, err := d.w.Write(d.buf); err != nil {
-		return fmt.Errorf("write events of %s: %w", sink, err)
-	}
-	return nil
-}
 
 // JSONWriter writes events as JSON lines, one object per event:
 //
@@ -70,12 +38,12 @@ type jsonEvent struct {
 
 // Deliver writes events, one line each, in one Write. Its signature fits
 // Dedup.Process.
-func (j *JSONWriter) Deliver(sink string, events []Event) error {
+func (j *JSONWriter) Deliver(sink string, evs []events.Event) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.buf = j.buf[:0]
-	for _, e := range events {
-		je := jsonEvent{Sink: sink, Seq: e.Seq, Source: e.Source, Framing: framing.Name(e.Framing), Event: string(e.Data)}
+	for _, e := range evs {
+		je := jsonEvent{Sink: sink, Seq: e.Seq, Source: e.Source, Framing: e.Framing.String(), Event: string(e.Data)}
 		if !e.Time.IsZero() {
 			t := e.Time.UTC()
 			je.Received = &t

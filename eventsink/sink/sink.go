@@ -1,0 +1,204 @@
+// Package sink is the eventsink daemon beside its node: it opens the spool,
+// starts the intake listeners (TCP and UDP, one framing each) that append
+// every event to it, and the forwarder that sends the spool up the chain
+// to the epproxy's event service. When its context ends it stops them in
+// order: intake first (no new events; each sender's events already read
+// are spooled, for at most the shutdown grace period), then the forwarder,
+// then the spool.
+//
+// Typical usage, as eventsink/main.go does it:
+//
+//	daemon.Main(chain.Spec(chain.EventSink, chain.Hooks{Run: sink.Run}))
+//
+// or in steps, to learn the listeners' addresses (a test listening on
+// 127.0.0.1:0):
+//
+//	s, err := sink.New(cfg, node, log) // opens the spool and the listeners
+//	if err != nil { ... }
+//	addr := s.Addr("eif")
+//	err = s.Serve(ctx) // until ctx ends; then closes the listeners and the spool
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/relaychain/relaychain/events"
+	"github.com/relaychain/relaychain/eventsink/forwarder"
+	"github.com/relaychain/relaychain/eventsink/intake"
+	"github.com/relaychain/relaychain/eventsink/spool"
+	"github.com/relaychain/relaychain/internal/chain"
+	"github.com/relaychain/relaychain/mux"
+)
+
+// Run runs an eventsink beside node n until ctx ends (a chain.Hooks Run):
+// New, then Serve.
+func Run(ctx context.Context, cfg *chain.Config, n *mux.Node, log *logrus.Entry) error {
+	s, err := New(cfg, n, log)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Sink is one eventsink's spool, intake listeners and forwarder.
+type Sink struct {
+	cfg     *chain.Config
+	log     *logrus.Entry
+	sp      *spool.Spool
+	servers []listener // in the configuration's order
+	fwd     *forwarder.Forwarder
+
+	served    atomic.Bool
+	closeOnce sync.Once
+}
+
+// listener is one intake listener and its name in the configuration.
+type listener struct {
+	name string
+	srv  *intake.Server
+}
+
+// New opens the spool of cfg's events section and its intake listeners,
+// and prepares the forwarder, which opens its sessions through open (the
+// node). Nothing is served until Serve. On error, everything New opened is
+// closed again.
+func New(cfg *chain.Config, open forwarder.Opener, log *logrus.Entry) (*Sink, error) {
+	ev := cfg.Events
+	opts := spool.Options{
+		SegmentSize: int64(ev.Spool.SegmentBytes),
+		MaxBytes:    int64(ev.Spool.MaxBytes),
+		MaxRecord:   int(ev.MaxEventBytes) + 512,
+		Log:         log.WithField("component", "spool"),
+		// A new spool numbers from the clock, so a spool wiped by hand
+		// never reuses numbers the epproxy has seen.
+		FirstSeq: uint64(time.Now().UnixMicro()),
+	}
+	if ev.Spool.Fsync == "interval" {
+		opts.Sync = spool.Interval(ev.Spool.FsyncInterval)
+	}
+	if ev.Spool.WhenFull == "drop-oldest" {
+		opts.Full = spool.DropOldest
+	}
+	sp, err := spool.Open(ev.Spool.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", ev.Spool.Dir, err)
+	}
+	st := sp.Stats()
+	log.WithFields(logrus.Fields{"component": "spool", "dir": ev.Spool.Dir, "pending": st.NextSeq - 1 - st.Acked}).Info("spool open")
+
+	s := &Sink{cfg: cfg, log: log, sp: sp}
+	for _, l := range ev.Listeners {
+		f, err := events.ParseFraming(l.Framing)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		srv, err := intake.New(intake.Config{
+			Network:       l.Protocol,
+			Addr:          l.Listen,
+			Framing:       f,
+			MaxEvent:      int(ev.MaxEventBytes),
+			MaxConnsPerIP: l.MaxConnsPerSource,
+			IdleTimeout:   l.IdleTimeout,
+			Handler: func(framing events.Framing, source string, data []byte) error {
+				_, err := sp.Append(framing, source, data)
+				return err
+			},
+			Log: log.WithFields(logrus.Fields{"component": "intake", "listener": l.Name}),
+		})
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("events listener %s: %w", l.Name, err)
+		}
+		s.servers = append(s.servers, listener{l.Name, srv})
+	}
+
+	s.fwd = forwarder.New(open, sp, forwarder.Config{
+		Sink:       cfg.Label,
+		Dest:       ev.Dest,
+		Service:    ev.Service,
+		BatchCount: ev.BatchEvents,
+		BatchBytes: int(ev.BatchBytes),
+		AckTimeout: ev.AckTimeout,
+		RetryMin:   cfg.Tuning.ReconnectMin,
+		RetryMax:   cfg.Tuning.ReconnectMax,
+	}, log)
+	return s, nil
+}
+
+// Addr returns the address the intake listener called name listens on, or
+// nil if there is no such listener.
+func (s *Sink) Addr(name string) net.Addr {
+	for _, l := range s.servers {
+		if l.name == name {
+			return l.srv.Addr()
+		}
+	}
+	return nil
+}
+
+// Serve runs the intake listeners and the forwarder until ctx ends, then
+// stops them in order and closes the spool: Serve closes the Sink. It
+// returns nil after a clean stop, or the forwarder's error (a failed
+// spool). Serve may be called once.
+func (s *Sink) Serve(ctx context.Context) error {
+	if !s.served.CompareAndSwap(false, true) {
+		return errors.New("sink: Serve called twice")
+	}
+	defer s.Close()
+
+	g, gctx := errgroup.WithContext(ctx)
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	defer stopServe()
+	for _, l := range s.servers {
+		g.Go(func() error { return l.srv.Serve(serveCtx) })
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		// Stop taking events, letting each sender's events already read be
+		// spooled, for at most the grace period.
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+		defer cancel()
+		for _, l := range s.servers {
+			_ = l.srv.Shutdown(sctx)
+		}
+		stopServe()
+		return nil
+	})
+	g.Go(func() error {
+		err := s.fwd.Run(gctx)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("forwarder: %w", err)
+		}
+		return nil
+	})
+	err := g.Wait()
+	fs := s.fwd.Stats()
+	ss := s.sp.Stats()
+	s.log.WithFields(logrus.Fields{
+		"component": "events", "forwarded": fs.Events, "batches": fs.Batches,
+		"spooled": ss.Appended, "refused_full": ss.RefusedFull, "dropped_full": ss.DroppedFull,
+		"pending": ss.NextSeq - 1 - ss.Acked,
+	}).Info("eventsink stopped")
+	return err
+}
+
+// Close closes the intake listeners and the spool of a Sink that is not
+// served (Serve closes its Sink when it returns). It is idempotent.
+func (s *Sink) Close() {
+	s.closeOnce.Do(func() {
+		for _, l := range s.servers {
+			_ = l.srv.Shutdown(context.Background())
+		}
+		_ = s.sp.Close()
+	})
+}
