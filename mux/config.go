@@ -266,9 +266,25 @@ func (c Config) Validate() []error {
 		if l.Parent {
 			parents++
 		}
+		if !l.Plaintext && l.TLS == nil && c.TLS == nil {
+			errs = append(errs, fmt.Errorf("link %d (%s): no TLS credentials: set the node's TLS or the link's, or make the link Plaintext", i, l.Peer))
+		}
 		switch {
 		case c.Role == RoleRoot && l.Parent:
 			errs = append(errs, fmt.Errorf("link %d (%s): a root has no parent", i, l.Peer))
+		}
+	}
+	if c.TLS == nil {
+		tlsLinks := map[string]int{}
+		for _, l := range c.Links {
+			if l.Listen != "" && !l.Plaintext {
+				tlsLinks[l.Listen]++
+			}
+		}
+		for addr, k := range tlsLinks {
+			if k > 1 {
+				errs = append(errs, fmt.Errorf("listen address %s serves %d TLS links: it needs the node's TLS credentials", addr, k))
+			}
 		}
 	}
 	if c.Role != RoleRoot && parents == 0 {

@@ -53,6 +53,7 @@ func FastTuning() mux.Tuning {
 // StartNode starts a node and registers its shutdown with the test.
 func StartNode(t testing.TB, cfg mux.Config) *mux.Node {
 	t.Helper()
+	cfg = WithTLS(t, cfg)
 	n, err := mux.New(cfg, Log(t))
 	if err != nil {
 		t.Fatalf("new %s: %v", cfg.Label, err)

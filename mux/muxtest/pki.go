@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -133,3 +134,27 @@ func (s *SwapCredentials) Set(m mux.Credentials) { s.p.Store(m.TLSMaterial()) }
 
 // TLSMaterial returns the material in force.
 func (s *SwapCredentials) TLSMaterial() *mux.TLSMaterial { return s.p.Load() }
+
+var (
+	testCAOnce sync.Once
+	testCA     *CA
+)
+
+// WithTLS returns cfg with TLS credentials for its label from one CA
+// shared by the whole test binary, unless cfg has its own or all its
+// links are Plaintext: nodes started by tests link over TLS, as in
+// production.
+func WithTLS(t testing.TB, cfg mux.Config) mux.Config {
+	t.Helper()
+	if cfg.TLS != nil {
+		return cfg
+	}
+	for _, l := range cfg.Links {
+		if !l.Plaintext && l.TLS == nil {
+			testCAOnce.Do(func() { testCA = NewCA(t) })
+			cfg.TLS = testCA.Issue(t, cfg.Label, CertOptions{})
+			return cfg
+		}
+	}
+	return cfg
+}
