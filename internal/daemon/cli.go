@@ -70,6 +70,9 @@ func (e *LoadError) Unwrap() []error { return e.Problems }
 //	NAME [--config FILE] [--log-level N]   run in the foreground
 //	NAME check [--config FILE]             check the configuration, print "FILE: configuration OK"
 //	NAME -v | --version                    print version.String(NAME)
+//	NAME pki ca --out DIR                  make a CA for the links' TLS (see pkiCommand)
+//	NAME pki issue --ca DIR --label LABEL --out DIR
+//	                                       make a node's key and certificate
 //
 // --config (-c) defaults to ./NAME.yaml; --log-level (0..5) overrides the
 // file's log.level until the first SIGHUP, which re-reads the level from the
@@ -137,7 +140,7 @@ func App[C Config](spec Spec[C]) *cli.App {
 				_, err := fmt.Fprintf(c.App.Writer, "%s: configuration OK\n", path)
 				return err
 			},
-		}},
+		}, pkiCommand(spec.Name)},
 	}
 }
 
