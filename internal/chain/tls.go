@@ -1,8 +1,10 @@
 package chain
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/relaychain/relaychain/internal/daemon"
 	"github.com/relaychain/relaychain/internal/pki"
@@ -45,9 +47,11 @@ func (c *Config) tlsLinks() []linkList {
 // validateTLS checks the node's tls section and the TLS keys of its links:
 // each block complete, its files readable, parsed, matching, chained to
 // its CA, valid now and naming this node's label; pins well formed; no
-// TLS setting on a link that goes without.
+// TLS setting on a link that goes without. TLS is the default: a link
+// that is not insecure_plaintext needs the node's tls or its own.
 func (c *Config) validateTLS(ps *daemon.Problems) {
 	c.validateTLSBlock(ps, "tls", c.TLS)
+	var need []string // links that fall back on the node's tls
 	for _, ls := range c.tlsLinks() {
 		for i, l := range ls.links {
 			p := fmt.Sprintf("%s[%d]", ls.key, i)
@@ -65,7 +69,15 @@ func (c *Config) validateTLS(ps *daemon.Problems) {
 				_, err := pki.ParsePin(pin)
 				ps.Check(fmt.Sprintf("%s.pin[%d]", p, j), err)
 			}
+			if l.TLS == nil && !ps.Pos.Has(p+".tls") {
+				need = append(need, cmp.Or(l.Label, p))
+			}
 		}
+	}
+	if len(need) > 0 && c.TLS == nil && !ps.Pos.Has("tls") {
+		ps.Errorf("tls", "missing: the links to %s use TLS (the default): set tls (cert, key, ca; "+
+			"%s pki issue writes them), or tls on each link, or insecure_plaintext: true on a link to carry it in the clear",
+			strings.Join(need, ", "), cmp.Or(c.kind.Name, "NAME"))
 	}
 }
 

@@ -229,6 +229,12 @@ func TestLoadTLSRejects(t *testing.T) {
 		yaml string
 		want []problem
 	}{
+		{"no tls", link,
+			[]problem{{1, "tls", "missing: the links to epp use TLS (the default): set tls (cert, key, ca; relay pki issue writes them), or tls on each link, or insecure_plaintext: true on a link"}}},
+		{"no tls for two links of three", link + "    insecure_plaintext: true\nchildren:\n  - label: g1\n    listen: :7000\n  - label: g2\n    listen: :7000\n",
+			[]problem{{1, "tls", "missing: the links to g1, g2 use TLS"}}},
+		{"no tls after a comment", "# r1\n" + link + "    pin: [" + pin + "]\n",
+			[]problem{{2, "tls", "missing: the links to epp use TLS"}}},
 		{"certificate missing", link + block("none.crt", "r1.key", "certs/ca.crt"),
 			[]problem{{6, "tls.cert", filepath.Join(dir, "certs", "none.crt") + ": cannot read: no such file or directory"}}},
 		{"key does not parse", link + block("r1.crt", "garbage", "certs/ca.crt"),
