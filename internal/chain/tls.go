@@ -2,9 +2,13 @@ package chain
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/relaychain/relaychain/internal/daemon"
 	"github.com/relaychain/relaychain/internal/pki"
@@ -176,4 +180,37 @@ func (l Link) linkConfig(parent bool) mux.LinkConfig {
 		lc.Pins = append(lc.Pins, p)
 	}
 	return lc
+}
+
+// ReloadTLS reads the TLS files again, as on SIGHUP: a renewed certificate
+// takes effect on the next link that comes up, the links that are up stay
+// up. Material with a problem is refused and logged at level 1 with it,
+// and the material in force stays in force.
+func (c *Config) ReloadTLS(log *logrus.Entry) {
+	for _, s := range c.TLSStores() {
+		l := log.WithField("cert", s.CertFile())
+		if err := s.Reload(); err != nil {
+			l.WithError(err).Error("certificate reload failed, the one in force is kept")
+			continue
+		}
+		l.WithField("not_after", s.NotAfter().UTC().Format(time.RFC3339)).Info("certificate reloaded")
+		s.WarnExpiry(log)
+	}
+}
+
+// watchExpiry warns about the certificates of stores that expire within
+// pki.ExpiryWarning, at once and then every interval, until ctx ends.
+func watchExpiry(ctx context.Context, stores []*pki.Store, log *logrus.Entry, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		for _, s := range stores {
+			s.WarnExpiry(log)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

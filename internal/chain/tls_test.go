@@ -1,20 +1,27 @@
 package chain
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/relaychain/relaychain/internal/daemon"
 	"github.com/relaychain/relaychain/internal/pki"
 	"github.com/relaychain/relaychain/mux"
 )
@@ -285,4 +292,114 @@ func TestLoadTLSRejects(t *testing.T) {
 			checkProblems(t, path, err, tc.want)
 		})
 	}
+}
+
+// tlsRelay writes, in a fresh directory, the files of r1 valid for days
+// days and a relay configuration that uses them, and loads it.
+func tlsRelay(t *testing.T, days int) (cfg *Config, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	if _, err := pki.NewCA(filepath.Join(dir, "ca"), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.Issue(filepath.Join(dir, "ca"), "r1", dir, days, false); err != nil {
+		t.Fatal(err)
+	}
+	path := writeIn(t, dir, "relay.yaml", fmt.Sprintf(`label: r1
+tls:
+  cert: r1.crt
+  key: r1.key
+  ca: ca.crt
+parents:
+  - label: epp
+    listen: %s
+shutdown_grace: 0s
+`, freeAddr(t)))
+	cfg, err := Load(Relay, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, dir
+}
+
+// textLog returns an entry that writes the daemons' text layout to a
+// buffer, at every level.
+func textLog(component string) (*logrus.Entry, *lockedBuffer) {
+	buf := &lockedBuffer{}
+	logger := &logrus.Logger{Out: buf, Formatter: daemon.TextFormatter{}, Hooks: logrus.LevelHooks{}, Level: logrus.TraceLevel}
+	return daemon.Component(logger, component), buf
+}
+
+func TestReloadTLS(t *testing.T) {
+	cfg, dir := tlsRelay(t, 0)
+	store := cfg.TLSStores()[0]
+	first := store.TLSMaterial()
+	cert := filepath.Join(dir, "r1.crt")
+
+	// A corrupt certificate: refused at level 1, the old one kept.
+	good, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, good[:len(good)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log, buf := textLog("tls")
+	cfg.ReloadTLS(log)
+	want := " 1 tls: certificate reload failed, the one in force is kept [cert=" + cert + ` error="` + cert + `: does not parse: no CERTIFICATE PEM block"]` + "\n"
+	if got := buf.String(); !strings.HasSuffix(got, want) || strings.Count(got, "\n") != 1 {
+		t.Errorf("log %q, want one line ending %q", got, want)
+	}
+	if cfg.MuxConfig(nil).TLS.TLSMaterial() != first {
+		t.Fatal("the node's material changed on a failed reload")
+	}
+
+	// A renewed certificate, valid 10 days: taken at level 3, and warned about.
+	if _, err := pki.Issue(filepath.Join(dir, "ca"), "r1", dir, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	log, buf = textLog("tls")
+	cfg.ReloadTLS(log)
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	notAfter := store.NotAfter().UTC().Format(time.RFC3339)
+	if len(lines) != 2 ||
+		!strings.HasSuffix(lines[0], " 3 tls: certificate reloaded [cert="+cert+" not_after="+notAfter+"]") ||
+		!strings.HasSuffix(lines[1], " 2 tls: certificate expires in 10 days: renew it [cert="+cert+" not_after="+notAfter+"]") {
+		t.Errorf("log:\n%s", buf)
+	}
+	m := cfg.MuxConfig(nil).TLS.TLSMaterial()
+	if m == first || !m.Cert.Leaf.NotAfter.Equal(store.NotAfter()) || time.Until(store.NotAfter()) > 11*24*time.Hour {
+		t.Fatal("the renewed certificate is not in force")
+	}
+}
+
+func TestWatchExpiry(t *testing.T) {
+	cfg, _ := tlsRelay(t, 3)
+	logger, hook := test.NewNullLogger()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchExpiry(ctx, cfg.TLSStores(), logrus.NewEntry(logger), time.Millisecond)
+	}()
+	// At once, then again on the next tick.
+	waitFor(t, 10*time.Second, "two warnings", func() bool { return len(hook.AllEntries()) >= 2 })
+	cancel()
+	<-done
+	for _, e := range hook.AllEntries() {
+		if e.Level != logrus.WarnLevel || !strings.HasPrefix(e.Message, "certificate expires in") {
+			t.Errorf("%v %q", e.Level, e.Message)
+		}
+	}
+}
+
+// TestRunWarnsOfExpiry checks that a node whose certificate ends soon says
+// so when it starts.
+func TestRunWarnsOfExpiry(t *testing.T) {
+	cfg, _ := tlsRelay(t, 5)
+	r := startRun(t, Relay, cfg.File())
+	r.getNode(t)
+	waitFor(t, 10*time.Second, "the expiry warning", func() bool {
+		return strings.Contains(r.logs.String(), "certificate expires in 5 days: renew it\n")
+	})
 }

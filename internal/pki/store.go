@@ -74,10 +74,11 @@ func (s *Store) warnExpiry(log *logrus.Entry, now time.Time) {
 	}
 }
 
-// approx writes d in days, or in hours and minutes under two days.
+// approx writes d in whole days (rounded), or in hours and minutes under
+// two days.
 func approx(d time.Duration) string {
 	if d >= 48*time.Hour {
-		return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
+		return fmt.Sprintf("%d days", int((d+12*time.Hour)/(24*time.Hour)))
 	}
 	return d.Round(time.Minute).String()
 }
