@@ -403,3 +403,12 @@ func TestRunWarnsOfExpiry(t *testing.T) {
 		return strings.Contains(r.logs.String(), "certificate expires in 5 days: renew it\n")
 	})
 }
+
+// TestLinkConfigBadPinFailsClosed: a pin that does not parse (Validate
+// reports it) must not drop the link's pinning.
+func TestLinkConfigBadPinFailsClosed(t *testing.T) {
+	lc := Link{Label: "epp", Dial: "h:1", Pin: []string{"sha256:bad"}}.linkConfig(true)
+	if len(lc.Pins) != 1 || lc.Pins[0] != ([32]byte{}) {
+		t.Fatalf("pins %x, want the zero pin, which matches no key", lc.Pins)
+	}
+}
