@@ -111,8 +111,8 @@ func TestCheck(t *testing.T) {
 		{"relay", validate, []string{
 			validate + `:3: label: label "-relay" must start with a letter or digit`,
 			validate + `:5: parents[0]: link to epp-main sets both dial and listen; choose one`,
-			validate + `:9: children[0]: link to relay-dmz2 has no direction: .+`,
-			validate + `:10: shutdown_grace: must not be negative`,
+			validate + `:10: children[0]: link to relay-dmz2 has no direction: .+`,
+			validate + `:12: shutdown_grace: must not be negative`,
 		}},
 	}
 	for _, d := range daemons {

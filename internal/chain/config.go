@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/internal/pki"
 	"github.com/relaychain/relaychain/mux"
 )
 
@@ -82,8 +83,13 @@ type Config struct {
 	// eventsink's intake, spool and forwarding. Optional on the epproxy.
 	Events *EventsConfig `yaml:"events"`
 
-	kind Kind
-	file string
+	// TLS is this node's certificate, key and CA bundle, for every link
+	// that has no tls of its own and is not insecure_plaintext.
+	TLS *TLS `yaml:"tls"`
+
+	kind     Kind
+	file     string
+	tlsStore *pki.Store // TLS, loaded by Load
 }
 
 // Logging returns the log section (daemon.Config).
@@ -105,6 +111,21 @@ type Link struct {
 	// Listen is this node's HOST:PORT when the neighbour opens the
 	// connection. Several links may share one listen address.
 	Listen string `yaml:"listen"`
+	// TLS, when set, replaces the node's tls section for this link (all
+	// three files). Default: the node's.
+	TLS *TLS `yaml:"tls"`
+	// Pin, when set, accepts the neighbour only when the SHA-256 of its
+	// certificate's public key is one of these, written
+	// "sha256:BASE64" or "sha256:HEX" ("NAME pki issue" prints it); its
+	// certificate then need not chain to the CA, but must still name its
+	// label.
+	Pin []string `yaml:"pin"`
+	// InsecurePlaintext carries the link over plain TCP, without TLS:
+	// anyone on the path can read it and pose as the neighbour. Default
+	// false. Logged as a warning.
+	InsecurePlaintext bool `yaml:"insecure_plaintext"`
+
+	tlsStore *pki.Store // TLS, loaded by Load
 }
 
 // Service is a named exit: addresses this node dials for sessions that
@@ -250,8 +271,9 @@ func Default(k Kind) *Config {
 
 // Load reads path for a daemon of kind k: defaults, then a strict decode,
 // then Validate. Every problem is reported at once, each as
-// "FILE:LINE: KEY: problem". A relative log file is taken relative to the
-// configuration file's directory.
+// "FILE:LINE: KEY: problem". A relative log file or TLS file is taken
+// relative to the configuration file's directory. The TLS files are
+// loaded into the stores that MuxConfig hands to the node (TLSStores).
 func Load(k Kind, path string) (*Config, error) {
 	c := Default(k)
 	pos, err := daemon.LoadFile(path, c)
@@ -267,6 +289,9 @@ func Load(k Kind, path string) (*Config, error) {
 	}
 	if c.Events != nil {
 		c.Events.resolve(filepath.Dir(path))
+	}
+	if err := c.openTLS(pos); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -326,6 +351,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 	if k.Parents && len(c.Parents) == 0 {
 		ps.Errorf("parents", "missing: %s needs at least one parent", k.withArticle())
 	}
+	c.validateTLS(ps)
 
 	if len(c.Services) > 0 && !k.Services {
 		ps.Errorf("services", "%s offers no services", k.withArticle())
@@ -526,15 +552,19 @@ func (t Tuning) MuxTuning() mux.Tuning {
 	return m
 }
 
-// MuxConfig builds the node configuration. extra adds in-process services
-// (the epproxy's event service).
+// MuxConfig builds the node configuration, with the TLS material that
+// Load loaded. extra adds in-process services (the epproxy's event
+// service).
 func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 	mc := mux.Config{Label: c.Label, Role: c.kind.Role, Tuning: c.Tuning.MuxTuning(), Services: map[string]mux.Service{}}
+	if c.tlsStore != nil {
+		mc.TLS = c.tlsStore
+	}
 	for _, l := range c.Parents {
-		mc.Links = append(mc.Links, mux.LinkConfig{Peer: l.Label, Parent: true, Dial: l.Dial, Listen: l.Listen})
+		mc.Links = append(mc.Links, l.linkConfig(true))
 	}
 	for _, l := range c.Children {
-		mc.Links = append(mc.Links, mux.LinkConfig{Peer: l.Label, Dial: l.Dial, Listen: l.Listen})
+		mc.Links = append(mc.Links, l.linkConfig(false))
 	}
 	for _, s := range c.Services {
 		mc.Services[s.Name] = mux.Service{Addrs: s.Addrs, Allow: s.Allow}

@@ -251,11 +251,13 @@ const (
 parents:
   - label: epp
     dial: epp-host:7101
+    insecure_plaintext: true
 `
 	okGWProxy = `label: gwp
 parents:
   - label: r1
     dial: 127.0.0.1:7103
+    insecure_plaintext: true
 services:
   - name: endpoint
     addrs: [10.1.2.3:9495]
@@ -269,6 +271,7 @@ entries:
 children:
   - label: r1
     listen: 127.0.0.1:7101
+    insecure_plaintext: true
 services:
   - name: gateway
     addrs: [gw:9494]
@@ -277,6 +280,7 @@ services:
 parents:
   - label: gwp
     dial: 127.0.0.1:7201
+    insecure_plaintext: true
 events:
   dest: epp
   spool:
@@ -363,11 +367,14 @@ func TestLoadAccepts(t *testing.T) {
 parents:
   - label: r1
     listen: 127.0.0.1:7102
+    insecure_plaintext: true
 children:
   - label: gwp-a
     listen: 127.0.0.1:7103
+    insecure_plaintext: true
   - label: gwp-b
     listen: 127.0.0.1:7103
+    insecure_plaintext: true
 `},
 		{"udp and tcp intake on one port", EventSink, okEventSink + `    - name: syslog
       protocol: udp
@@ -383,6 +390,7 @@ children:
 parents:
   - label: r1
     dial: "[::1]:7103"
+    insecure_plaintext: true
 entries:
   - name: upcall
     listen: "[::1]:9494"
@@ -412,91 +420,91 @@ var brokenConfigs = []struct {
 	want []problem
 }{
 	{"unknown top-level key", Relay, okRelay + "bogus: 1\n",
-		[]problem{{5, "bogus", "unknown key"}}},
-	{"unknown nested key", Relay, "label: r1\nparents:\n  - label: epp\n    dial: h:1\n    port: 7\n",
-		[]problem{{5, "parents[0].port", "unknown key"}}},
+		[]problem{{6, "bogus", "unknown key"}}},
+	{"unknown nested key", Relay, "label: r1\nparents:\n  - label: epp\n    dial: h:1\n    insecure_plaintext: true\n    port: 7\n",
+		[]problem{{6, "parents[0].port", "unknown key"}}},
 	{"unknown key in tuning", Relay, okRelay + "tuning:\n  keepalive: 10s\n",
-		[]problem{{6, "tuning.keepalive", "unknown key"}}},
+		[]problem{{7, "tuning.keepalive", "unknown key"}}},
 	{"unknown key in events listener", EventSink, okEventSink + "      tls: true\n",
-		[]problem{{13, "events.listeners[0].tls", "unknown key"}}},
+		[]problem{{14, "events.listeners[0].tls", "unknown key"}}},
 	{"string for an int", Relay, okRelay + "log:\n  level: loud\n",
-		[]problem{{6, "log.level", `cannot use string "loud" as int`}}},
-	{"mapping for a string", Relay, "label: r1\nparents:\n  - label: epp\n    dial: {h: 1}\n",
+		[]problem{{7, "log.level", `cannot use string "loud" as int`}}},
+	{"mapping for a string", Relay, "label: r1\nparents:\n  - label: epp\n    dial: {h: 1}\n    insecure_plaintext: true\n",
 		[]problem{{4, "parents[0].dial", "cannot use a mapping as string"}}},
 	{"list for a string", Relay, okRelay + "log:\n  format: [text]\n",
-		[]problem{{6, "log.format", "cannot use a list as string"}}},
+		[]problem{{7, "log.format", "cannot use a list as string"}}},
 	{"string for a list", Relay, "label: r1\nparents: epp\n",
 		[]problem{{2, "parents", `cannot use string "epp" as []chain.Link`}}},
 	{"duration as an integer", Relay, okRelay + "tuning:\n  write_timeout: 10\n",
-		[]problem{{6, "tuning.write_timeout", `duration 10 has no unit: write it like "10s"`}}},
+		[]problem{{7, "tuning.write_timeout", `duration 10 has no unit: write it like "10s"`}}},
 	{"duration without unit in shutdown_grace", Relay, okRelay + "shutdown_grace: 5\n",
-		[]problem{{5, "shutdown_grace", "duration 5 has no unit"}}},
+		[]problem{{6, "shutdown_grace", "duration 5 has no unit"}}},
 	{"bad duration string", Relay, okRelay + "tuning:\n  open_timeout: soon\n",
-		[]problem{{6, "tuning.open_timeout", `invalid duration string "soon"`}}},
+		[]problem{{7, "tuning.open_timeout", `invalid duration string "soon"`}}},
 	{"negative duration", Relay, okRelay + "tuning:\n  keepalive_interval: -1s\n",
-		[]problem{{6, "tuning.keepalive_interval", "must be positive"}}},
+		[]problem{{7, "tuning.keepalive_interval", "must be positive"}}},
 	{"zero duration", Relay, okRelay + "tuning:\n  hello_timeout: 0s\n",
-		[]problem{{6, "tuning.hello_timeout", "must be positive"}}},
+		[]problem{{7, "tuning.hello_timeout", "must be positive"}}},
 	{"negative idle timeout", Relay, okRelay + "tuning:\n  idle_timeout: -5m\n",
-		[]problem{{6, "tuning.idle_timeout", "must not be negative"}}},
+		[]problem{{7, "tuning.idle_timeout", "must not be negative"}}},
 	{"negative shutdown grace", Relay, okRelay + "shutdown_grace: -1s\n",
-		[]problem{{5, "shutdown_grace", "must not be negative"}}},
-	{"missing label", Relay, "parents:\n  - label: epp\n    dial: h:1\n",
+		[]problem{{6, "shutdown_grace", "must not be negative"}}},
+	{"missing label", Relay, "parents:\n  - label: epp\n    dial: h:1\n    insecure_plaintext: true\n",
 		[]problem{{1, "label", "missing"}}},
-	{"bad label characters", Relay, "label: relay one\nparents:\n  - label: epp\n    dial: h:1\n",
+	{"bad label characters", Relay, "label: relay one\nparents:\n  - label: epp\n    dial: h:1\n    insecure_plaintext: true\n",
 		[]problem{{1, "label", `character ' ' not allowed`}}},
-	{"label starting with a dot", Relay, "label: .r\nparents:\n  - label: epp\n    dial: h:1\n",
+	{"label starting with a dot", Relay, "label: .r\nparents:\n  - label: epp\n    dial: h:1\n    insecure_plaintext: true\n",
 		[]problem{{1, "label", "must start with a letter or digit"}}},
-	{"label too long", Relay, "label: " + strings.Repeat("a", 65) + "\nparents:\n  - label: epp\n    dial: h:1\n",
+	{"label too long", Relay, "label: " + strings.Repeat("a", 65) + "\nparents:\n  - label: epp\n    dial: h:1\n    insecure_plaintext: true\n",
 		[]problem{{1, "label", "65 characters long"}}},
-	{"link without label", Relay, "label: r1\nparents:\n  - dial: h:1\n",
+	{"link without label", Relay, "label: r1\nparents:\n  - dial: h:1\n    insecure_plaintext: true\n",
 		[]problem{{3, "parents[0].label", "missing"}}},
-	{"link with a bad label", Relay, "label: r1\nparents:\n  - label: e/p\n    dial: h:1\n",
+	{"link with a bad label", Relay, "label: r1\nparents:\n  - label: e/p\n    dial: h:1\n    insecure_plaintext: true\n",
 		[]problem{{3, "parents[0].label", `character '/' not allowed`}}},
-	{"link with no direction", Relay, "label: r1\nparents:\n  - label: epp\n",
+	{"link with no direction", Relay, "label: r1\nparents:\n  - label: epp\n    insecure_plaintext: true\n",
 		[]problem{{3, "parents[0]", "link to epp has no direction"}}},
-	{"link with both directions", Relay, "label: r1\nparents:\n  - label: epp\n    dial: h:1\n    listen: :7000\n",
+	{"link with both directions", Relay, "label: r1\nparents:\n  - label: epp\n    dial: h:1\n    insecure_plaintext: true\n    listen: :7000\n",
 		[]problem{{3, "parents[0]", "sets both dial and listen"}}},
-	{"label used twice", Relay, okRelay + "children:\n  - label: gwp\n    listen: :7103\n  - label: epp\n    dial: h:2\n",
-		[]problem{{8, "children[1].label", "label epp is used twice (first at parents[0].label)"}}},
-	{"link to the node's own label", Relay, okRelay + "children:\n  - label: r1\n    dial: h:2\n",
-		[]problem{{6, "children[0].label", "r1 is this node's own label"}}},
+	{"label used twice", Relay, okRelay + "children:\n  - label: gwp\n    listen: :7103\n    insecure_plaintext: true\n  - label: epp\n    dial: h:2\n    insecure_plaintext: true\n",
+		[]problem{{10, "children[1].label", "label epp is used twice (first at parents[0].label)"}}},
+	{"link to the node's own label", Relay, okRelay + "children:\n  - label: r1\n    dial: h:2\n    insecure_plaintext: true\n",
+		[]problem{{7, "children[0].label", "r1 is this node's own label"}}},
 	{"two entries on one port", GWProxy, okGWProxy + "  - name: second\n    listen: 127.0.0.1:9494\n    dest: epp\n    service: gateway\n",
-		[]problem{{14, "entries[1].listen", "port clash: 127.0.0.1:9494 is also used at entries[0].listen"}}},
+		[]problem{{15, "entries[1].listen", "port clash: 127.0.0.1:9494 is also used at entries[0].listen"}}},
 	{"entry on a link's listen port", EPProxy, okEPProxy + "entries:\n  - name: down\n    listen: 127.0.0.1:7101\n    dest: gwp\n    service: endpoint\n",
-		[]problem{{10, "entries[0].listen", "port clash: 127.0.0.1:7101 is also used at children[0].listen"}}},
+		[]problem{{11, "entries[0].listen", "port clash: 127.0.0.1:7101 is also used at children[0].listen"}}},
 	{"wildcard and loopback on one port", GWProxy, okGWProxy + "  - name: second\n    listen: :9494\n    dest: epp\n    service: gateway\n",
-		[]problem{{14, "entries[1].listen", "port clash"}}},
-	{"two links on overlapping listen addresses", Relay, okRelay + "children:\n  - label: a\n    listen: :7000\n  - label: b\n    listen: 127.0.0.1:7000\n",
-		[]problem{{9, "children[1].listen", "port clash: 127.0.0.1:7000 is also used at children[0].listen"}}},
-	{"one port written two ways", Relay, okRelay + "children:\n  - label: a\n    listen: :7000\n  - label: b\n    listen: 0.0.0.0:07000\n",
-		[]problem{{9, "children[1].listen", "port clash"}}},
-	{"one IPv6 address written two ways", Relay, okRelay + "children:\n  - label: a\n    listen: \"[::1]:7000\"\n  - label: b\n    listen: \"[0:0::1]:7000\"\n",
-		[]problem{{9, "children[1].listen", "port clash"}}},
+		[]problem{{15, "entries[1].listen", "port clash"}}},
+	{"two links on overlapping listen addresses", Relay, okRelay + "children:\n  - label: a\n    listen: :7000\n    insecure_plaintext: true\n  - label: b\n    listen: 127.0.0.1:7000\n    insecure_plaintext: true\n",
+		[]problem{{11, "children[1].listen", "port clash: 127.0.0.1:7000 is also used at children[0].listen"}}},
+	{"one port written two ways", Relay, okRelay + "children:\n  - label: a\n    listen: :7000\n    insecure_plaintext: true\n  - label: b\n    listen: 0.0.0.0:07000\n    insecure_plaintext: true\n",
+		[]problem{{11, "children[1].listen", "port clash"}}},
+	{"one IPv6 address written two ways", Relay, okRelay + "children:\n  - label: a\n    listen: \"[::1]:7000\"\n    insecure_plaintext: true\n  - label: b\n    listen: \"[0:0::1]:7000\"\n    insecure_plaintext: true\n",
+		[]problem{{11, "children[1].listen", "port clash"}}},
 	{"two tcp intake listeners on one port", EventSink, okEventSink + "    - name: lines\n      listen: 0.0.0.0:5529\n      framing: lines\n",
-		[]problem{{14, "events.listeners[1].listen", "port clash"}}},
-	{"child link on an entry port", GWProxy, okGWProxy + "children:\n  - label: es\n    listen: 127.0.0.1:9494\n",
-		[]problem{{10, "entries[0].listen", "port clash: 127.0.0.1:9494 is also used at children[0].listen"}}},
-	{"intake on a link's listen port", EventSink, "label: es\nparents:\n  - label: gwp\n    listen: 127.0.0.1:5529\n" + okEventSink[strings.Index(okEventSink, "events:"):],
-		[]problem{{11, "events.listeners[0].listen", "port clash: 127.0.0.1:5529 is also used at parents[0].listen"}}},
-	{"dial without port", Relay, "label: r1\nparents:\n  - label: epp\n    dial: epp-host\n",
+		[]problem{{15, "events.listeners[1].listen", "port clash"}}},
+	{"child link on an entry port", GWProxy, okGWProxy + "children:\n  - label: es\n    listen: 127.0.0.1:9494\n    insecure_plaintext: true\n",
+		[]problem{{11, "entries[0].listen", "port clash: 127.0.0.1:9494 is also used at children[0].listen"}}},
+	{"intake on a link's listen port", EventSink, "label: es\nparents:\n  - label: gwp\n    listen: 127.0.0.1:5529\n    insecure_plaintext: true\n" + okEventSink[strings.Index(okEventSink, "events:"):],
+		[]problem{{12, "events.listeners[0].listen", "port clash: 127.0.0.1:5529 is also used at parents[0].listen"}}},
+	{"dial without port", Relay, "label: r1\nparents:\n  - label: epp\n    dial: epp-host\n    insecure_plaintext: true\n",
 		[]problem{{4, "parents[0].dial", "missing port in address"}}},
-	{"dial port out of range", Relay, "label: r1\nparents:\n  - label: epp\n    dial: epp-host:70000\n",
+	{"dial port out of range", Relay, "label: r1\nparents:\n  - label: epp\n    dial: epp-host:70000\n    insecure_plaintext: true\n",
 		[]problem{{4, "parents[0].dial", "port 70000 out of range"}}},
-	{"dial without host", Relay, "label: r1\nparents:\n  - label: epp\n    dial: :7101\n",
+	{"dial without host", Relay, "label: r1\nparents:\n  - label: epp\n    dial: :7101\n    insecure_plaintext: true\n",
 		[]problem{{4, "parents[0].dial", "host is missing"}}},
-	{"listen on port zero", Relay, "label: r1\nparents:\n  - label: epp\n    listen: 127.0.0.1:0\n",
+	{"listen on port zero", Relay, "label: r1\nparents:\n  - label: epp\n    listen: 127.0.0.1:0\n    insecure_plaintext: true\n",
 		[]problem{{4, "parents[0].listen", "port 0 out of range"}}},
-	{"bad host name", Relay, "label: r1\nparents:\n  - label: epp\n    dial: bad_host!:1\n",
+	{"bad host name", Relay, "label: r1\nparents:\n  - label: epp\n    dial: bad_host!:1\n    insecure_plaintext: true\n",
 		[]problem{{4, "parents[0].dial", "bad host name"}}},
 	{"relay with services", Relay, okRelay + "services:\n  - name: x\n    addrs: [h:1]\n",
-		[]problem{{5, "services", "a relay offers no services"}}},
+		[]problem{{6, "services", "a relay offers no services"}}},
 	{"relay with entries", Relay, okRelay + "entries:\n  - name: x\n    listen: :1\n    dest: epp\n    service: s\n",
-		[]problem{{5, "entries", "a relay has no entries"}}},
-	{"epproxy with parents", EPProxy, okEPProxy + "parents:\n  - label: up\n    dial: h:1\n",
-		[]problem{{8, "parents", "an epproxy has no parents"}}},
-	{"eventsink with children", EventSink, okEventSink + "children:\n  - label: x\n    dial: h:1\n",
-		[]problem{{13, "children", "an eventsink has no children"}}},
+		[]problem{{6, "entries", "a relay has no entries"}}},
+	{"epproxy with parents", EPProxy, okEPProxy + "parents:\n  - label: up\n    dial: h:1\n    insecure_plaintext: true\n",
+		[]problem{{9, "parents", "an epproxy has no parents"}}},
+	{"eventsink with children", EventSink, okEventSink + "children:\n  - label: x\n    dial: h:1\n    insecure_plaintext: true\n",
+		[]problem{{14, "children", "an eventsink has no children"}}},
 	{"gwproxy without parents", GWProxy, "label: gwp\nservices:\n  - name: endpoint\n    addrs: [h:1]\n",
 		[]problem{{1, "parents", "missing: a gwproxy needs at least one parent"}}},
 	{"service without addrs", EPProxy, "label: epp\nservices:\n  - name: gateway\n",
@@ -506,85 +514,85 @@ var brokenConfigs = []struct {
 	{"service without name", EPProxy, "label: epp\nservices:\n  - addrs: [gw:1]\n",
 		[]problem{{3, "services[0].name", "missing"}}},
 	{"duplicate service names", EPProxy, okEPProxy + "  - name: gateway\n    addrs: [gw2:9494]\n",
-		[]problem{{8, "services[1].name", "service gateway is defined twice"}}},
-	{"entry without dest and service", GWProxy, "label: gwp\nparents:\n  - label: r1\n    dial: h:1\nentries:\n  - name: up\n    listen: :9494\n",
-		[]problem{{6, "entries[0].dest", "missing"}, {6, "entries[0].service", "missing"}}},
-	{"entry without name and listen", GWProxy, "label: gwp\nparents:\n  - label: r1\n    dial: h:1\nentries:\n  - dest: epp\n    service: gateway\n",
-		[]problem{{6, "entries[0].name", "missing"}, {6, "entries[0].listen", "missing"}}},
-	{"entry to the node itself", GWProxy, "label: gwp\nparents:\n  - label: r1\n    dial: h:1\nentries:\n  - name: up\n    listen: :9494\n    dest: gwp\n    service: s\n",
-		[]problem{{8, "entries[0].dest", "gwp is this node itself"}}},
+		[]problem{{9, "services[1].name", "service gateway is defined twice"}}},
+	{"entry without dest and service", GWProxy, "label: gwp\nparents:\n  - label: r1\n    dial: h:1\n    insecure_plaintext: true\nentries:\n  - name: up\n    listen: :9494\n",
+		[]problem{{7, "entries[0].dest", "missing"}, {7, "entries[0].service", "missing"}}},
+	{"entry without name and listen", GWProxy, "label: gwp\nparents:\n  - label: r1\n    dial: h:1\n    insecure_plaintext: true\nentries:\n  - dest: epp\n    service: gateway\n",
+		[]problem{{7, "entries[0].name", "missing"}, {7, "entries[0].listen", "missing"}}},
+	{"entry to the node itself", GWProxy, "label: gwp\nparents:\n  - label: r1\n    dial: h:1\n    insecure_plaintext: true\nentries:\n  - name: up\n    listen: :9494\n    dest: gwp\n    service: s\n",
+		[]problem{{9, "entries[0].dest", "gwp is this node itself"}}},
 	{"duplicate entry names", GWProxy, okGWProxy + "  - name: upcall\n    listen: 127.0.0.1:9495\n    dest: epp\n    service: gateway\n",
-		[]problem{{13, "entries[1].name", "entry upcall is defined twice"}}},
+		[]problem{{14, "entries[1].name", "entry upcall is defined twice"}}},
 	{"window size below minimum", Relay, okRelay + "tuning:\n  window_size: 128KiB\n",
-		[]problem{{6, "tuning.window_size", "131072 bytes is below the minimum of 256KiB"}}},
+		[]problem{{7, "tuning.window_size", "131072 bytes is below the minimum of 256KiB"}}},
 	{"window size above maximum", Relay, okRelay + "tuning:\n  window_size: 2GiB\n",
-		[]problem{{6, "tuning.window_size", "above the maximum of 1GiB"}}},
+		[]problem{{7, "tuning.window_size", "above the maximum of 1GiB"}}},
 	{"bad size string", Relay, okRelay + "tuning:\n  window_size: 8XB\n",
-		[]problem{{6, "tuning.window_size", `cannot use string "8XB" as chain.ByteSize`}}},
+		[]problem{{7, "tuning.window_size", `cannot use string "8XB" as chain.ByteSize`}}},
 	{"long bad size string", Relay, okRelay + "tuning:\n  window_size: 8 megabytes\n",
-		[]problem{{6, "tuning.window_size", `cannot use string "8 megab..." as chain.ByteSize`}}},
+		[]problem{{7, "tuning.window_size", `cannot use string "8 megab..." as chain.ByteSize`}}},
 	{"list for a size", Relay, okRelay + "tuning:\n  window_size: [8MiB]\n",
-		[]problem{{6, "tuning.window_size", "cannot use a list as chain.ByteSize"}}},
+		[]problem{{7, "tuning.window_size", "cannot use a list as chain.ByteSize"}}},
 	{"negative size", EventSink, okEventSink + "  max_event_bytes: -1\n",
-		[]problem{{13, "events.max_event_bytes", `cannot use integer "-1" as chain.ByteSize`}}},
+		[]problem{{14, "events.max_event_bytes", `cannot use integer "-1" as chain.ByteSize`}}},
 	{"reconnect_min above reconnect_max", Relay, okRelay + "tuning:\n  reconnect_min: 1m\n  reconnect_max: 30s\n",
-		[]problem{{6, "tuning.reconnect_min", "1m0s is above reconnect_max 30s"}}},
+		[]problem{{7, "tuning.reconnect_min", "1m0s is above reconnect_max 30s"}}},
 	{"dial_timeout above open_timeout", Relay, okRelay + "tuning:\n  dial_timeout: 20s\n",
-		[]problem{{6, "tuning.dial_timeout", "20s is above open_timeout 15s"}}},
+		[]problem{{7, "tuning.dial_timeout", "20s is above open_timeout 15s"}}},
 	{"zero accept backlog and max sessions", Relay, okRelay + "tuning:\n  accept_backlog: 0\n  max_sessions: -1\n",
-		[]problem{{6, "tuning.accept_backlog", "must be positive"}, {7, "tuning.max_sessions", "must be positive"}}},
+		[]problem{{7, "tuning.accept_backlog", "must be positive"}, {8, "tuning.max_sessions", "must be positive"}}},
 	{"duplicate YAML key", Relay, okRelay + "label: r2\n",
-		[]problem{{5, "label", "duplicate key (first at line 1)"}}},
+		[]problem{{6, "label", "duplicate key (first at line 1)"}}},
 	{"empty file", Relay, "",
 		[]problem{{0, "", "configuration is empty"}}},
 	{"only comments", Relay, "# nothing here\n",
 		[]problem{{0, "", "configuration is empty"}}},
 	{"multiple documents", Relay, okRelay + "---\nlabel: r2\n",
-		[]problem{{5, "", "a second YAML document is not allowed"}}},
+		[]problem{{6, "", "a second YAML document is not allowed"}}},
 	{"not a mapping", Relay, "- label: r1\n",
 		[]problem{{1, "", "cannot use a list as chain.Config"}}},
 	{"syntax error", Relay, "label: r1\nparents: [\n",
 		[]problem{{2, "", "did not find expected node content"}}},
 	{"log level out of range", Relay, okRelay + "log:\n  level: 9\n",
-		[]problem{{6, "log.level", "must be 0..5, not 9"}}},
+		[]problem{{7, "log.level", "must be 0..5, not 9"}}},
 	{"bad log format", Relay, okRelay + "log:\n  format: xml\n",
-		[]problem{{6, "log.format", `not "xml"`}}},
+		[]problem{{7, "log.format", `not "xml"`}}},
 	{"epproxy events without server or file", EPProxy, okEPProxy + "events:\n  service: events\n",
-		[]problem{{8, "events", "set server"}}},
+		[]problem{{9, "events", "set server"}}},
 	{"epproxy events with a bad server", EPProxy, okEPProxy + "events:\n  server: tec\n",
-		[]problem{{9, "events.server", "missing port"}}},
+		[]problem{{10, "events.server", "missing port"}}},
 	{"eventsink keys on an epproxy", EPProxy, okEPProxy + "events:\n  file: ev.jsonl\n  dest: epp\n  spool:\n    dir: s\n",
-		[]problem{{10, "events.dest", "is an eventsink setting"}, {11, "events.spool", "is an eventsink setting"}}},
+		[]problem{{11, "events.dest", "is an eventsink setting"}, {12, "events.spool", "is an eventsink setting"}}},
 	{"epproxy keys on an eventsink", EventSink, okEventSink + "  server: tec:5529\n",
-		[]problem{{13, "events.server", "is an epproxy setting"}}},
-	{"eventsink without dest, spool dir and listeners", EventSink, "label: es\nparents:\n  - label: gwp\n    dial: h:1\nevents:\n  batch_events: 10\n",
-		[]problem{{5, "events.dest", "missing"}, {5, "events.spool.dir", "missing"}, {5, "events.listeners", "missing"}}},
-	{"eventsink without events", EventSink, "label: es\nparents:\n  - label: gwp\n    dial: h:1\n",
+		[]problem{{14, "events.server", "is an epproxy setting"}}},
+	{"eventsink without dest, spool dir and listeners", EventSink, "label: es\nparents:\n  - label: gwp\n    dial: h:1\n    insecure_plaintext: true\nevents:\n  batch_events: 10\n",
+		[]problem{{6, "events.dest", "missing"}, {6, "events.spool.dir", "missing"}, {6, "events.listeners", "missing"}}},
+	{"eventsink without events", EventSink, "label: es\nparents:\n  - label: gwp\n    dial: h:1\n    insecure_plaintext: true\n",
 		[]problem{{1, "events", "missing: an eventsink needs its events section"}}},
-	{"eventsink with empty events", EventSink, "label: es\nparents:\n  - label: gwp\n    dial: h:1\nevents:\n",
-		[]problem{{5, "events", "missing: an eventsink needs its events section"}}},
+	{"eventsink with empty events", EventSink, "label: es\nparents:\n  - label: gwp\n    dial: h:1\n    insecure_plaintext: true\nevents:\n",
+		[]problem{{6, "events", "missing: an eventsink needs its events section"}}},
 	{"bad framing", EventSink, strings.Replace(okEventSink, "framing: eif", "framing: json", 1),
-		[]problem{{12, "events.listeners[0].framing", `"json": want "eif" or "lines"`}}},
+		[]problem{{13, "events.listeners[0].framing", `"json": want "eif" or "lines"`}}},
 	{"missing framing", EventSink, strings.Replace(okEventSink, "      framing: eif\n", "", 1),
-		[]problem{{10, "events.listeners[0].framing", "missing"}}},
+		[]problem{{11, "events.listeners[0].framing", "missing"}}},
 	{"bad protocol", EventSink, okEventSink + "      protocol: sctp\n",
-		[]problem{{13, "events.listeners[0].protocol", `"sctp": want "tcp" or "udp"`}}},
+		[]problem{{14, "events.listeners[0].protocol", `"sctp": want "tcp" or "udp"`}}},
 	{"bad when_full", EventSink, strings.Replace(okEventSink, "    dir: spool\n", "    dir: spool\n    when_full: block\n", 1),
-		[]problem{{9, "events.spool.when_full", `"block": want "refuse" or "drop-oldest"`}}},
+		[]problem{{10, "events.spool.when_full", `"block": want "refuse" or "drop-oldest"`}}},
 	{"bad fsync", EventSink, strings.Replace(okEventSink, "    dir: spool\n", "    dir: spool\n    fsync: never\n", 1),
-		[]problem{{9, "events.spool.fsync", `"never": want "always" or "interval"`}}},
+		[]problem{{10, "events.spool.fsync", `"never": want "always" or "interval"`}}},
 	{"spool sizes", EventSink, strings.Replace(okEventSink, "    dir: spool\n", "    dir: spool\n    max_bytes: 512KiB\n", 1),
-		[]problem{{9, "events.spool.max_bytes", "at least 1MiB"}, {7, "events.spool.segment_bytes", "at most half of max_bytes"}}},
+		[]problem{{10, "events.spool.max_bytes", "at least 1MiB"}, {8, "events.spool.segment_bytes", "at most half of max_bytes"}}},
 	{"batch smaller than an event", EventSink, okEventSink + "  max_event_bytes: 1MiB\n",
-		[]problem{{5, "events.batch_bytes", "at least twice max_event_bytes"}}},
+		[]problem{{6, "events.batch_bytes", "at least twice max_event_bytes"}}},
 	{"duplicate intake names", EventSink, okEventSink + "    - name: eif\n      listen: 127.0.0.1:5530\n      framing: eif\n",
-		[]problem{{13, "events.listeners[1].name", "listener eif is defined twice"}}},
+		[]problem{{14, "events.listeners[1].name", "listener eif is defined twice"}}},
 	{"relay with events", Relay, okRelay + "events:\n  server: tec:1\n",
-		[]problem{{5, "events", "a relay has no events section"}}},
+		[]problem{{6, "events", "a relay has no events section"}}},
 	{"relay with empty events", Relay, okRelay + "events:\n",
-		[]problem{{5, "events", "a relay has no events section"}}},
+		[]problem{{6, "events", "a relay has no events section"}}},
 	{"gwproxy with events", GWProxy, okGWProxy + "events:\n  dest: epp\n",
-		[]problem{{13, "events", "a gwproxy has no events section"}}},
+		[]problem{{14, "events", "a gwproxy has no events section"}}},
 }
 
 func TestLoadRejects(t *testing.T) {
@@ -627,6 +635,7 @@ log:
   level: 7
 children:
   - label: es
+    insecure_plaintext: true
 entries:
   - name: up
     listen: 127.0.0.1:9494
@@ -646,12 +655,12 @@ shutdown_grace: -1s
 			{3, "log.level", "must be 0..5"},
 			{5, "children[0]", "no direction"},
 			{1, "parents", "missing"},
-			{7, "entries[0].service", "missing"},
-			{10, "entries[1].name", "defined twice"},
-			{11, "entries[1].listen", "port clash"},
-			{15, "tuning.window_size", "below the minimum"},
-			{16, "tuning.reconnect_min", "above reconnect_max"},
-			{17, "shutdown_grace", "must not be negative"},
+			{8, "entries[0].service", "missing"},
+			{11, "entries[1].name", "defined twice"},
+			{12, "entries[1].listen", "port clash"},
+			{16, "tuning.window_size", "below the minimum"},
+			{17, "tuning.reconnect_min", "above reconnect_max"},
+			{18, "shutdown_grace", "must not be negative"},
 		})
 	})
 	t.Run("decoding", func(t *testing.T) {

@@ -51,10 +51,10 @@ func FuzzLoad(f *testing.F) {
 			f.Add(uint8(i), []byte(y))
 		}
 	}
-	f.Add(uint8(2), []byte("label: &a r1\nparents:\n  - label: *a\n    dial: h:1\n"))
+	f.Add(uint8(2), []byte("label: &a r1\nparents:\n  - label: *a\n    dial: h:1\n    insecure_plaintext: true\n"))
 	f.Add(uint8(2), []byte("a: &a [*a, *a]\n"))
 	f.Add(uint8(2), []byte("label: r1\nparents: !!binary aGVsbG8=\n"))
-	f.Add(uint8(2), []byte("{label: r1, parents: [{label: e, dial: 'h:1'}], tuning: {window_size: 1 GiB}}"))
+	f.Add(uint8(2), []byte("{label: r1, parents: [{label: e, dial: 'h:1', insecure_plaintext: true}], tuning: {window_size: 1 GiB}}"))
 	f.Add(uint8(3), []byte("label: es\nevents: {spool: {max_bytes: 18446744073709551615}}\n"))
 
 	dir := f.TempDir()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
@@ -34,11 +35,16 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Run: func(ctx context.Context, cfg *Config, logger *logrus.Logger, _ *daemon.Level) error {
 			return Run(ctx, cfg, logger, h)
 		},
+		Reload: func(cfg *Config, logger *logrus.Logger) {
+			cfg.ReloadTLS(daemon.Component(logger, "tls"))
+		},
 	}
 }
 
 // Run runs the node that cfg describes until ctx ends, then drains its
 // sessions for at most the shutdown grace period and aborts the rest.
+// While it runs, it warns at start and daily about a TLS certificate that
+// expires within 14 days.
 func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error {
 	log := logrus.NewEntry(logger)
 	mlog := log.WithField("component", "main")
@@ -69,6 +75,13 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Serve(gctx) })
+	if stores := cfg.TLSStores(); len(stores) > 0 {
+		tlog := daemon.Component(log, "tls")
+		g.Go(func() error {
+			watchExpiry(gctx, stores, tlog, 24*time.Hour)
+			return nil
+		})
+	}
 	if h.Run != nil {
 		g.Go(func() error { return h.Run(gctx, cfg, n, log) })
 	}

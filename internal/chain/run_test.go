@@ -238,6 +238,7 @@ func smallTree(t testing.TB, echo string, grace time.Duration) (eppPath, gwpPath
 children:
   - label: gwp-test
     listen: %s
+    insecure_plaintext: true
 services:
   - name: gateway
     addrs: [%s]
@@ -247,6 +248,7 @@ shutdown_grace: %s
 parents:
   - label: epp-test
     dial: %s
+    insecure_plaintext: true
 entries:
   - name: upcall
     listen: %s
@@ -392,6 +394,7 @@ func TestRunEntryPortInUse(t *testing.T) {
 children:
   - label: gwp-test
     listen: %s
+    insecure_plaintext: true
 entries:
   - name: downcall-ok
     listen: %s
@@ -430,6 +433,7 @@ func TestRunLinkPortInUse(t *testing.T) {
 parents:
   - label: epp
     listen: %s
+    insecure_plaintext: true
 `, busy.Addr()))
 	cfg, err := Load(Relay, path)
 	if err != nil {
@@ -546,6 +550,7 @@ func TestCLICheck(t *testing.T) {
 		path := writeConfig(t, "relay.yaml", `label: r 1
 parents:
   - label: epp
+    insecure_plaintext: true
 tuning:
   window_size: 1KiB
   dial_timeout: 1m
@@ -554,8 +559,8 @@ tuning:
 		want := []string{
 			path + `:1: label: label "r 1": character ' ' not allowed (only A-Z a-z 0-9 . _ -)`,
 			path + ":3: parents[0]: link to epp has no direction: set dial (this node connects) or listen (the neighbour connects)",
-			path + ":5: tuning.window_size: 1024 bytes is below the minimum of 256KiB",
-			path + ":6: tuning.dial_timeout: 1m0s is above open_timeout 15s: the entry would give up first",
+			path + ":6: tuning.window_size: 1024 bytes is below the minimum of 256KiB",
+			path + ":7: tuning.dial_timeout: 1m0s is above open_timeout 15s: the entry would give up first",
 		}
 		if got := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("stderr:\n%s\nwant:\n%s", errOut, strings.Join(want, "\n"))
@@ -592,7 +597,7 @@ tuning:
 
 // TestCLIRun runs a relay through its command line until the context ends.
 func TestCLIRun(t *testing.T) {
-	path := writeConfig(t, "relay.yaml", fmt.Sprintf("label: r1\nparents:\n  - label: epp\n    listen: %s\nlog:\n  level: 0\n", freeAddr(t)))
+	path := writeConfig(t, "relay.yaml", fmt.Sprintf("label: r1\nparents:\n  - label: epp\n    listen: %s\n    insecure_plaintext: true\nlog:\n  level: 0\n", freeAddr(t)))
 	cfg, err := Load(Relay, path)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,11 @@ type Spec[C Config] struct {
 	// configuration's log section with --log-level applied; lv changes its
 	// level, and already follows SIGUSR1, SIGUSR2 and SIGHUP.
 	Run func(ctx context.Context, cfg C, log *logrus.Logger, lv *Level) error
+	// Reload, when set, is called on SIGHUP, before the level is re-read,
+	// with the configuration Run was given, to re-read what it holds
+	// loaded (a chain daemon's TLS certificates). It logs its own outcome
+	// and runs beside Run.
+	Reload func(cfg C, log *logrus.Logger)
 }
 
 // LoadError is returned by App when the configuration cannot be loaded. Its
@@ -70,10 +75,14 @@ func (e *LoadError) Unwrap() []error { return e.Problems }
 //	NAME [--config FILE] [--log-level N]   run in the foreground
 //	NAME check [--config FILE]             check the configuration, print "FILE: configuration OK"
 //	NAME -v | --version                    print version.String(NAME)
+//	NAME pki ca --out DIR                  make a CA for the links' TLS (see pkiCommand)
+//	NAME pki issue --ca DIR --label LABEL --out DIR
+//	                                       make a node's key and certificate
 //
 // --config (-c) defaults to ./NAME.yaml; --log-level (0..5) overrides the
-// file's log.level until the first SIGHUP, which re-reads the level from the
-// file (SIGUSR1/SIGUSR2 step from wherever it is). Configuration problems
+// file's log.level until the first SIGHUP, which calls Spec.Reload and
+// re-reads the level from the file (SIGUSR1/SIGUSR2 step from wherever it
+// is). Configuration problems
 // are written to the app's ErrWriter, one "FILE:LINE: KEY: problem" per
 // line, and returned as a *LoadError. The app never exits the process: errors are returned
 // (ExitCoder errors too), and Main turns them into the exit status.
@@ -137,7 +146,7 @@ func App[C Config](spec Spec[C]) *cli.App {
 				_, err := fmt.Fprintf(c.App.Writer, "%s: configuration OK\n", path)
 				return err
 			},
-		}},
+		}, pkiCommand(spec.Name)},
 	}
 }
 
@@ -232,11 +241,14 @@ func runDaemon[C Config](c *cli.Context, spec Spec[C], path string, override int
 	}()
 	lv := NewLevel(logger, lc.Level)
 	reload := func() (int, error) {
-		cfg, err := spec.Load(path)
+		if spec.Reload != nil {
+			spec.Reload(cfg, logger)
+		}
+		next, err := spec.Load(path)
 		if err != nil {
 			return 0, err
 		}
-		return cfg.Logging().Level, nil
+		return next.Logging().Level, nil
 	}
 	stop := WatchSignals(c.Context, lv, reload)
 	defer stop()

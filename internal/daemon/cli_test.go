@@ -249,3 +249,48 @@ func TestCLISignalsAndShutdown(t *testing.T) {
 		t.Errorf("info line printed at level 1:\n%s", got)
 	}
 }
+
+func TestCLIReloadHook(t *testing.T) {
+	path, logFile := sampleWithLog(t, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reloaded := make(chan *sampleConfig, 1)
+	var running *sampleConfig
+	run := func(ctx context.Context, cfg *sampleConfig, log *logrus.Logger, lv *Level) error {
+		running = cfg
+		doc := strings.Replace(readLog(t, path), "  level: 3\n", "  level: 2\n", 1)
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Error(err)
+		}
+		signalSelf(t, syscall.SIGHUP)
+		select {
+		case got := <-reloaded:
+			if got != cfg {
+				t.Error("Reload was not given the configuration Run runs with")
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Reload not called on SIGHUP")
+		}
+		waitLevel(t, lv, 2) // the level is re-read as before
+		cancel()
+		<-ctx.Done()
+		return nil
+	}
+	reload := func(cfg *sampleConfig, log *logrus.Logger) {
+		Component(log, "tls").Info("certificate reloaded")
+		reloaded <- cfg
+	}
+	app := App(Spec[*sampleConfig]{Name: "relay", Load: loadSample, Run: run, Reload: reload})
+	app.Writer, app.ErrWriter = &bytes.Buffer{}, &bytes.Buffer{}
+	if err := app.RunContext(ctx, []string{"relay", "-c", path}); err != nil {
+		t.Fatal(err)
+	}
+	if running == nil {
+		t.Fatal("Run not called")
+	}
+	got := readLog(t, logFile)
+	i, j := strings.Index(got, " 3 tls: certificate reloaded\n"), strings.Index(got, " 2 log: level changed from 3 to 2 [by=SIGHUP]\n")
+	if i < 0 || j < 0 || i > j {
+		t.Errorf("log lacks the reload before the level change:\n%s", got)
+	}
+}

@@ -54,9 +54,11 @@
 //	relay --config relay.yaml        run in the foreground
 //	relay --log-level 4 -c relay.yaml
 //	relay check --config relay.yaml  relay.yaml: configuration OK
+//	relay pki ca --out ca            a CA for the links' mutual TLS (package pki)
+//	relay pki issue --ca ca --label relay-dmz1 --out relay-dmz1
 //
 // and, while it runs, SIGUSR1 / SIGUSR2 (one level up / down) and SIGHUP
-// (level re-read from the file). Log lines look like
+// (Spec.Reload, then the level re-read from the file). Log lines look like
 //
 //	26/11/21 10:04:05 3 routing: WHO command received [l=relay-dmz1]
 package daemon
