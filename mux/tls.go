@@ -64,7 +64,8 @@ func CertLabels(c *x509.Certificate) []string {
 		}
 	}
 	for _, u := range c.URIs {
-		if u.Scheme == LabelURIScheme && u.Path == "" && u.User == nil {
+		if u.Scheme == LabelURIScheme && u.Opaque == "" && u.User == nil &&
+			u.Path == "" && u.RawQuery == "" && u.Fragment == "" {
 			add(u.Host)
 		}
 	}

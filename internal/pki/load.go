@@ -268,24 +268,7 @@ func verify(chain []*x509.Certificate, roots *x509.CertPool, caFile string, now 
 // Labels returns the labels cert names, without repeats: the hosts of its
 // URIs relaychain://LABEL, then its DNS names that are valid labels (see
 // mux.CheckLabel). Labels are compared exactly, case included.
-func Labels(cert *x509.Certificate) []string {
-	var out []string
-	add := func(s string) {
-		if mux.CheckLabel(s) == nil && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	for _, u := range cert.URIs {
-		if u.Scheme == mux.LabelURIScheme && u.Opaque == "" && u.User == nil &&
-			u.Path == "" && u.RawQuery == "" && u.Fragment == "" {
-			add(u.Host)
-		}
-	}
-	for _, d := range cert.DNSNames {
-		add(d)
-	}
-	return out
-}
+func Labels(cert *x509.Certificate) []string { return mux.CertLabels(cert) }
 
 // wrongLabel describes a certificate that does not name label.
 func wrongLabel(c *x509.Certificate, label string) error {

@@ -1,12 +1,13 @@
 package pki
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/relaychain/relaychain/mux"
 )
 
 // pinPrefix starts every pin.
@@ -15,9 +16,7 @@ const pinPrefix = "sha256:"
 // PinOf returns the pin of cert: the SHA-256 of its public key, the DER
 // SubjectPublicKeyInfo. It stays the same when a certificate is renewed
 // with the same key.
-func PinOf(cert *x509.Certificate) [32]byte {
-	return sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-}
+func PinOf(cert *x509.Certificate) [32]byte { return mux.PublicKeyPin(cert) }
 
 // FormatPin writes p as "sha256:" and standard base64.
 func FormatPin(p [32]byte) string {
