@@ -2,6 +2,7 @@ package chain
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/internal/pki"
 	"github.com/relaychain/relaychain/mux"
 )
 
@@ -32,13 +36,23 @@ type sample struct {
 	kind Kind
 }
 
-// samples returns every sample configuration under configs/, failing the
-// test for a YAML file whose name names no daemon (it would go unchecked)
-// and when there is none at all.
+// samples returns every sample configuration under configs/, copied into
+// a temporary directory with the certificates each one names (issued by
+// one CA, as "pki issue" would), failing the test for a YAML file whose
+// name names no daemon (it would go unchecked) and when there is none at
+// all.
 func samples(t testing.TB) []sample {
 	t.Helper()
+	dir := filepath.Join(t.TempDir(), "configs")
+	if err := os.CopyFS(dir, os.DirFS(samplesDir)); err != nil {
+		t.Fatal(err)
+	}
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if _, err := pki.NewCA(caDir, 0, false); err != nil {
+		t.Fatal(err)
+	}
 	var out []sample
-	err := filepath.WalkDir(samplesDir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -52,10 +66,23 @@ func samples(t testing.TB) []sample {
 			return nil
 		}
 		out = append(out, sample{path: path, kind: k})
+		var node struct {
+			Label string `yaml:"label"`
+		}
+		data, err := os.ReadFile(path)
+		if err == nil {
+			err = yaml.Unmarshal(data, &node)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := pki.Issue(caDir, node.Label, filepath.Dir(path), 0, false); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("walk %s: %v", samplesDir, err)
+		t.Fatalf("walk %s: %v", dir, err)
 	}
 	if len(out) == 0 {
 		t.Fatalf("no sample configuration found under %s", samplesDir)
@@ -141,7 +168,7 @@ func checkProblems(t *testing.T, path string, err error, want []problem) {
 
 func TestSampleConfigs(t *testing.T) {
 	for _, s := range samples(t) {
-		t.Run(strings.TrimPrefix(filepath.ToSlash(s.path), samplesDir+"/"), func(t *testing.T) {
+		t.Run(filepath.ToSlash(s.path[strings.LastIndex(s.path, "/configs/")+len("/configs/"):]), func(t *testing.T) {
 			cfg, err := Load(s.kind, s.path)
 			if err != nil {
 				t.Fatalf("%s %s:\n%v", s.kind.Name, s.path, err)
