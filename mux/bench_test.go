@@ -1,6 +1,6 @@
 //go:build unix
 
-package mux
+package mux_test
 
 import (
 	"context"
@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // Benchmarks of the relay chain, all nodes in this process on loopback.
@@ -41,15 +44,15 @@ func benchLog() *logrus.Entry {
 // benchLine is a chain of nodes in a line: nodes[0] is the root "root",
 // the last is the leaf "leaf", relays "relay1".. between. Each child dials
 // its parent.
-type benchLine struct{ nodes []*Node }
+type benchLine struct{ nodes []*mux.Node }
 
-func (l *benchLine) root() *Node { return l.nodes[0] }
-func (l *benchLine) leaf() *Node { return l.nodes[len(l.nodes)-1] }
+func (l *benchLine) root() *mux.Node { return l.nodes[0] }
+func (l *benchLine) leaf() *mux.Node { return l.nodes[len(l.nodes)-1] }
 
 // startBenchLine starts a line of hops links (hops+1 nodes) with quiet
-// logs. The root offers rootServices; the leaf serves leafEntries. The
-// nodes are shut down when the benchmark ends.
-func startBenchLine(b *testing.B, hops int, rootServices map[string]Service, leafEntries []entry) *benchLine {
+// logs. The root offers rootServices; leafOpts go to the leaf (its
+// entries). The nodes are shut down when the benchmark ends.
+func startBenchLine(b *testing.B, hops int, rootServices map[string]mux.Service, leafOpts []muxtest.Option) *benchLine {
 	b.Helper()
 	labels := make([]string, hops+1)
 	labels[0], labels[hops] = "root", "leaf"
@@ -58,45 +61,28 @@ func startBenchLine(b *testing.B, hops int, rootServices map[string]Service, lea
 	}
 	l := &benchLine{}
 	for i, label := range labels {
-		cfg := Config{Label: label, Role: RoleRelay, Tuning: DefaultTuning()}
+		cfg := mux.Config{Label: label, Role: mux.RoleRelay, Tuning: mux.DefaultTuning()}
 		switch i {
 		case 0:
-			cfg.Role, cfg.Services = RoleRoot, rootServices
+			cfg.Role, cfg.Services = mux.RoleRoot, rootServices
 		case hops:
-			cfg.Role = RoleLeaf
+			cfg.Role = mux.RoleLeaf
 		}
 		if i > 0 {
 			parent := l.nodes[i-1]
-			cfg.Links = append(cfg.Links, LinkConfig{Peer: labels[i-1], Parent: true, Dial: parent.LinkAddr(label).String()})
+			cfg.Links = append(cfg.Links, mux.LinkConfig{Peer: labels[i-1], Parent: true, Dial: parent.LinkAddr(label).String()})
 		}
 		if i < hops {
-			cfg.Links = append(cfg.Links, LinkConfig{Peer: labels[i+1], Listen: "127.0.0.1:0"})
+			cfg.Links = append(cfg.Links, mux.LinkConfig{Peer: labels[i+1], Listen: "127.0.0.1:0"})
 		}
-		n, err := New(cfg, benchLog())
-		if err != nil {
-			b.Fatalf("new %s: %v", label, err)
-		}
+		opts := []muxtest.Option{muxtest.WithLog(benchLog())}
 		if i == hops {
-			for _, e := range leafEntries {
-				n.AddEntry(e.ln, e.name, e.dest, e.service)
-			}
+			opts = append(opts, leafOpts...)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			_ = n.Serve(ctx)
-		}()
-		b.Cleanup(func() {
-			cancel()
-			<-served
-			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer scancel()
-			_ = n.Shutdown(sctx)
-		})
+		n := muxtest.StartNode(b, cfg, opts...)
 		l.nodes = append(l.nodes, n)
 	}
-	waitFor(b, 10*time.Second, "routes to be learned", func() bool {
+	muxtest.WaitFor(b, 10*time.Second, "routes to be learned", func() bool {
 		return l.root().Routes()["leaf"] != "" && len(l.leaf().PathToRoot()) == hops
 	})
 	return l
@@ -105,7 +91,7 @@ func startBenchLine(b *testing.B, hops int, rootServices map[string]Service, lea
 // waitDrained waits until no node of l carries a session.
 func (l *benchLine) waitDrained(b *testing.B) {
 	b.Helper()
-	waitFor(b, 20*time.Second, "sessions to drain", func() bool {
+	muxtest.WaitFor(b, 20*time.Second, "sessions to drain", func() bool {
 		for _, n := range l.nodes {
 			if n.Sessions() != 0 {
 				return false
@@ -281,8 +267,8 @@ func BenchmarkThroughputDirect(b *testing.B) {
 func benchThroughputLine(b *testing.B, hops int) {
 	addr, stop := startBenchSink(b)
 	ln := listenEntry(b)
-	line := startBenchLine(b, hops, map[string]Service{"sink": {Addrs: []string{addr}}},
-		[]entry{{ln: ln, name: "bench", dest: "root", service: "sink"}})
+	line := startBenchLine(b, hops, map[string]mux.Service{"sink": {Addrs: []string{addr}}},
+		[]muxtest.Option{muxtest.WithEntry(ln, "bench", "root", "sink")})
 	entryAddr := ln.Addr().String()
 	benchThroughput(b, func() (net.Conn, error) { return net.Dial("tcp", entryAddr) }, true)
 	line.waitDrained(b)
@@ -369,7 +355,7 @@ func BenchmarkThroughputTCPRelayFloor(b *testing.B) {
 }
 
 // benchEcho is an in-process service that echoes until the clean end.
-func benchEcho(_ context.Context, c *Conn) {
+func benchEcho(_ context.Context, c *mux.Conn) {
 	defer c.Close()
 	buf := make([]byte, 4<<10)
 	for {
@@ -396,7 +382,7 @@ func benchEcho(_ context.Context, c *Conn) {
 // ns/rtt-3hop; ns/hop-rtt is what one more hop (a relay node and a link)
 // adds to a round trip: (rtt3 - rtt1) / 2.
 func BenchmarkRoundTripPerHop(b *testing.B) {
-	svc := map[string]Service{"echo": {Handler: benchEcho}}
+	svc := map[string]mux.Service{"echo": {Handler: benchEcho}}
 	one := startBenchLine(b, 1, svc, nil)
 	three := startBenchLine(b, 3, svc, nil)
 	ctx := context.Background()
@@ -410,7 +396,7 @@ func BenchmarkRoundTripPerHop(b *testing.B) {
 	}
 	msg := make([]byte, 64)
 	got := make([]byte, len(msg))
-	rt := func(c *Conn) {
+	rt := func(c *mux.Conn) {
 		if _, err := c.Write(msg); err != nil {
 			b.Fatal(err)
 		}
@@ -441,7 +427,7 @@ func BenchmarkRoundTripPerHop(b *testing.B) {
 	b.ReportMetric(float64(t1.Nanoseconds())/n, "ns/rtt-1hop")
 	b.ReportMetric(float64(t3.Nanoseconds())/n, "ns/rtt-3hop")
 	b.ReportMetric(float64((t3-t1).Nanoseconds())/n/2, "ns/hop-rtt")
-	for _, c := range []*Conn{c1, c3} {
+	for _, c := range []*mux.Conn{c1, c3} {
 		if err := c.CloseWrite(); err != nil {
 			b.Fatal(err)
 		}
@@ -520,8 +506,8 @@ func BenchmarkSessionOpensDirect(b *testing.B) {
 func BenchmarkSessionOpens(b *testing.B) {
 	echo := startEcho(b)
 	ln := listenEntry(b)
-	line := startBenchLine(b, 2, map[string]Service{"echo": {Addrs: []string{echo.addr()}}},
-		[]entry{{ln: ln, name: "bench", dest: "root", service: "echo"}})
+	line := startBenchLine(b, 2, map[string]mux.Service{"echo": {Addrs: []string{echo.addr()}}},
+		[]muxtest.Option{muxtest.WithEntry(ln, "bench", "root", "echo")})
 	benchSessions(b, ln.Addr().String())
 	line.waitDrained(b)
 }
@@ -670,11 +656,11 @@ func BenchmarkIdleSessionHeap(b *testing.B) {
 	const nodes = 3
 	hold := startBenchHoldServer(b)
 	ln := listenEntry(b)
-	line := startBenchLine(b, 2, map[string]Service{"hold": {Addrs: []string{hold.ln.Addr().String()}}},
-		[]entry{{ln: ln, name: "bench", dest: "root", service: "hold"}})
+	line := startBenchLine(b, 2, map[string]mux.Service{"hold": {Addrs: []string{hold.ln.Addr().String()}}},
+		[]muxtest.Option{muxtest.WithEntry(ln, "bench", "root", "hold")})
 	entryAddr := ln.Addr().String()
 	waitIdle := func(want int) {
-		waitFor(b, 30*time.Second, "sessions to settle", func() bool {
+		muxtest.WaitFor(b, 30*time.Second, "sessions to settle", func() bool {
 			for _, n := range line.nodes {
 				if n.Sessions() != want {
 					return false
@@ -702,7 +688,7 @@ func BenchmarkIdleSessionHeap(b *testing.B) {
 		waitIdle(benchIdleSessions) // no byte moves from here until benchCloseAll
 		// Let every direction's receive buffer be released (see
 		// shrinkDelay): that is the state of an idle session.
-		time.Sleep(4 * shrinkDelay)
+		time.Sleep(4 * mux.ShrinkDelay)
 		h3, s3 := benchMemNow()
 		benchCloseAll(conns)
 		waitIdle(0)

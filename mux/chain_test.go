@@ -1,4 +1,4 @@
-package mux
+package mux_test
 
 import (
 	"bytes"
@@ -9,13 +9,16 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // chain is the four-node test tree: root <- relay1 <- relay2 <- leaf.
 // root-relay1 is dialled by the parent (root dials relay1), relay1-relay2
 // by the child, relay2-leaf by the parent.
 type chain struct {
-	root, r1, r2, leaf *Node
+	root, r1, r2, leaf *mux.Node
 }
 
 func freeAddr(t testing.TB) string {
@@ -30,19 +33,19 @@ func freeAddr(t testing.TB) string {
 }
 
 type chainOpts struct {
-	tuning       Tuning
-	rootServices map[string]Service
-	leafServices map[string]Service
-	rootEntries  []entry
-	leafEntries  []entry
-	r1Listen     string // fixed relay1 address (for restart tests)
+	tuning       mux.Tuning
+	rootServices map[string]mux.Service
+	leafServices map[string]mux.Service
+	rootOpts     []muxtest.Option // the root's entries
+	leafOpts     []muxtest.Option // the leaf's entries
+	r1Listen     string           // fixed relay1 address (for restart tests)
 	r2Listen     string
 }
 
 func startChain(t testing.TB, o chainOpts) *chain {
 	t.Helper()
-	if o.tuning == (Tuning{}) {
-		o.tuning = fastTuning()
+	if o.tuning == (mux.Tuning{}) {
+		o.tuning = muxtest.FastTuning()
 	}
 	if o.r1Listen == "" {
 		o.r1Listen = "127.0.0.1:0"
@@ -53,23 +56,23 @@ func startChain(t testing.TB, o chainOpts) *chain {
 	c := &chain{}
 	// relay1 listens for its parent (root dials it) and for relay2 (the
 	// child dials).
-	c.r1 = startNode(t, Config{Label: "relay1", Role: RoleRelay, Tuning: o.tuning, Links: []LinkConfig{
+	c.r1 = muxtest.StartNode(t, mux.Config{Label: "relay1", Role: mux.RoleRelay, Tuning: o.tuning, Links: []mux.LinkConfig{
 		{Peer: "root", Parent: true, Listen: o.r1Listen},
 		{Peer: "relay2", Listen: o.r1Listen},
 	}})
 	r1 := c.r1.LinkAddr("root").String()
-	c.root = startNodeEntries(t, Config{Label: "root", Role: RoleRoot, Tuning: o.tuning, Services: o.rootServices, Links: []LinkConfig{
+	c.root = muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: o.tuning, Services: o.rootServices, Links: []mux.LinkConfig{
 		{Peer: "relay1", Dial: r1},
-	}}, o.rootEntries)
-	c.r2 = startNode(t, Config{Label: "relay2", Role: RoleRelay, Tuning: o.tuning, Links: []LinkConfig{
+	}}, o.rootOpts...)
+	c.r2 = muxtest.StartNode(t, mux.Config{Label: "relay2", Role: mux.RoleRelay, Tuning: o.tuning, Links: []mux.LinkConfig{
 		{Peer: "relay1", Parent: true, Dial: r1},
 		{Peer: "leaf", Listen: o.r2Listen},
 	}})
 	// The leaf listens and its parent relay2 dials: the link from the
 	// inner side outwards... here relay2 listens, the leaf dials.
-	c.leaf = startNodeEntries(t, Config{Label: "leaf", Role: RoleLeaf, Tuning: o.tuning, Services: o.leafServices, Links: []LinkConfig{
+	c.leaf = muxtest.StartNode(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: o.tuning, Services: o.leafServices, Links: []mux.LinkConfig{
 		{Peer: "relay2", Parent: true, Dial: c.r2.LinkAddr("leaf").String()},
-	}}, o.leafEntries)
+	}}, o.leafOpts...)
 	c.waitRoutes(t)
 	// At the end of the test, before the nodes shut down: no session may
 	// be left in any node's table.
@@ -77,34 +80,9 @@ func startChain(t testing.TB, o chainOpts) *chain {
 	return c
 }
 
-func startNodeEntries(t testing.TB, cfg Config, entries []entry) *Node {
-	t.Helper()
-	n, err := New(cfg, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		n.AddEntry(e.ln, e.name, e.dest, e.service)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = n.Shutdown(sctx)
-	})
-	return n
-}
-
 func (c *chain) waitRoutes(t testing.TB) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "routes to be learned", func() bool {
+	muxtest.WaitFor(t, 10*time.Second, "routes to be learned", func() bool {
 		r := c.root.Routes()
 		return r["relay1"] == "relay1" && r["relay2"] == "relay1" && r["leaf"] == "relay1" &&
 			c.r1.Routes()["leaf"] == "relay2" && c.r2.Routes()["leaf"] == "leaf" &&
@@ -112,7 +90,7 @@ func (c *chain) waitRoutes(t testing.TB) {
 	})
 }
 
-func (c *chain) nodes() []*Node { return []*Node{c.root, c.r1, c.r2, c.leaf} }
+func (c *chain) nodes() []*mux.Node { return []*mux.Node{c.root, c.r1, c.r2, c.leaf} }
 
 func TestChainRoutesLearned(t *testing.T) {
 	c := startChain(t, chainOpts{})
@@ -155,7 +133,7 @@ func roundTrip(t testing.TB, conn io.ReadWriter, cw func() error, size int64, se
 
 func TestSessionLeafToRootEcho(t *testing.T) {
 	echo := startEcho(t)
-	c := startChain(t, chainOpts{rootServices: map[string]Service{"echo": {Addrs: []string{echo.addr()}}}})
+	c := startChain(t, chainOpts{rootServices: map[string]mux.Service{"echo": {Addrs: []string{echo.addr()}}}})
 	conn, err := c.leaf.Open(context.Background(), "root", "echo")
 	if err != nil {
 		t.Fatal(err)
@@ -169,9 +147,9 @@ func TestSessionLeafToRootEcho(t *testing.T) {
 }
 
 // assertDrained waits until no node carries a session.
-func assertDrained(t testing.TB, nodes ...*Node) {
+func assertDrained(t testing.TB, nodes ...*mux.Node) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "sessions to drain", func() bool {
+	muxtest.WaitFor(t, 10*time.Second, "sessions to drain", func() bool {
 		for _, n := range nodes {
 			if n.Sessions() != 0 {
 				return false
@@ -183,18 +161,18 @@ func assertDrained(t testing.TB, nodes ...*Node) {
 
 func TestNoRouteAndRefused(t *testing.T) {
 	closed := freeAddr(t) // nothing listens here
-	c := startChain(t, chainOpts{leafServices: map[string]Service{"dead": {Addrs: []string{closed}}}})
+	c := startChain(t, chainOpts{leafServices: map[string]mux.Service{"dead": {Addrs: []string{closed}}}})
 	_, err := c.leaf.Open(context.Background(), "nowhere", "x")
-	var se *StatusError
-	if !errors.Is(err, ErrNoRoute) || !errors.As(err, &se) || se.Node != "root" {
+	var se *mux.StatusError
+	if !errors.Is(err, mux.ErrNoRoute) || !errors.As(err, &se) || se.Node != "root" {
 		t.Fatalf("open to unknown label: %v", err)
 	}
 	_, err = c.root.Open(context.Background(), "leaf", "dead")
-	if !errors.Is(err, ErrRefused) || !errors.As(err, &se) || se.Node != "leaf" {
+	if !errors.Is(err, mux.ErrRefused) || !errors.As(err, &se) || se.Node != "leaf" {
 		t.Fatalf("open to refused target: %v", err)
 	}
 	_, err = c.root.Open(context.Background(), "leaf", "nosuch")
-	if !errors.Is(err, ErrDenied) {
+	if !errors.Is(err, mux.ErrDenied) {
 		t.Fatalf("open to unknown service: %v", err)
 	}
 	assertDrained(t, c.nodes()...)
@@ -202,7 +180,7 @@ func TestNoRouteAndRefused(t *testing.T) {
 
 func TestHalfClose(t *testing.T) {
 	hash := startHashServer(t, 100000)
-	c := startChain(t, chainOpts{leafServices: map[string]Service{"hash": {Addrs: []string{hash}}}})
+	c := startChain(t, chainOpts{leafServices: map[string]mux.Service{"hash": {Addrs: []string{hash}}}})
 	conn, err := c.root.Open(context.Background(), "leaf", "hash")
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,12 @@
-package mux
+package mux_test
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // TestParentFailover: a leaf with two parents in priority order sends up
@@ -12,39 +15,40 @@ import (
 // the leaf follows, and sessions both ways work at every step.
 func TestParentFailover(t *testing.T) {
 	echo := startEcho(t)
-	tun := fastTuning()
+	tun := muxtest.FastTuning()
 	rootAddr := freeAddr(t)
-	root := startNode(t, Config{Label: "root", Role: RoleRoot, Tuning: tun,
-		Services: map[string]Service{"echo": {Addrs: []string{echo.addr()}}},
-		Links: []LinkConfig{
+	root := muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun,
+		Services: map[string]mux.Service{"echo": {Addrs: []string{echo.addr()}}},
+		Links: []mux.LinkConfig{
 			{Peer: "relay-a", Listen: rootAddr},
 			{Peer: "relay-b", Listen: rootAddr},
 		}})
-	relayB := startNode(t, Config{Label: "relay-b", Role: RoleRelay, Tuning: tun, Links: []LinkConfig{
+	relayB := muxtest.StartNode(t, mux.Config{Label: "relay-b", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
 		{Peer: "root", Parent: true, Dial: rootAddr},
 		{Peer: "leaf", Listen: "127.0.0.1:0"},
 	}})
 	aAddr := freeAddr(t)
-	relayACfg := Config{Label: "relay-a", Role: RoleRelay, Tuning: tun, Links: []LinkConfig{
+	relayACfg := mux.Config{Label: "relay-a", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
 		{Peer: "root", Parent: true, Dial: rootAddr},
 		{Peer: "leaf", Listen: aAddr},
 	}}
-	relayA := startStoppable(t, relayACfg)
-	leaf := startNode(t, Config{Label: "leaf", Role: RoleLeaf, Tuning: tun,
-		Services: map[string]Service{"echo": {Addrs: []string{echo.addr()}}},
-		Links: []LinkConfig{
+	var stopA func()
+	muxtest.StartNode(t, relayACfg, muxtest.WithStop(&stopA))
+	leaf := muxtest.StartNode(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: tun,
+		Services: map[string]mux.Service{"echo": {Addrs: []string{echo.addr()}}},
+		Links: []mux.LinkConfig{
 			{Peer: "relay-a", Parent: true, Dial: aAddr},
 			{Peer: "relay-b", Parent: true, Dial: relayB.LinkAddr("leaf").String()},
 		}})
 
 	via := func(want string) {
 		t.Helper()
-		waitFor(t, 10*time.Second, "the root to route the leaf via "+want, func() bool {
+		muxtest.WaitFor(t, 10*time.Second, "the root to route the leaf via "+want, func() bool {
 			p := leaf.PathToRoot()
 			return root.Routes()["leaf"] == want && len(p) == 2 && p[0] == want
 		})
 		for _, dir := range []struct {
-			from *Node
+			from *mux.Node
 			dest string
 		}{{leaf, "root"}, {root, "leaf"}} {
 			c, err := dir.from.Open(context.Background(), dir.dest, "echo")
@@ -59,44 +63,9 @@ func TestParentFailover(t *testing.T) {
 		}
 	}
 	via("relay-a")
-	relayA.stop()
+	stopA()
 	via("relay-b")
-	startStoppable(t, relayACfg)
+	muxtest.StartNode(t, relayACfg)
 	via("relay-a")
 	assertDrained(t, root, relayB, leaf)
-}
-
-// stoppable is a node a test stops before its end.
-type stoppable struct {
-	*Node
-	stop func()
-}
-
-func startStoppable(t testing.TB, cfg Config) *stoppable {
-	t.Helper()
-	n, err := New(cfg, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
-	s := &stoppable{Node: n}
-	stopped := false
-	s.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		<-served
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = n.Shutdown(sctx)
-	}
-	t.Cleanup(s.stop)
-	return s
 }

@@ -1,4 +1,4 @@
-package mux
+package mux_test
 
 import (
 	"bytes"
@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // faultProxy forwards the TCP connections made to its address to target,
@@ -212,7 +213,7 @@ func (p *faultProxy) close() {
 type tchain struct {
 	*chain
 	t      testing.TB
-	tun    Tuning
+	tun    mux.Tuning
 	logs   map[string]*logSink // by label
 	r1Addr string              // relay1's link listen address
 	// rootProxy carries root-relay1, childProxy relay2-relay1 (proxied).
@@ -225,8 +226,8 @@ type tchainOpts struct {
 	leafFirst bool // start the leaf first and the root last
 }
 
-func relay1Config(tun Tuning, addr string) Config {
-	return Config{Label: "relay1", Role: RoleRelay, Tuning: tun, Links: []LinkConfig{
+func relay1Config(tun mux.Tuning, addr string) mux.Config {
+	return mux.Config{Label: "relay1", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
 		{Peer: "root", Parent: true, Listen: addr},
 		{Peer: "relay2", Listen: addr},
 	}}
@@ -234,8 +235,8 @@ func relay1Config(tun Tuning, addr string) Config {
 
 func startTestChain(t testing.TB, o tchainOpts) *tchain {
 	t.Helper()
-	if o.tuning == (Tuning{}) {
-		o.tuning = fastTuning()
+	if o.tuning == (mux.Tuning{}) {
+		o.tuning = muxtest.FastTuning()
 	}
 	tc := &tchain{chain: &chain{}, t: t, tun: o.tuning, logs: map[string]*logSink{}}
 	r1, r2 := o.r1Listen, o.r2Listen
@@ -256,7 +257,7 @@ func startTestChain(t testing.TB, o tchainOpts) *tchain {
 		r2 = "127.0.0.1:0"
 	}
 	startR1 := func() {
-		tc.r1 = tc.start(relay1Config(o.tuning, r1), nil)
+		tc.r1 = tc.start(relay1Config(o.tuning, r1))
 		tc.r1Addr = tc.r1.LinkAddr("root").String()
 	}
 	rootDial, r2Dial := func() string { return tc.r1Addr }, func() string { return tc.r1Addr }
@@ -267,20 +268,20 @@ func startTestChain(t testing.TB, o tchainOpts) *tchain {
 		r2Dial = tc.childProxy.addr
 	}
 	startRoot := func() {
-		tc.root = tc.start(Config{Label: "root", Role: RoleRoot, Tuning: o.tuning, Services: o.rootServices, Links: []LinkConfig{
+		tc.root = tc.start(mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: o.tuning, Services: o.rootServices, Links: []mux.LinkConfig{
 			{Peer: "relay1", Dial: rootDial()},
-		}}, o.rootEntries)
+		}}, o.rootOpts...)
 	}
 	startR2 := func() {
-		tc.r2 = tc.start(Config{Label: "relay2", Role: RoleRelay, Tuning: o.tuning, Links: []LinkConfig{
+		tc.r2 = tc.start(mux.Config{Label: "relay2", Role: mux.RoleRelay, Tuning: o.tuning, Links: []mux.LinkConfig{
 			{Peer: "relay1", Parent: true, Dial: r2Dial()},
 			{Peer: "leaf", Listen: r2},
-		}}, nil)
+		}})
 	}
 	startLeaf := func(r2 string) {
-		tc.leaf = tc.start(Config{Label: "leaf", Role: RoleLeaf, Tuning: o.tuning, Services: o.leafServices, Links: []LinkConfig{
+		tc.leaf = tc.start(mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: o.tuning, Services: o.leafServices, Links: []mux.LinkConfig{
 			{Peer: "relay2", Parent: true, Dial: r2},
-		}}, o.leafEntries)
+		}}, o.leafOpts...)
 	}
 	if o.leafFirst {
 		if !o.proxied {
@@ -288,7 +289,7 @@ func startTestChain(t testing.TB, o tchainOpts) *tchain {
 		}
 		startLeaf(r2)
 		startR2()
-		waitFor(t, 5*time.Second, "the leaf to connect to relay2", func() bool { return len(tc.r2.Links()) == 1 })
+		muxtest.WaitFor(t, 5*time.Second, "the leaf to connect to relay2", func() bool { return len(tc.r2.Links()) == 1 })
 		startR1()
 		startRoot()
 	} else {
@@ -303,11 +304,11 @@ func startTestChain(t testing.TB, o tchainOpts) *tchain {
 }
 
 // start starts a node whose log goes to the test and to a sink.
-func (tc *tchain) start(cfg Config, entries []entry) *Node {
+func (tc *tchain) start(cfg mux.Config, opts ...muxtest.Option) *mux.Node {
 	tc.t.Helper()
 	log, sink := captureLog(tc.t)
 	tc.logs[cfg.Label] = sink
-	return startNodeLog(tc.t, cfg, entries, log)
+	return muxtest.StartNode(tc.t, cfg, append([]muxtest.Option{muxtest.WithLog(log)}, opts...)...)
 }
 
 // checkDrained is the end-of-test check that no session is left in any
@@ -318,7 +319,7 @@ func (tc *tchain) checkDrained() {
 
 // checkNoSessions fails the test, without stopping it (it runs in
 // cleanups), when a node still carries a session after a short wait.
-func checkNoSessions(t testing.TB, nodes ...*Node) {
+func checkNoSessions(t testing.TB, nodes ...*mux.Node) {
 	t.Helper()
 	if t.Failed() {
 		return // the failure is reported already
@@ -342,37 +343,10 @@ func checkNoSessions(t testing.TB, nodes ...*Node) {
 	}
 }
 
-// startNodeLog starts a node with the given log and entries, and registers
-// its shutdown.
-func startNodeLog(t testing.TB, cfg Config, entries []entry, log *logrus.Entry) *Node {
-	t.Helper()
-	n, err := New(cfg, log)
-	if err != nil {
-		t.Fatalf("new %s: %v", cfg.Label, err)
-	}
-	for _, e := range entries {
-		n.AddEntry(e.ln, e.name, e.dest, e.service)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = n.Shutdown(sctx)
-	})
-	return n
-}
-
 // faultBound is how long a dead link may take to be noticed and its
 // sessions aborted: a keepalive interval and a write timeout (the bound
 // that Tuning documents), plus slack for a loaded -race run.
-func faultBound(tun Tuning) time.Duration {
+func faultBound(tun mux.Tuning) time.Duration {
 	return tun.KeepAliveInterval + tun.WriteTimeout + 3*time.Second
 }
 
@@ -462,7 +436,7 @@ func (f *flow) write() {
 func waitStalled(t testing.TB, f *flow) {
 	t.Helper()
 	last, still := int64(-1), 0
-	waitFor(t, 20*time.Second, "the sender to be held by flow control", func() bool {
+	muxtest.WaitFor(t, 20*time.Second, "the sender to be held by flow control", func() bool {
 		time.Sleep(50 * time.Millisecond) // the poll interval of a stall
 		n := f.out.Load()
 		if n == last && n > 0 {
@@ -531,7 +505,7 @@ func nextFlow(t testing.TB, flows chan *flow) *flow {
 // waitMoving waits until f has received and (if it sends) sent some bytes.
 func waitMoving(t testing.TB, what string, fs ...*flow) {
 	t.Helper()
-	waitFor(t, 10*time.Second, what+": bytes flowing", func() bool {
+	muxtest.WaitFor(t, 10*time.Second, what+": bytes flowing", func() bool {
 		for _, f := range fs {
 			if f.in.Load() < 64<<10 {
 				return false
@@ -598,11 +572,11 @@ func TestEntryStatusFailures(t *testing.T) {
 	closed := freeAddr(t) // nothing listens here
 	lnNoRoute, lnRefused, lnDenied := listenEntry(t), listenEntry(t), listenEntry(t)
 	tc := startTestChain(t, tchainOpts{chainOpts: chainOpts{
-		rootServices: map[string]Service{"dead": {Addrs: []string{closed}}},
-		leafEntries: []entry{
-			{ln: lnNoRoute, name: "noroute", dest: "nowhere", service: "x"},
-			{ln: lnRefused, name: "refused", dest: "root", service: "dead"},
-			{ln: lnDenied, name: "denied", dest: "root", service: "nosuch"},
+		rootServices: map[string]mux.Service{"dead": {Addrs: []string{closed}}},
+		leafOpts: []muxtest.Option{
+			muxtest.WithEntry(lnNoRoute, "noroute", "nowhere", "x"),
+			muxtest.WithEntry(lnRefused, "refused", "root", "dead"),
+			muxtest.WithEntry(lnDenied, "denied", "root", "nosuch"),
 		},
 	}})
 	for _, tt := range []struct {
@@ -610,9 +584,9 @@ func TestEntryStatusFailures(t *testing.T) {
 		want   error
 		reason string
 	}{
-		{lnNoRoute, ErrNoRoute, "nowhere is unknown to the root"},
-		{lnRefused, ErrRefused, "connection refused"},
-		{lnDenied, ErrDenied, "service nosuch is not offered by root"},
+		{lnNoRoute, mux.ErrNoRoute, "nowhere is unknown to the root"},
+		{lnRefused, mux.ErrRefused, "connection refused"},
+		{lnDenied, mux.ErrDenied, "service nosuch is not offered by root"},
 	} {
 		t.Run(tt.want.Error(), func(t *testing.T) {
 			// The reset may come before the connect completes.
@@ -625,7 +599,7 @@ func TestEntryStatusFailures(t *testing.T) {
 				t.Fatalf("dial the entry: %v", err)
 			}
 			rec := tc.logs["leaf"].waitLog(t, "the failed open", errorWith(tt.reason))
-			var se *StatusError
+			var se *mux.StatusError
 			if err := rec.err(); !errors.Is(err, tt.want) || !errors.As(err, &se) || se.Node != "root" {
 				t.Fatalf("logged error %v; want %v decided at root", err, tt.want)
 			}
@@ -633,8 +607,8 @@ func TestEntryStatusFailures(t *testing.T) {
 	}
 	// The same through Node.Open.
 	_, err := tc.leaf.Open(context.Background(), "root", "nosuch")
-	var se *StatusError
-	if !errors.Is(err, ErrDenied) || !errors.As(err, &se) || se.Node != "root" || !strings.Contains(se.Reason, "nosuch") {
+	var se *mux.StatusError
+	if !errors.Is(err, mux.ErrDenied) || !errors.As(err, &se) || se.Node != "root" || !strings.Contains(se.Reason, "nosuch") {
 		t.Fatalf("open of an unknown service: %v", err)
 	}
 }
@@ -647,8 +621,8 @@ func TestAbortClientReset(t *testing.T) {
 	srv, flows := flowTarget(t, true)
 	ln := listenEntry(t)
 	c := startChain(t, chainOpts{
-		rootServices: map[string]Service{"flow": {Addrs: []string{srv.addr()}}},
-		leafEntries:  []entry{{ln: ln, name: "flow", dest: "root", service: "flow"}},
+		rootServices: map[string]mux.Service{"flow": {Addrs: []string{srv.addr()}}},
+		leafOpts:     []muxtest.Option{muxtest.WithEntry(ln, "flow", "root", "flow")},
 	})
 	client := dialFlow(t, ln.Addr().String(), true, true)
 	tgt := nextFlow(t, flows)
@@ -666,8 +640,8 @@ func TestAbortTargetReset(t *testing.T) {
 	srv, flows := flowTarget(t, true)
 	ln := listenEntry(t)
 	c := startChain(t, chainOpts{
-		leafServices: map[string]Service{"flow": {Addrs: []string{srv.addr()}}},
-		rootEntries:  []entry{{ln: ln, name: "flow", dest: "leaf", service: "flow"}},
+		leafServices: map[string]mux.Service{"flow": {Addrs: []string{srv.addr()}}},
+		rootOpts:     []muxtest.Option{muxtest.WithEntry(ln, "flow", "leaf", "flow")},
 	})
 	client := dialFlow(t, ln.Addr().String(), true, true)
 	tgt := nextFlow(t, flows)
@@ -684,7 +658,7 @@ func TestAbortTargetReset(t *testing.T) {
 func TestAbortOpenConn(t *testing.T) {
 	checkReleased(t)
 	srv, flows := flowTarget(t, true)
-	c := startChain(t, chainOpts{leafServices: map[string]Service{"flow": {Addrs: []string{srv.addr()}}}})
+	c := startChain(t, chainOpts{leafServices: map[string]mux.Service{"flow": {Addrs: []string{srv.addr()}}}})
 
 	conn, err := c.root.Open(context.Background(), "leaf", "flow")
 	if err != nil {
@@ -696,7 +670,7 @@ func TestAbortOpenConn(t *testing.T) {
 	}
 	conn.Abort(errors.New("test abort"))
 	assertReset(t, tgt, 5*time.Second, "target")
-	if _, err := conn.Read(make([]byte, 10)); !errors.Is(err, ErrAborted) {
+	if _, err := conn.Read(make([]byte, 10)); !errors.Is(err, mux.ErrAborted) {
 		t.Fatalf("read after abort: %v", err)
 	}
 
@@ -712,7 +686,7 @@ func TestAbortOpenConn(t *testing.T) {
 	resetConn(tgt.c)
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err = io.Copy(io.Discard, conn)
-	if !errors.Is(err, ErrAborted) || errors.Is(err, ErrTimeout) {
+	if !errors.Is(err, mux.ErrAborted) || errors.Is(err, mux.ErrTimeout) {
 		t.Fatalf("read after the target's reset: %v, want an abort", err)
 	}
 	conn.Close()
@@ -725,7 +699,7 @@ func TestAbortOpenConn(t *testing.T) {
 // session beside it goes on.
 func TestIdleTimeout(t *testing.T) {
 	checkReleased(t)
-	tun := fastTuning()
+	tun := muxtest.FastTuning()
 	// Long enough that a busy session never stalls that long, even on a
 	// loaded machine under -race.
 	tun.IdleTimeout = time.Second
@@ -734,13 +708,13 @@ func TestIdleTimeout(t *testing.T) {
 	ln, busyLn := listenEntry(t), listenEntry(t)
 	c := startChain(t, chainOpts{
 		tuning: tun,
-		rootServices: map[string]Service{
+		rootServices: map[string]mux.Service{
 			"idle": {Addrs: []string{srv.addr()}},
 			"busy": {Addrs: []string{busySrv.addr()}},
 		},
-		leafEntries: []entry{
-			{ln: ln, name: "idle", dest: "root", service: "idle"},
-			{ln: busyLn, name: "busy", dest: "root", service: "busy"},
+		leafOpts: []muxtest.Option{
+			muxtest.WithEntry(ln, "idle", "root", "idle"),
+			muxtest.WithEntry(busyLn, "busy", "root", "busy"),
 		},
 	})
 	busy := dialFlow(t, busyLn.Addr().String(), true, true)
@@ -753,7 +727,7 @@ func TestIdleTimeout(t *testing.T) {
 	if d := time.Since(start); d < tun.IdleTimeout {
 		t.Fatalf("idle session aborted after %s, before the idle timeout", d)
 	}
-	waitFor(t, 5*time.Second, "the idle session to be released", func() bool {
+	muxtest.WaitFor(t, 5*time.Second, "the idle session to be released", func() bool {
 		for _, n := range c.nodes() {
 			if n.Sessions() != 1 {
 				return false
@@ -781,7 +755,7 @@ func TestIdleTimeout(t *testing.T) {
 // deliver every byte: a half-close is not a close.
 func TestHalfCloseOutlivesStreamCloseTimeout(t *testing.T) {
 	checkReleased(t)
-	tun := fastTuning()
+	tun := muxtest.FastTuning()
 	tun.StreamCloseTimeout = 300 * time.Millisecond
 	const part = 100000
 	srv := startTarget(t, func(c *net.TCPConn) {
@@ -802,8 +776,8 @@ func TestHalfCloseOutlivesStreamCloseTimeout(t *testing.T) {
 	ln := listenEntry(t)
 	c := startChain(t, chainOpts{
 		tuning:       tun,
-		leafServices: map[string]Service{"slow": {Addrs: []string{srv.addr()}}},
-		rootEntries:  []entry{{ln: ln, name: "slow", dest: "leaf", service: "slow"}},
+		leafServices: map[string]mux.Service{"slow": {Addrs: []string{srv.addr()}}},
+		rootOpts:     []muxtest.Option{muxtest.WithEntry(ln, "slow", "leaf", "slow")},
 	})
 	want := append(make([]byte, 0, 2*part), make([]byte, 2*part)...)
 	_, _ = io.ReadFull(newTestStream(9), want[:part])
@@ -860,11 +834,11 @@ type faultSessions struct {
 
 // faultSetup is what startFaultSessions needs: targets and entries.
 type faultSetup struct {
-	flows, hoses             chan *flow
-	srv, hose, duplex        *target
-	upLn, downLn, frozenLn   net.Listener
-	services                 map[string]Service
-	leafEntries, rootEntries []entry
+	flows, hoses           chan *flow
+	srv, hose, duplex      *target
+	upLn, downLn, frozenLn net.Listener
+	services               map[string]mux.Service
+	leafOpts, rootOpts     []muxtest.Option
 }
 
 func newFaultSetup(t testing.TB) *faultSetup {
@@ -874,15 +848,15 @@ func newFaultSetup(t testing.TB) *faultSetup {
 	f.hose, f.hoses = flowTargetPace(t, true, true)
 	f.duplex = startTarget(t, serveDuplex)
 	f.upLn, f.downLn, f.frozenLn = listenEntry(t), listenEntry(t), listenEntry(t)
-	f.services = map[string]Service{
+	f.services = map[string]mux.Service{
 		"flow":     {Addrs: []string{f.srv.addr()}},
 		"firehose": {Addrs: []string{f.hose.addr()}},
 		"duplex":   {Addrs: []string{f.duplex.addr()}},
 	}
-	f.leafEntries = []entry{{ln: f.upLn, name: "up", dest: "root", service: "flow"}}
-	f.rootEntries = []entry{
-		{ln: f.downLn, name: "down", dest: "leaf", service: "flow"},
-		{ln: f.frozenLn, name: "frozen", dest: "leaf", service: "firehose"},
+	f.leafOpts = []muxtest.Option{muxtest.WithEntry(f.upLn, "up", "root", "flow")}
+	f.rootOpts = []muxtest.Option{
+		muxtest.WithEntry(f.downLn, "down", "leaf", "flow"),
+		muxtest.WithEntry(f.frozenLn, "frozen", "leaf", "firehose"),
 	}
 	return f
 }
@@ -956,8 +930,8 @@ func TestRelayLinksCut(t *testing.T) {
 				tuning:       faultTuning(),
 				rootServices: fs.services,
 				leafServices: fs.services,
-				leafEntries:  fs.leafEntries,
-				rootEntries:  fs.rootEntries,
+				leafOpts:     fs.leafOpts,
+				rootOpts:     fs.rootOpts,
 			}})
 			s := fs.start(t, tc)
 			if mode == "cut" {
@@ -993,8 +967,8 @@ func TestRelayKilledAndRestarted(t *testing.T) {
 		r1Listen:     freeAddr(t),
 		rootServices: fs.services,
 		leafServices: fs.services,
-		leafEntries:  fs.leafEntries,
-		rootEntries:  fs.rootEntries,
+		leafOpts:     fs.leafOpts,
+		rootOpts:     fs.rootOpts,
 	}})
 	s := fs.start(t, tc)
 	old := tc.r1
@@ -1008,7 +982,7 @@ func TestRelayKilledAndRestarted(t *testing.T) {
 	}
 	s.assertAllReset(t, tc, faultBound(tc.tun))
 
-	tc.r1 = tc.start(relay1Config(tc.tun, tc.r1Addr), nil)
+	tc.r1 = tc.start(relay1Config(tc.tun, tc.r1Addr))
 	tc.waitRoutes(t)
 	sessionsWork(t, tc.chain, "duplex")
 	assertDrained(t, tc.nodes()...)
@@ -1017,15 +991,15 @@ func TestRelayKilledAndRestarted(t *testing.T) {
 
 // faultTuning is fastTuning with small windows, so that a session whose
 // client does not read backs up quickly.
-func faultTuning() Tuning {
-	t := fastTuning()
+func faultTuning() mux.Tuning {
+	t := muxtest.FastTuning()
 	t.WindowSize = 256 << 10
 	return t
 }
 
 // rawHello dials addr, sends b and reads the node's answer (its hello and
 // verdict); then it checks that the node closes the connection.
-func rawHello(t testing.TB, addr string, b []byte) (h hello, ok bool, reason string) {
+func rawHello(t testing.TB, addr string, b []byte) (h mux.Hello, ok bool, reason string) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -1036,11 +1010,11 @@ func rawHello(t testing.TB, addr string, b []byte) (h hello, ok bool, reason str
 	if _, err := c.Write(b); err != nil {
 		t.Fatal(err)
 	}
-	h, err = readHello(c)
+	h, err = mux.ReadHello(c)
 	if err != nil {
 		t.Fatalf("the node's hello: %v", err)
 	}
-	ok, reason, err = readVerdict(c)
+	ok, reason, err = mux.ReadVerdict(c)
 	if err != nil {
 		t.Fatalf("the node's verdict: %v", err)
 	}
@@ -1060,7 +1034,7 @@ func rawHello(t testing.TB, addr string, b []byte) (h hello, ok bool, reason str
 func TestHelloRefusals(t *testing.T) {
 	checkReleased(t)
 	echo := startEcho(t)
-	tc := startTestChain(t, tchainOpts{chainOpts: chainOpts{rootServices: map[string]Service{"echo": {Addrs: []string{echo.addr()}}}}})
+	tc := startTestChain(t, tchainOpts{chainOpts: chainOpts{rootServices: map[string]mux.Service{"echo": {Addrs: []string{echo.addr()}}}}})
 	addr := tc.r1Addr
 	r1log := tc.logs["relay1"]
 
@@ -1070,13 +1044,13 @@ func TestHelloRefusals(t *testing.T) {
 		reason string
 		is     error
 	}{
-		{"version", hello{Version: ProtoVersion + 1, Role: RoleLeaf, Label: "relay2"}.encode(), "speaks protocol version 2", ErrVersion},
-		{"unexpected label", hello{Version: ProtoVersion, Role: RoleRelay, Label: "stranger"}.encode(), "unexpected label stranger on this port (expected relay2,root)", ErrRejected},
-		{"duplicate label", hello{Version: ProtoVersion, Role: RoleRelay, Label: "relay2"}.encode(), "duplicate label: relay2 is already connected", ErrRejected},
-		{"both parents", hello{Version: ProtoVersion, Role: RoleRelay, Parent: true, Label: "relay2"}.encode(), "relay2 is configured as this node's child but takes this node as its child", ErrRejected},
-		{"both children", hello{Version: ProtoVersion, Role: RoleRoot, Label: "root"}.encode(), "root is configured as this node's parent but does not take it as a child", ErrRejected},
-		{"child is a root", hello{Version: ProtoVersion, Role: RoleRoot, Label: "relay2"}.encode(), "relay2 is configured as this node's child but is a root", ErrRejected},
-		{"garbage", []byte("GET / HTTP/1.0\r\n\r\n"), `not a relay chain peer (magic "GET ")`, ErrBadHello},
+		{"version", mux.Hello{Version: mux.ProtoVersion + 1, Role: mux.RoleLeaf, Label: "relay2"}.Encode(), "speaks protocol version 2", mux.ErrVersion},
+		{"unexpected label", mux.Hello{Version: mux.ProtoVersion, Role: mux.RoleRelay, Label: "stranger"}.Encode(), "unexpected label stranger on this port (expected relay2,root)", mux.ErrRejected},
+		{"duplicate label", mux.Hello{Version: mux.ProtoVersion, Role: mux.RoleRelay, Label: "relay2"}.Encode(), "duplicate label: relay2 is already connected", mux.ErrRejected},
+		{"both parents", mux.Hello{Version: mux.ProtoVersion, Role: mux.RoleRelay, Parent: true, Label: "relay2"}.Encode(), "relay2 is configured as this node's child but takes this node as its child", mux.ErrRejected},
+		{"both children", mux.Hello{Version: mux.ProtoVersion, Role: mux.RoleRoot, Label: "root"}.Encode(), "root is configured as this node's parent but does not take it as a child", mux.ErrRejected},
+		{"child is a root", mux.Hello{Version: mux.ProtoVersion, Role: mux.RoleRoot, Label: "relay2"}.Encode(), "relay2 is configured as this node's child but is a root", mux.ErrRejected},
+		{"garbage", []byte("GET / HTTP/1.0\r\n\r\n"), `not a relay chain peer (magic "GET ")`, mux.ErrBadHello},
 	}
 	for _, tt := range raw {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1097,37 +1071,23 @@ func TestHelloRefusals(t *testing.T) {
 	// Real nodes that relay1 refuses; each logs the refusal on its side.
 	nodes := []struct {
 		name   string
-		cfg    Config
+		cfg    mux.Config
 		reason string
 	}{
-		{"unexpected label", Config{Label: "stranger", Role: RoleLeaf, Links: []LinkConfig{{Peer: "relay1", Parent: true, Dial: addr}}},
+		{"unexpected label", mux.Config{Label: "stranger", Role: mux.RoleLeaf, Links: []mux.LinkConfig{{Peer: "relay1", Parent: true, Dial: addr}}},
 			"unexpected label stranger"},
-		{"duplicate label", Config{Label: "relay2", Role: RoleLeaf, Links: []LinkConfig{{Peer: "relay1", Parent: true, Dial: addr}}},
+		{"duplicate label", mux.Config{Label: "relay2", Role: mux.RoleLeaf, Links: []mux.LinkConfig{{Peer: "relay1", Parent: true, Dial: addr}}},
 			"duplicate label: relay2 is already connected"},
-		{"both parents", Config{Label: "relay2", Role: RoleRoot, Links: []LinkConfig{{Peer: "relay1", Dial: addr}}},
+		{"both parents", mux.Config{Label: "relay2", Role: mux.RoleRoot, Links: []mux.LinkConfig{{Peer: "relay1", Dial: addr}}},
 			"relay2 is configured as this node's child but takes this node as its child"},
 	}
 	for _, tt := range nodes {
 		t.Run("node "+tt.name, func(t *testing.T) {
 			tt.cfg.Tuning = tc.tun
 			log, sink := captureLog(t)
-			n, err := New(tt.cfg, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			served := make(chan struct{})
-			go func() {
-				defer close(served)
-				_ = n.Serve(ctx)
-			}()
-			defer func() {
-				cancel()
-				<-served
-				_ = n.Shutdown(context.Background())
-			}()
+			n := muxtest.StartNode(t, tt.cfg, muxtest.WithLog(log))
 			rec := sink.waitLog(t, "the refusal on the refused node", errorWith(tt.reason))
-			if !errors.Is(rec.err(), ErrRefusedByPeer) {
+			if !errors.Is(rec.err(), mux.ErrRefusedByPeer) {
 				t.Fatalf("logged error %v does not match ErrRefusedByPeer", rec.err())
 			}
 			r1log.waitLog(t, "the refusal on relay1", errorWith(tt.reason))
@@ -1144,7 +1104,7 @@ func TestHelloRefusals(t *testing.T) {
 	if _, ok := tc.r1.Routes()["stranger"]; ok {
 		t.Fatal("a refused label was routed")
 	}
-	h, ok, _ := rawHello(t, addr, hello{Version: ProtoVersion, Role: RoleRelay, Label: "relay2"}.encode())
+	h, ok, _ := rawHello(t, addr, mux.Hello{Version: mux.ProtoVersion, Role: mux.RoleRelay, Label: "relay2"}.Encode())
 	if ok || h.Label != "relay1" {
 		t.Fatal("the listener stopped answering")
 	}
@@ -1169,13 +1129,13 @@ func TestHelloRefusedByDialer(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers := []struct {
-		h      hello
+		h      mux.Hello
 		reason string
 		is     error
 	}{
-		{hello{Version: 9, Role: RoleRelay, Parent: true, Label: "up"}, "speaks protocol version 9", ErrVersion},
-		{hello{Version: ProtoVersion, Role: RoleRelay, Label: "up"}, "up is configured as this node's parent but does not take it as a child", ErrRejected},
-		{hello{Version: ProtoVersion, Role: RoleRelay, Parent: true, Label: "other"}, "expected up, peer says it is other", ErrRejected},
+		{mux.Hello{Version: 9, Role: mux.RoleRelay, Parent: true, Label: "up"}, "speaks protocol version 9", mux.ErrVersion},
+		{mux.Hello{Version: mux.ProtoVersion, Role: mux.RoleRelay, Label: "up"}, "up is configured as this node's parent but does not take it as a child", mux.ErrRejected},
+		{mux.Hello{Version: mux.ProtoVersion, Role: mux.RoleRelay, Parent: true, Label: "other"}, "expected up, peer says it is other", mux.ErrRejected},
 	}
 	verdicts := make(chan string, len(answers))
 	fakeDone := make(chan struct{})
@@ -1187,9 +1147,9 @@ func TestHelloRefusedByDialer(t *testing.T) {
 				return
 			}
 			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := readHello(c); err == nil {
-				_, _ = c.Write(append(a.h.encode(), encodeVerdict("", true)...))
-				if ok, reason, err := readVerdict(c); err == nil && !ok {
+			if _, err := mux.ReadHello(c); err == nil {
+				_, _ = c.Write(append(a.h.Encode(), mux.EncodeVerdict("", true)...))
+				if ok, reason, err := mux.ReadVerdict(c); err == nil && !ok {
 					verdicts <- reason
 				}
 			}
@@ -1201,9 +1161,9 @@ func TestHelloRefusedByDialer(t *testing.T) {
 		<-fakeDone
 	}()
 	log, sink := captureLog(t)
-	n := startNodeLog(t, Config{Label: "down", Role: RoleLeaf, Tuning: fastTuning(), Links: []LinkConfig{
+	n := muxtest.StartNode(t, mux.Config{Label: "down", Role: mux.RoleLeaf, Tuning: muxtest.FastTuning(), Links: []mux.LinkConfig{
 		{Peer: "up", Parent: true, Dial: ln.Addr().String()},
-	}}, nil, log)
+	}}, muxtest.WithLog(log))
 	for _, a := range answers {
 		select {
 		case reason := <-verdicts:
@@ -1229,7 +1189,7 @@ func TestHelloRefusedByDialer(t *testing.T) {
 func TestStartupOrderLeafFirst(t *testing.T) {
 	checkReleased(t)
 	duplex := startTarget(t, serveDuplex)
-	svc := map[string]Service{"duplex": {Addrs: []string{duplex.addr()}}}
+	svc := map[string]mux.Service{"duplex": {Addrs: []string{duplex.addr()}}}
 	tc := startTestChain(t, tchainOpts{leafFirst: true, chainOpts: chainOpts{rootServices: svc, leafServices: svc}})
 	sessionsWork(t, tc.chain, "duplex")
 	duplex.waitClosed(t, 2)
@@ -1263,7 +1223,7 @@ func TestShutdownDrains(t *testing.T) {
 	release := make(chan struct{})
 	const reply = 2 << 20
 	srv := holdServer(t, reply, release)
-	tc := startTestChain(t, tchainOpts{chainOpts: chainOpts{rootServices: map[string]Service{"hold": {Addrs: []string{srv.addr()}}}}})
+	tc := startTestChain(t, tchainOpts{chainOpts: chainOpts{rootServices: map[string]mux.Service{"hold": {Addrs: []string{srv.addr()}}}}})
 	conn, err := tc.leaf.Open(context.Background(), "root", "hold")
 	if err != nil {
 		t.Fatal(err)
@@ -1284,8 +1244,8 @@ func TestShutdownDrains(t *testing.T) {
 		shut <- tc.r1.Shutdown(ctx)
 	}()
 	// Once relay1 drains, a new session through it is refused by relay1.
-	var se *StatusError
-	waitFor(t, 5*time.Second, "relay1 to refuse new sessions", func() bool {
+	var se *mux.StatusError
+	muxtest.WaitFor(t, 5*time.Second, "relay1 to refuse new sessions", func() bool {
 		c2, err := tc.leaf.Open(context.Background(), "root", "hold")
 		if err == nil {
 			c2.Abort(nil)
@@ -1293,7 +1253,7 @@ func TestShutdownDrains(t *testing.T) {
 		}
 		return errors.As(err, &se) && se.Node == "relay1"
 	})
-	if !errors.Is(se, ErrFailed) || !strings.Contains(se.Reason, ErrShutdown.Error()) {
+	if !errors.Is(se, mux.ErrFailed) || !strings.Contains(se.Reason, mux.ErrShutdown.Error()) {
 		t.Fatalf("open during the drain: %v", se)
 	}
 	select {
@@ -1342,13 +1302,13 @@ func TestShutdownAbortsStuck(t *testing.T) {
 	srv, flows := flowTarget(t, false)
 	ln := listenEntry(t)
 	tc := startTestChain(t, tchainOpts{chainOpts: chainOpts{
-		rootServices: map[string]Service{"stuck": {Addrs: []string{srv.addr()}}},
-		leafEntries:  []entry{{ln: ln, name: "stuck", dest: "root", service: "stuck"}},
+		rootServices: map[string]mux.Service{"stuck": {Addrs: []string{srv.addr()}}},
+		leafOpts:     []muxtest.Option{muxtest.WithEntry(ln, "stuck", "root", "stuck")},
 	}})
 	client := dialFlow(t, ln.Addr().String(), false, true)
 	tgt := nextFlow(t, flows)
 	open, err := tc.root.Open(context.Background(), "leaf", "nothing")
-	if !errors.Is(err, ErrDenied) || open != nil {
+	if !errors.Is(err, mux.ErrDenied) || open != nil {
 		t.Fatalf("open of a missing service: %v", err)
 	}
 
@@ -1369,7 +1329,7 @@ func TestShutdownAbortsStuck(t *testing.T) {
 	if err2 := tc.leaf.Shutdown(context.Background()); err2 != err {
 		t.Fatalf("second shutdown: %v, want %v", err2, err)
 	}
-	if _, err := tc.leaf.Open(context.Background(), "root", "stuck"); !errors.Is(err, ErrFailed) {
+	if _, err := tc.leaf.Open(context.Background(), "root", "stuck"); !errors.Is(err, mux.ErrFailed) {
 		t.Fatalf("open after shutdown: %v", err)
 	}
 	srv.waitClosed(t, 1)
@@ -1380,7 +1340,7 @@ func TestShutdownAbortsStuck(t *testing.T) {
 func TestConnCloseIdempotent(t *testing.T) {
 	checkReleased(t)
 	echo := startEcho(t)
-	c := startChain(t, chainOpts{rootServices: map[string]Service{"echo": {Addrs: []string{echo.addr()}}}})
+	c := startChain(t, chainOpts{rootServices: map[string]mux.Service{"echo": {Addrs: []string{echo.addr()}}}})
 	conn, err := c.leaf.Open(context.Background(), "root", "echo")
 	if err != nil {
 		t.Fatal(err)
@@ -1413,9 +1373,9 @@ func TestConnCloseIdempotent(t *testing.T) {
 	if err := conn.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, ErrAborted) {
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, mux.ErrAborted) {
 		t.Fatalf("read after abort: %v", err)
 	}
 	assertDrained(t, c.nodes()...)
-	waitFor(t, 5*time.Second, "the echo server's connections to close", func() bool { return echo.open.Load() == 0 })
+	muxtest.WaitFor(t, 5*time.Second, "the echo server's connections to close", func() bool { return echo.open.Load() == 0 })
 }

@@ -1,106 +1,13 @@
-package mux
+package mux_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"io"
 	"net"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/sirupsen/logrus"
 )
-
-// testLog returns a logger that writes to t.Log and goes quiet when the
-// test ends. MUX_TEST_LOG=N sets the numeric level (default 2: warnings).
-func testLog(t testing.TB) *logrus.Entry {
-	t.Helper()
-	lg := logrus.New()
-	lg.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
-	w := &tbWriter{t: t}
-	t.Cleanup(w.stop)
-	lg.SetOutput(w)
-	lg.SetLevel(logrus.WarnLevel)
-	if v, err := strconv.Atoi(os.Getenv("MUX_TEST_LOG")); err == nil {
-		lg.SetLevel(logrus.Level(v + 1))
-	}
-	return logrus.NewEntry(lg)
-}
-
-type tbWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tbWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(p[:len(p)-1]))
-	}
-	return len(p), nil
-}
-
-func (w *tbWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-// fastTuning shortens the timeouts so fault tests finish quickly.
-func fastTuning() Tuning {
-	t := DefaultTuning()
-	t.KeepAliveInterval = 500 * time.Millisecond
-	t.WriteTimeout = 1 * time.Second
-	t.StreamCloseTimeout = 5 * time.Second
-	t.HelloTimeout = 2 * time.Second
-	t.OpenTimeout = 5 * time.Second
-	t.DialTimeout = 2 * time.Second
-	t.BackoffMin = 20 * time.Millisecond
-	t.BackoffMax = 200 * time.Millisecond
-	t.ShutdownAbortWait = 10 * time.Second
-	return t
-}
-
-// startNode starts a node and registers its shutdown.
-func startNode(t testing.TB, cfg Config) *Node {
-	t.Helper()
-	n, err := New(cfg, testLog(t))
-	if err != nil {
-		t.Fatalf("new %s: %v", cfg.Label, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = n.Shutdown(sctx)
-	})
-	return n
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // echoServer accepts connections and writes back what it reads, then
 // half-closes. It returns its address and counts its open connections.

@@ -1,4 +1,4 @@
-package mux
+package mux_test
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // streamBlock is the material of test streams: 1 MiB of fixed random bytes.
@@ -116,7 +119,7 @@ func (s *target) addr() string { return s.ln.Addr().String() }
 // and checks how many it accepted.
 func (s *target) waitClosed(t testing.TB, accepted int64) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the target's connections to close", func() bool { return s.open.Load() == 0 })
+	muxtest.WaitFor(t, 10*time.Second, "the target's connections to close", func() bool { return s.open.Load() == 0 })
 	if got := s.accepted.Load(); got != accepted {
 		t.Errorf("target accepted %d connections, want %d", got, accepted)
 	}
@@ -214,7 +217,7 @@ func exchange(conn io.ReadWriter, closeWrite, abort func() error, up, down int64
 }
 
 // openExchange runs exchange over a session opened with Node.Open.
-func openExchange(ctx context.Context, from *Node, dest, service string, up, down int64, seed uint64) error {
+func openExchange(ctx context.Context, from *mux.Node, dest, service string, up, down int64, seed uint64) error {
 	conn, err := from.Open(ctx, dest, service)
 	if err != nil {
 		return fmt.Errorf("open %s/%s from %s: %w", dest, service, from.Label(), err)
@@ -258,9 +261,9 @@ func entryExchange(addr string, up, down int64, seed uint64) error {
 //     2-core machine (another test binary beside this one) that took
 //     longer than the default 15s ("no answer from relay2 within 15s" in
 //     TestManyConcurrentSessions). The opens are bounded at 60s instead.
-func loadTuning() Tuning {
-	t := fastTuning()
-	d := DefaultTuning()
+func loadTuning() mux.Tuning {
+	t := muxtest.FastTuning()
+	d := mux.DefaultTuning()
 	t.KeepAliveInterval = d.KeepAliveInterval
 	t.WriteTimeout = d.WriteTimeout
 	t.OpenTimeout = 60 * time.Second
@@ -281,7 +284,7 @@ func TestFullDuplexLargeTransfer(t *testing.T) {
 		size = mib << 20
 	}
 	srv := startTarget(t, serveDuplex)
-	svc := map[string]Service{"duplex": {Addrs: []string{srv.addr()}}}
+	svc := map[string]mux.Service{"duplex": {Addrs: []string{srv.addr()}}}
 	c := startChain(t, chainOpts{tuning: loadTuning(), rootServices: svc, leafServices: svc})
 	ctx := context.Background()
 	errc := make(chan error, 2)
@@ -305,14 +308,14 @@ func TestManyConcurrentSessions(t *testing.T) {
 	const sessions = 200
 	const maxSize = 1 << 20
 	srv := startTarget(t, serveDuplex)
-	svc := map[string]Service{"duplex": {Addrs: []string{srv.addr()}}}
+	svc := map[string]mux.Service{"duplex": {Addrs: []string{srv.addr()}}}
 	rootEntry, leafEntry := listenEntry(t), listenEntry(t)
 	c := startChain(t, chainOpts{
 		tuning:       loadTuning(),
 		rootServices: svc,
 		leafServices: svc,
-		rootEntries:  []entry{{ln: rootEntry, name: "down", dest: "leaf", service: "duplex"}},
-		leafEntries:  []entry{{ln: leafEntry, name: "up", dest: "root", service: "duplex"}},
+		rootOpts:     []muxtest.Option{muxtest.WithEntry(rootEntry, "down", "leaf", "duplex")},
+		leafOpts:     []muxtest.Option{muxtest.WithEntry(leafEntry, "up", "root", "duplex")},
 	})
 	rng := rand.New(rand.NewPCG(1, 2))
 	ctx := context.Background()
@@ -360,8 +363,8 @@ func TestHalfCloseThroughEntry(t *testing.T) {
 	hash := startHashServer(t, 100000)
 	ln := listenEntry(t)
 	c := startChain(t, chainOpts{
-		leafServices: map[string]Service{"hash": {Addrs: []string{hash}}},
-		rootEntries:  []entry{{ln: ln, name: "hash", dest: "leaf", service: "hash"}},
+		leafServices: map[string]mux.Service{"hash": {Addrs: []string{hash}}},
+		rootOpts:     []muxtest.Option{muxtest.WithEntry(ln, "hash", "leaf", "hash")},
 	})
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -429,8 +432,8 @@ func TestHalfCloseTargetFirst(t *testing.T) {
 	srv := startTarget(t, greetThenRead(greeting, results))
 	ln := listenEntry(t)
 	c := startChain(t, chainOpts{
-		rootServices: map[string]Service{"greet": {Addrs: []string{srv.addr()}}},
-		leafEntries:  []entry{{ln: ln, name: "greet", dest: "root", service: "greet"}},
+		rootServices: map[string]mux.Service{"greet": {Addrs: []string{srv.addr()}}},
+		leafOpts:     []muxtest.Option{muxtest.WithEntry(ln, "greet", "root", "greet")},
 	})
 
 	check := func(t *testing.T, conn io.ReadWriter, closeWrite func() error) {
@@ -514,12 +517,12 @@ func TestFrozenReaderDoesNotBlockOthers(t *testing.T) {
 	ln := listenEntry(t)
 	c := startChain(t, chainOpts{
 		tuning:       tun,
-		rootServices: map[string]Service{"duplex": {Addrs: []string{srv.addr()}}},
-		leafServices: map[string]Service{
+		rootServices: map[string]mux.Service{"duplex": {Addrs: []string{srv.addr()}}},
+		leafServices: map[string]mux.Service{
 			"firehose": {Addrs: []string{frozenTarget.addr()}},
 			"duplex":   {Addrs: []string{srv.addr()}},
 		},
-		rootEntries: []entry{{ln: ln, name: "firehose", dest: "leaf", service: "firehose"}},
+		rootOpts: []muxtest.Option{muxtest.WithEntry(ln, "firehose", "leaf", "firehose")},
 	})
 
 	// The frozen client: connects through the entry and never reads.
@@ -531,7 +534,7 @@ func TestFrozenReaderDoesNotBlockOthers(t *testing.T) {
 	defer frozen.Close()
 	// The target writes far more than the windows of the three hops and
 	// the socket buffers hold, so it is held by flow control.
-	waitFor(t, 10*time.Second, "the frozen session to fill its windows", func() bool {
+	muxtest.WaitFor(t, 10*time.Second, "the frozen session to fill its windows", func() bool {
 		return pushed.Load() > 4*int64(tun.WindowSize)
 	})
 
@@ -559,7 +562,7 @@ func TestFrozenReaderDoesNotBlockOthers(t *testing.T) {
 	// stream close timeout.
 	_ = frozen.SetLinger(0)
 	_ = frozen.Close()
-	waitFor(t, tun.StreamCloseTimeout+5*time.Second, "the frozen session to be released everywhere", func() bool {
+	muxtest.WaitFor(t, tun.StreamCloseTimeout+5*time.Second, "the frozen session to be released everywhere", func() bool {
 		for _, n := range c.nodes() {
 			if n.Sessions() != 0 {
 				return false

@@ -1,4 +1,4 @@
-package mux
+package mux_test
 
 import (
 	"net"
@@ -10,6 +10,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // TestMain fails the package when any goroutine is left once every test has
@@ -21,6 +24,7 @@ func TestMain(m *testing.M) {
 	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
 		_ = ln.Close()
 	}
+	mux.SetTestKit(muxtest.Log, muxtest.FastTuning)
 	goleak.VerifyTestMain(m)
 }
 
@@ -140,7 +144,7 @@ func (s *logSink) find(match func(logRecord) bool) (logRecord, bool) {
 func (s *logSink) waitLog(t testing.TB, what string, match func(logRecord) bool) logRecord {
 	t.Helper()
 	var rec logRecord
-	waitFor(t, 10*time.Second, "log: "+what, func() bool {
+	muxtest.WaitFor(t, 10*time.Second, "log: "+what, func() bool {
 		var ok bool
 		rec, ok = s.find(match)
 		return ok
@@ -168,7 +172,7 @@ func errorWith(parts ...string) func(logRecord) bool {
 // captureLog is testLog with every entry also kept in the returned sink.
 func captureLog(t testing.TB) (*logrus.Entry, *logSink) {
 	t.Helper()
-	log := testLog(t)
+	log := muxtest.Log(t)
 	sink := &logSink{}
 	log.Logger.AddHook(sink)
 	return log, sink

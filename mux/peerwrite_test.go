@@ -1,4 +1,4 @@
-package mux
+package mux_test
 
 import (
 	"errors"
@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // TestPeerWriteTimeout: a client that stops reading while the target keeps
@@ -38,13 +41,13 @@ func TestPeerWriteTimeout(t *testing.T) {
 		wg.Wait()
 	})
 
-	tun := fastTuning()
+	tun := muxtest.FastTuning()
 	tun.PeerWriteTimeout = time.Second
 	entryLn := listenEntry(t)
 	c := startChain(t, chainOpts{
 		tuning:       tun,
-		rootServices: map[string]Service{"flood": {Addrs: []string{ln.Addr().String()}}},
-		leafEntries:  []entry{{ln: entryLn, name: "frozen", dest: "root", service: "flood"}},
+		rootServices: map[string]mux.Service{"flood": {Addrs: []string{ln.Addr().String()}}},
+		leafOpts:     []muxtest.Option{muxtest.WithEntry(entryLn, "frozen", "root", "flood")},
 	})
 	client, err := net.Dial("tcp", entryLn.Addr().String())
 	if err != nil {

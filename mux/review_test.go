@@ -1,4 +1,4 @@
-package mux
+package mux_test
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // TestSlowReaderGetsEveryByte: a clean download whose reader drains the
@@ -25,12 +28,12 @@ func TestSlowReaderGetsEveryByte(t *testing.T) {
 		_ = c.CloseWrite()
 	})
 	ln := listenEntry(t)
-	tun := fastTuning()
+	tun := muxtest.FastTuning()
 	tun.StreamCloseTimeout = 0 // the default
 	c := startChain(t, chainOpts{
 		tuning:       tun,
-		leafServices: map[string]Service{"dl": {Addrs: []string{srv.addr()}}},
-		rootEntries:  []entry{{ln: ln, name: "dl", dest: "leaf", service: "dl"}},
+		leafServices: map[string]mux.Service{"dl": {Addrs: []string{srv.addr()}}},
+		rootOpts:     []muxtest.Option{muxtest.WithEntry(ln, "dl", "leaf", "dl")},
 	})
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -64,7 +67,7 @@ func TestSlowReaderGetsEveryByte(t *testing.T) {
 // another goroutine; it aborts, and the Read returns.
 func TestConnCloseDuringRead(t *testing.T) {
 	hold := make(chan struct{})
-	c := startChain(t, chainOpts{leafServices: map[string]Service{"h": {Handler: func(ctx context.Context, c *Conn) {
+	c := startChain(t, chainOpts{leafServices: map[string]mux.Service{"h": {Handler: func(ctx context.Context, c *mux.Conn) {
 		defer c.Close()
 		select {
 		case <-hold:
@@ -94,7 +97,7 @@ func TestConnCloseDuringRead(t *testing.T) {
 	}
 	select {
 	case err := <-readErr:
-		if !errors.Is(err, ErrAborted) {
+		if !errors.Is(err, mux.ErrAborted) {
 			t.Fatalf("pending Read returned %v, want an abort", err)
 		}
 	case <-time.After(10 * time.Second):
@@ -105,18 +108,9 @@ func TestConnCloseDuringRead(t *testing.T) {
 // TestShutdownDuringHello: a connection to a link port that never says
 // hello does not hold Shutdown for the hello timeout.
 func TestShutdownDuringHello(t *testing.T) {
-	tun := fastTuning()
+	tun := muxtest.FastTuning()
 	tun.HelloTimeout = 30 * time.Second
-	n, err := New(Config{Label: "r", Role: RoleRoot, Tuning: tun, Links: []LinkConfig{{Peer: "c", Listen: "127.0.0.1:0"}}}, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
+	n := muxtest.StartNode(t, mux.Config{Label: "r", Role: mux.RoleRoot, Tuning: tun, Links: []mux.LinkConfig{{Peer: "c", Listen: "127.0.0.1:0"}}})
 	silent, err := net.Dial("tcp", n.LinkAddr("c").String())
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +121,6 @@ func TestShutdownDuringHello(t *testing.T) {
 	// test would pass without covering the hello; it cannot fail falsely).
 	_ = silent.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	_, _ = silent.Read(make([]byte, 1))
-	cancel()
-	<-served
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	start := time.Now()
