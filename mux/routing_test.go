@@ -9,6 +9,19 @@ import (
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
+func TestChainRoutesLearned(t *testing.T) {
+	c := startChain(t, chainOpts{})
+	if got := c.leaf.PathToRoot(); len(got) != 3 || got[0] != "relay2" || got[1] != "relay1" || got[2] != "root" {
+		t.Fatalf("leaf path to root = %v", got)
+	}
+	if got := c.r2.PathToRoot(); len(got) != 2 || got[0] != "relay1" || got[1] != "root" {
+		t.Fatalf("relay2 path to root = %v", got)
+	}
+	if got := len(c.root.Routes()); got != 3 {
+		t.Fatalf("root routes = %v", c.root.Routes())
+	}
+}
+
 // TestParentFailover: a leaf with two parents in priority order sends up
 // through the first that is up, moves to the second when the first is
 // lost, and returns to the first when it comes back; the root's route to
@@ -68,4 +81,16 @@ func TestParentFailover(t *testing.T) {
 	muxtest.StartNode(t, relayACfg)
 	via("relay-a")
 	assertDrained(t, root, relayB, leaf)
+}
+
+// TestStartupOrderLeafFirst: the nodes start from the leaf upwards, each
+// dialling a parent that is not there yet; the links and routes still
+// form, and sessions work.
+func TestStartupOrderLeafFirst(t *testing.T) {
+	checkReleased(t)
+	duplex := startTarget(t, serveDuplex)
+	svc := map[string]mux.Service{"duplex": {Addrs: []string{duplex.addr()}}}
+	tc := startTestChain(t, tchainOpts{leafFirst: true, chainOpts: chainOpts{rootServices: svc, leafServices: svc}})
+	sessionsWork(t, tc.chain, "duplex")
+	duplex.waitClosed(t, 2)
 }
