@@ -15,7 +15,7 @@ import (
 
 // chain is the four-node test tree: root <- relay1 <- relay2 <- leaf.
 // root-relay1 is dialled by the parent (root dials relay1), relay1-relay2
-// by the child, relay2-leaf by the parent.
+// and relay2-leaf by the child (relay2 dials relay1, the leaf relay2).
 type chain struct {
 	root, r1, r2, leaf *mux.Node
 }
@@ -30,42 +30,12 @@ type chainOpts struct {
 	r2Listen     string
 }
 
+// startChain starts the chain with o, waits until every node learned its
+// routes, and checks at the end of the test, before the nodes shut down,
+// that no session is left in any node's table.
 func startChain(t testing.TB, o chainOpts) *chain {
 	t.Helper()
-	if o.tuning == (mux.Tuning{}) {
-		o.tuning = muxtest.FastTuning()
-	}
-	if o.r1Listen == "" {
-		o.r1Listen = "127.0.0.1:0"
-	}
-	if o.r2Listen == "" {
-		o.r2Listen = "127.0.0.1:0"
-	}
-	c := &chain{}
-	// relay1 listens for its parent (root dials it) and for relay2 (the
-	// child dials).
-	c.r1 = muxtest.StartNode(t, mux.Config{Label: "relay1", Role: mux.RoleRelay, Tuning: o.tuning, Links: []mux.LinkConfig{
-		{Peer: "root", Parent: true, Listen: o.r1Listen},
-		{Peer: "relay2", Listen: o.r1Listen},
-	}})
-	r1 := c.r1.LinkAddr("root").String()
-	c.root = muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: o.tuning, Services: o.rootServices, Links: []mux.LinkConfig{
-		{Peer: "relay1", Dial: r1},
-	}}, o.rootOpts...)
-	c.r2 = muxtest.StartNode(t, mux.Config{Label: "relay2", Role: mux.RoleRelay, Tuning: o.tuning, Links: []mux.LinkConfig{
-		{Peer: "relay1", Parent: true, Dial: r1},
-		{Peer: "leaf", Listen: o.r2Listen},
-	}})
-	// The leaf listens and its parent relay2 dials: the link from the
-	// inner side outwards... here relay2 listens, the leaf dials.
-	c.leaf = muxtest.StartNode(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: o.tuning, Services: o.leafServices, Links: []mux.LinkConfig{
-		{Peer: "relay2", Parent: true, Dial: c.r2.LinkAddr("leaf").String()},
-	}}, o.leafOpts...)
-	c.waitRoutes(t)
-	// At the end of the test, before the nodes shut down: no session may
-	// be left in any node's table.
-	t.Cleanup(func() { checkNoSessions(t, c.nodes()...) })
-	return c
+	return startTestChain(t, tchainOpts{chainOpts: o}).chain
 }
 
 func (c *chain) waitRoutes(t testing.TB) {
@@ -80,9 +50,9 @@ func (c *chain) waitRoutes(t testing.TB) {
 
 func (c *chain) nodes() []*mux.Node { return []*mux.Node{c.root, c.r1, c.r2, c.leaf} }
 
-// tchain is the four-node chain of startChain, built with what startChain
-// does not offer: every node's log kept in a sink, proxies in front of
-// relay1's links, fixed addresses, and start-up from the leaf upwards.
+// tchain is the four-node chain with what fault tests need beside it:
+// every node's log kept in a sink, proxies in front of relay1's links,
+// fixed addresses, and start-up from the leaf upwards.
 type tchain struct {
 	*chain
 	t      testing.TB
@@ -106,6 +76,10 @@ func relay1Config(tun mux.Tuning, addr string) mux.Config {
 	}}
 }
 
+// startTestChain starts the chain with o (relay1, root, relay2, leaf; or
+// from the leaf upwards), waits until every node learned its routes, and
+// checks at the end of the test, before the nodes shut down, that no
+// session is left in any node's table.
 func startTestChain(t testing.TB, o tchainOpts) *tchain {
 	t.Helper()
 	if o.tuning == (mux.Tuning{}) {
@@ -323,7 +297,7 @@ func errorWith(parts ...string) func(logRecord) bool {
 	}
 }
 
-// captureLog is testLog with every entry also kept in the returned sink.
+// captureLog is muxtest.Log with every entry also kept in the returned sink.
 func captureLog(t testing.TB) (*logrus.Entry, *logSink) {
 	t.Helper()
 	log := muxtest.Log(t)

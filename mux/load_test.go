@@ -16,9 +16,9 @@ import (
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
-// loadTuning is fastTuning with the link and stream timeouts of
+// loadTuning is muxtest.FastTuning with the link and stream timeouts of
 // DefaultTuning. The load tests are about bytes, not about detecting dead
-// links, and fastTuning's timeouts are too short for a link saturated both
+// links, and FastTuning's timeouts are too short for a link saturated both
 // ways by a slow -race build on a loaded machine:
 //   - a yamux keepalive answer queues behind the data in flight on its link
 //     (the send queue and both sockets' buffers, several MiB on loopback),
@@ -27,7 +27,7 @@ import (
 //   - once an end closed its stream, the peer must close within the stream
 //     close timeout or yamux resets the stream, and the peer closes only
 //     after it drained what is still in flight towards it, which with 200
-//     sessions sharing a slow link can take longer than fastTuning's 5s;
+//     sessions sharing a slow link can take longer than FastTuning's 5s;
 //   - a session open (its SYN, header and status) queues behind the same
 //     data on every hop, both ways: with 200 sessions opened at once, the
 //     last opens wait for the first sessions' bytes, and on a loaded

@@ -12,7 +12,7 @@ import (
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
-// faultTuning is fastTuning with small windows, so that a session whose
+// faultTuning is muxtest.FastTuning with small windows, so that a session whose
 // client does not read backs up quickly.
 func faultTuning() mux.Tuning {
 	t := muxtest.FastTuning()
