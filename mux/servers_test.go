@@ -90,92 +90,36 @@ func (s *target) waitClosed(t testing.TB, accepted int64) {
 	}
 }
 
-// echoServer accepts connections and writes back what it reads, then
-// half-closes. It returns its address and counts its open connections.
-type echoServer struct {
-	ln    net.Listener
-	open  atomic.Int64
-	wg    sync.WaitGroup
-	conns sync.Map
+// startEcho starts a target that writes back what it reads, then
+// half-closes.
+func startEcho(t testing.TB) *target {
+	t.Helper()
+	return startTarget(t, func(c *net.TCPConn) {
+		_, _ = io.Copy(c, c)
+		_ = c.CloseWrite()
+		_, _ = io.Copy(io.Discard, c)
+	})
 }
 
-func startEcho(t testing.TB) *echoServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &echoServer{ln: ln}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			e.open.Add(1)
-			e.conns.Store(c, true)
-			e.wg.Add(1)
-			go func() {
-				defer e.wg.Done()
-				defer e.open.Add(-1)
-				defer e.conns.Delete(c)
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		e.conns.Range(func(k, _ any) bool { _ = k.(net.Conn).Close(); return true })
-		e.wg.Wait()
-	})
-	return e
-}
+// hashReplySeed is the seed of the stream that startHashServer answers.
+const hashReplySeed = 7
 
-func (e *echoServer) addr() string { return e.ln.Addr().String() }
-
-// sinkServer reads everything, answers with the SHA-256 of what it read
-// followed by `reply` bytes of a pattern, and closes.
-func startHashServer(t testing.TB, reply int64) string {
+// startHashServer starts a target that reads everything, answers with the
+// SHA-256 of what it read followed by reply bytes of the stream of
+// hashReplySeed, and half-closes.
+func startHashServer(t testing.TB, reply int64) *target {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				h := sha256.New()
-				if _, err := io.Copy(h, c); err != nil {
-					return
-				}
-				if _, err := c.Write(h.Sum(nil)); err != nil {
-					return
-				}
-				_, _ = io.CopyN(c, newPattern(7), reply)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
+	return startTarget(t, func(c *net.TCPConn) {
+		h := sha256.New()
+		if _, err := io.Copy(h, c); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
+		if _, err := c.Write(h.Sum(nil)); err != nil {
+			return
+		}
+		_, _ = io.CopyN(c, newTestStream(hashReplySeed), reply)
+		_ = c.CloseWrite()
 	})
-	return ln.Addr().String()
 }
 
 // serveDuplex talks both ways at once. A connection starts with a 16-byte
@@ -296,14 +240,16 @@ func entryExchange(addr string, up, down int64, seed uint64) error {
 	return nil
 }
 
-// transfer sends size bytes through c (a session) while reading the reply,
-// and returns the SHA-256 of what was sent and of what came back.
+// roundTrip sends size bytes of the seed's stream through conn (a session)
+// and then calls cw (its half-close), while it reads the reply to its end;
+// it returns the SHA-256 of what was sent and of what came back, and how
+// many bytes came back.
 func roundTrip(t testing.TB, conn io.ReadWriter, cw func() error, size int64, seed uint64) (sent, got [32]byte, n int64) {
 	t.Helper()
 	hs := sha256.New()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := io.CopyN(io.MultiWriter(conn, hs), newPattern(seed), size)
+		_, err := io.CopyN(io.MultiWriter(conn, hs), newTestStream(seed), size)
 		if err == nil {
 			err = cw()
 		}
@@ -368,23 +314,9 @@ func streamHash(seed uint64, n int64) []byte {
 	return h.Sum(nil)
 }
 
+// streamPrefix is the first n bytes of the seed's stream.
 func streamPrefix(seed uint64, n int) []byte {
 	b := make([]byte, n)
 	_, _ = io.ReadFull(newTestStream(seed), b)
 	return b
-}
-
-// pattern is a cheap deterministic byte stream.
-type pattern struct{ x uint64 }
-
-func newPattern(seed uint64) *pattern { return &pattern{x: seed*0x9E3779B97F4A7C15 + 1} }
-
-func (p *pattern) Read(b []byte) (int, error) {
-	for i := range b {
-		p.x ^= p.x << 13
-		p.x ^= p.x >> 7
-		p.x ^= p.x << 17
-		b[i] = byte(p.x)
-	}
-	return len(b), nil
 }

@@ -31,13 +31,13 @@ func TestSessionLeafToRootEcho(t *testing.T) {
 
 func TestHalfClose(t *testing.T) {
 	hash := startHashServer(t, 100000)
-	c := startChain(t, chainOpts{leafServices: map[string]mux.Service{"hash": {Addrs: []string{hash}}}})
+	c := startChain(t, chainOpts{leafServices: map[string]mux.Service{"hash": {Addrs: []string{hash.addr()}}}})
 	conn, err := c.root.Open(context.Background(), "leaf", "hash")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := sha256.New()
-	if _, err := io.CopyN(io.MultiWriter(conn, h), newPattern(3), 3<<20); err != nil {
+	if _, err := io.CopyN(io.MultiWriter(conn, h), newTestStream(3), 3<<20); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.CloseWrite(); err != nil {
@@ -62,7 +62,7 @@ func TestHalfCloseThroughEntry(t *testing.T) {
 	hash := startHashServer(t, 100000)
 	ln := listenEntry(t)
 	c := startChain(t, chainOpts{
-		leafServices: map[string]mux.Service{"hash": {Addrs: []string{hash}}},
+		leafServices: map[string]mux.Service{"hash": {Addrs: []string{hash.addr()}}},
 		rootOpts:     []muxtest.Option{muxtest.WithEntry(ln, "hash", "leaf", "hash")},
 	})
 	nc, err := net.Dial("tcp", ln.Addr().String())
@@ -87,7 +87,7 @@ func TestHalfCloseThroughEntry(t *testing.T) {
 		t.Fatalf("reply: %d bytes, hash match %v", len(reply), len(reply) >= 32 && bytes.Equal(reply[:32], h.Sum(nil)))
 	}
 	want := make([]byte, 100000)
-	_, _ = io.ReadFull(newPattern(7), want)
+	_, _ = io.ReadFull(newTestStream(hashReplySeed), want)
 	if !bytes.Equal(reply[32:], want) {
 		t.Fatal("the reply stream differs from what the server sent")
 	}
@@ -95,15 +95,16 @@ func TestHalfCloseThroughEntry(t *testing.T) {
 	assertDrained(t, c.nodes()...)
 }
 
-// greetThenRead is a target that half-closes first: it sends a greeting,
-// shuts its write side, then reads and hashes everything the client sends
-// until the client's end, and reports it.
+// greetResult is what a greetThenRead target received.
 type greetResult struct {
 	n    int64
 	hash []byte
 	err  error
 }
 
+// greetThenRead serves a target that half-closes first: it sends a
+// greeting, shuts its write side, then reads and hashes everything the
+// client sends until the client's end, and reports it.
 func greetThenRead(greeting int64, results chan<- greetResult) func(c *net.TCPConn) {
 	return func(c *net.TCPConn) {
 		if _, err := io.CopyN(c, newTestStream(5), greeting); err != nil {
@@ -269,7 +270,7 @@ func TestSlowReaderGetsEveryByte(t *testing.T) {
 		if _, err := io.Copy(io.Discard, c); err != nil {
 			return
 		}
-		if _, err := io.CopyN(c, newPattern(3), size); err != nil {
+		if _, err := io.CopyN(c, newTestStream(3), size); err != nil {
 			return
 		}
 		_ = c.CloseWrite()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,27 +73,13 @@ func TestIdleTimeout(t *testing.T) {
 // ends (the target sees a reset, not a clean end) and released on every
 // node, instead of holding its sockets for ever.
 func TestPeerWriteTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	targetErr := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the target floods until its connection fails
-		defer wg.Done()
-		c, err := ln.Accept()
-		if err != nil {
-			targetErr <- err
-			return
+	srv := startTarget(t, func(c *net.TCPConn) { // floods until its connection fails
+		_, err := io.Copy(c, newTestStream(1))
+		select {
+		case targetErr <- err:
+		default: // only the first connection is the test's
 		}
-		defer c.Close()
-		_, err = io.Copy(c, newPattern(1))
-		targetErr <- err
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
 	})
 
 	tun := muxtest.FastTuning()
@@ -102,7 +87,7 @@ func TestPeerWriteTimeout(t *testing.T) {
 	entryLn := listenEntry(t)
 	c := startChain(t, chainOpts{
 		tuning:       tun,
-		rootServices: map[string]mux.Service{"flood": {Addrs: []string{ln.Addr().String()}}},
+		rootServices: map[string]mux.Service{"flood": {Addrs: []string{srv.addr()}}},
 		leafOpts:     []muxtest.Option{muxtest.WithEntry(entryLn, "frozen", "root", "flood")},
 	})
 	client, err := net.Dial("tcp", entryLn.Addr().String())
