@@ -13,9 +13,12 @@ import (
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
-// TestMain fails the package when any goroutine is left once every test has
-// run. No goroutine is ignored: the package starts no global one, and one
-// of ours left behind is a bug to fix, not to hide.
+// TestMain runs the package's one test binary, which holds both the
+// black-box tests (package mux_test) and the white-box ones (package mux).
+// It hands the white-box tests muxtest's logger and tuning, and fails the
+// run when any goroutine is left once every test has run. No goroutine is
+// ignored: the package starts no global one, and one of ours left behind is
+// a bug to fix, not to hide.
 func TestMain(m *testing.M) {
 	// Make the runtime open its network poller descriptors now, so that
 	// they are part of the first test's descriptor baseline.
