@@ -41,10 +41,14 @@ import (
 const logEnv = "MUX_TEST_LOG"
 
 // logLevel is the level that logEnv sets, read once.
-var logLevel = sync.OnceValue(func() logrus.Level {
-	n := 2
-	if v, err := strconv.Atoi(os.Getenv(logEnv)); err == nil {
-		n = v
+var logLevel = sync.OnceValue(func() logrus.Level { return parseLevel(os.Getenv(logEnv)) })
+
+// parseLevel maps the numeric level v to logrus's; anything but a number
+// is the default, 2.
+func parseLevel(v string) logrus.Level {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		n = 2
 	}
 	switch {
 	case n <= 0:
@@ -53,7 +57,7 @@ var logLevel = sync.OnceValue(func() logrus.Level {
 		return logrus.TraceLevel
 	}
 	return logrus.Level(n + 1) // 1 error, 2 warn, 3 info, 4 debug
-})
+}
 
 // Log returns a logger that writes to t.Log at the level MUX_TEST_LOG sets
 // and goes quiet when the test ends. Each call returns a new logger, so a
@@ -62,15 +66,15 @@ func Log(t testing.TB) *logrus.Entry {
 	t.Helper()
 	lg := logrus.New()
 	lg.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000"})
-	lg.SetOutput(LogWriter(t))
+	lg.SetOutput(logWriter(t))
 	lg.SetLevel(logLevel())
 	return logrus.NewEntry(lg)
 }
 
-// LogWriter returns a writer that passes each write to t.Log, one line a
+// logWriter returns a writer that passes each write to t.Log, one line a
 // write, and drops what is written once the test has ended instead of
 // making the testing package panic.
-func LogWriter(t testing.TB) io.Writer {
+func logWriter(t testing.TB) io.Writer {
 	t.Helper()
 	w := &tbWriter{t: t}
 	t.Cleanup(w.stop)
