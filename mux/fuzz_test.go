@@ -1,3 +1,6 @@
+// White-box (package mux): the fuzzers call the unexported decoders and
+// encoders of the wire format (readHello, readCtrl, readHeader, readStatus,
+// the frames a Conn reads) directly, with no node around them.
 package mux
 
 import (

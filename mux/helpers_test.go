@@ -1,208 +1,217 @@
-package mux
+package mux_test
 
 import (
-	"context"
-	"crypto/sha256"
-	"io"
 	"net"
-	"os"
-	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
-// testLog returns a logger that writes to t.Log and goes quiet when the
-// test ends. MUX_TEST_LOG=N sets the numeric level (default 2: warnings).
-func testLog(t testing.TB) *logrus.Entry {
+// chain is the four-node test tree: root <- relay1 <- relay2 <- leaf.
+// root-relay1 is dialled by the parent (root dials relay1), relay1-relay2
+// and relay2-leaf by the child (relay2 dials relay1, the leaf relay2).
+type chain struct {
+	root, r1, r2, leaf *mux.Node
+}
+
+type chainOpts struct {
+	tuning       mux.Tuning
+	rootServices map[string]mux.Service
+	leafServices map[string]mux.Service
+	rootOpts     []muxtest.Option // the root's entries
+	leafOpts     []muxtest.Option // the leaf's entries
+	r1Listen     string           // fixed relay1 address (for restart tests)
+	r2Listen     string
+}
+
+// startChain starts the chain with o, waits until every node learned its
+// routes, and checks at the end of the test, before the nodes shut down,
+// that no session is left in any node's table.
+func startChain(t testing.TB, o chainOpts) *chain {
 	t.Helper()
-	lg := logrus.New()
-	lg.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
-	w := &tbWriter{t: t}
-	t.Cleanup(w.stop)
-	lg.SetOutput(w)
-	lg.SetLevel(logrus.WarnLevel)
-	if v, err := strconv.Atoi(os.Getenv("MUX_TEST_LOG")); err == nil {
-		lg.SetLevel(logrus.Level(v + 1))
-	}
-	return logrus.NewEntry(lg)
+	return startTestChain(t, tchainOpts{chainOpts: o}).chain
 }
 
-type tbWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tbWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(p[:len(p)-1]))
-	}
-	return len(p), nil
-}
-
-func (w *tbWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-// fastTuning shortens the timeouts so fault tests finish quickly.
-func fastTuning() Tuning {
-	t := DefaultTuning()
-	t.KeepAliveInterval = 500 * time.Millisecond
-	t.WriteTimeout = 1 * time.Second
-	t.StreamCloseTimeout = 5 * time.Second
-	t.HelloTimeout = 2 * time.Second
-	t.OpenTimeout = 5 * time.Second
-	t.DialTimeout = 2 * time.Second
-	t.BackoffMin = 20 * time.Millisecond
-	t.BackoffMax = 200 * time.Millisecond
-	t.ShutdownAbortWait = 10 * time.Second
-	return t
-}
-
-// startNode starts a node and registers its shutdown.
-func startNode(t testing.TB, cfg Config) *Node {
+func (c *chain) waitRoutes(t testing.TB) {
 	t.Helper()
-	n, err := New(cfg, testLog(t))
-	if err != nil {
-		t.Fatalf("new %s: %v", cfg.Label, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = n.Shutdown(sctx)
+	muxtest.WaitFor(t, 10*time.Second, "routes to be learned", func() bool {
+		r := c.root.Routes()
+		return r["relay1"] == "relay1" && r["relay2"] == "relay1" && r["leaf"] == "relay1" &&
+			c.r1.Routes()["leaf"] == "relay2" && c.r2.Routes()["leaf"] == "leaf" &&
+			len(c.leaf.PathToRoot()) == 3
 	})
-	return n
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+func (c *chain) nodes() []*mux.Node { return []*mux.Node{c.root, c.r1, c.r2, c.leaf} }
+
+// tchain is the four-node chain with what fault tests need beside it:
+// every node's log kept in a sink, proxies in front of relay1's links,
+// fixed addresses, and start-up from the leaf upwards.
+type tchain struct {
+	*chain
+	t      testing.TB
+	tun    mux.Tuning
+	logs   map[string]*logSink // by label
+	r1Addr string              // relay1's link listen address
+	// rootProxy carries root-relay1, childProxy relay2-relay1 (proxied).
+	rootProxy, childProxy *faultProxy
+}
+
+type tchainOpts struct {
+	chainOpts
+	proxied   bool // put a faultProxy in front of each of relay1's links
+	leafFirst bool // start the leaf first and the root last
+}
+
+func relay1Config(tun mux.Tuning, addr string) mux.Config {
+	return mux.Config{Label: "relay1", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
+		{Peer: "root", Parent: true, Listen: addr},
+		{Peer: "relay2", Listen: addr},
+	}}
+}
+
+// startTestChain starts the chain with o (relay1, root, relay2, leaf; or
+// from the leaf upwards), waits until every node learned its routes, and
+// checks at the end of the test, before the nodes shut down, that no
+// session is left in any node's table.
+func startTestChain(t testing.TB, o tchainOpts) *tchain {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
+	if o.tuning == (mux.Tuning{}) {
+		o.tuning = muxtest.FastTuning()
+	}
+	tc := &tchain{chain: &chain{}, t: t, tun: o.tuning, logs: map[string]*logSink{}}
+	r1, r2 := o.r1Listen, o.r2Listen
+	if o.leafFirst || o.proxied {
+		// The dialling sides need the addresses before the listeners
+		// exist.
+		if r1 == "" {
+			r1 = freeAddr(t)
+		}
+		if r2 == "" {
+			r2 = freeAddr(t)
+		}
+	}
+	if r1 == "" {
+		r1 = "127.0.0.1:0"
+	}
+	if r2 == "" {
+		r2 = "127.0.0.1:0"
+	}
+	startR1 := func() {
+		tc.r1 = tc.start(relay1Config(o.tuning, r1))
+		tc.r1Addr = tc.r1.LinkAddr("root").String()
+	}
+	rootDial, r2Dial := func() string { return tc.r1Addr }, func() string { return tc.r1Addr }
+	if o.proxied {
+		tc.r1Addr = r1
+		tc.rootProxy, tc.childProxy = startProxy(t, r1), startProxy(t, r1)
+		rootDial = tc.rootProxy.addr
+		r2Dial = tc.childProxy.addr
+	}
+	startRoot := func() {
+		tc.root = tc.start(mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: o.tuning, Services: o.rootServices, Links: []mux.LinkConfig{
+			{Peer: "relay1", Dial: rootDial()},
+		}}, o.rootOpts...)
+	}
+	startR2 := func() {
+		tc.r2 = tc.start(mux.Config{Label: "relay2", Role: mux.RoleRelay, Tuning: o.tuning, Links: []mux.LinkConfig{
+			{Peer: "relay1", Parent: true, Dial: r2Dial()},
+			{Peer: "leaf", Listen: r2},
+		}})
+	}
+	startLeaf := func(r2 string) {
+		tc.leaf = tc.start(mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: o.tuning, Services: o.leafServices, Links: []mux.LinkConfig{
+			{Peer: "relay2", Parent: true, Dial: r2},
+		}}, o.leafOpts...)
+	}
+	if o.leafFirst {
+		if !o.proxied {
+			tc.r1Addr = r1
+		}
+		startLeaf(r2)
+		startR2()
+		muxtest.WaitFor(t, 5*time.Second, "the leaf to connect to relay2", func() bool { return len(tc.r2.Links()) == 1 })
+		startR1()
+		startRoot()
+	} else {
+		startR1()
+		startRoot()
+		startR2()
+		startLeaf(tc.r2.LinkAddr("leaf").String())
+	}
+	tc.waitRoutes(t)
+	t.Cleanup(tc.checkDrained)
+	return tc
+}
+
+// start starts a node whose log goes to the test and to a sink.
+func (tc *tchain) start(cfg mux.Config, opts ...muxtest.Option) *mux.Node {
+	tc.t.Helper()
+	log, sink := captureLog(tc.t)
+	tc.logs[cfg.Label] = sink
+	return muxtest.StartNode(tc.t, cfg, append([]muxtest.Option{muxtest.WithLog(log)}, opts...)...)
+}
+
+// checkDrained is the end-of-test check that no session is left in any
+// node's table.
+func (tc *tchain) checkDrained() {
+	checkNoSessions(tc.t, tc.nodes()...)
+}
+
+// checkNoSessions fails the test, without stopping it (it runs in
+// cleanups), when a node still carries a session after a short wait.
+func checkNoSessions(t testing.TB, nodes ...*mux.Node) {
+	t.Helper()
+	if t.Failed() {
+		return // the failure is reported already
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := map[string]int{}
+		for _, n := range nodes {
+			if s := n.Sessions(); s != 0 {
+				left[n.Label()] = s
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+			t.Errorf("sessions left at the end of the test: %v", left)
+			return
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// echoServer accepts connections and writes back what it reads, then
-// half-closes. It returns its address and counts its open connections.
-type echoServer struct {
-	ln    net.Listener
-	open  atomic.Int64
-	wg    sync.WaitGroup
-	conns sync.Map
+// assertDrained waits until no node carries a session.
+func assertDrained(t testing.TB, nodes ...*mux.Node) {
+	t.Helper()
+	muxtest.WaitFor(t, 10*time.Second, "sessions to drain", func() bool {
+		for _, n := range nodes {
+			if n.Sessions() != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
-func startEcho(t testing.TB) *echoServer {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &echoServer{ln: ln}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			e.open.Add(1)
-			e.conns.Store(c, true)
-			e.wg.Add(1)
-			go func() {
-				defer e.wg.Done()
-				defer e.open.Add(-1)
-				defer e.conns.Delete(c)
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		e.conns.Range(func(k, _ any) bool { _ = k.(net.Conn).Close(); return true })
-		e.wg.Wait()
-	})
-	return e
-}
-
-func (e *echoServer) addr() string { return e.ln.Addr().String() }
-
-// sinkServer reads everything, answers with the SHA-256 of what it read
-// followed by `reply` bytes of a pattern, and closes.
-func startHashServer(t testing.TB, reply int64) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				h := sha256.New()
-				if _, err := io.Copy(h, c); err != nil {
-					return
-				}
-				if _, err := c.Write(h.Sum(nil)); err != nil {
-					return
-				}
-				_, _ = io.CopyN(c, newPattern(7), reply)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
-// pattern is a cheap deterministic byte stream.
-type pattern struct{ x uint64 }
-
-func newPattern(seed uint64) *pattern { return &pattern{x: seed*0x9E3779B97F4A7C15 + 1} }
-
-func (p *pattern) Read(b []byte) (int, error) {
-	for i := range b {
-		p.x ^= p.x << 13
-		p.x ^= p.x >> 7
-		p.x ^= p.x << 17
-		b[i] = byte(p.x)
-	}
-	return len(b), nil
+	a := ln.Addr().String()
+	ln.Close()
+	return a
 }
 
 // listenEntry opens an entry listener on a free loopback port.
@@ -213,4 +222,86 @@ func listenEntry(t testing.TB) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// logSink is a logrus hook that keeps every entry a node logs, so a test
+// can assert what was logged, at which level and with which error.
+type logSink struct {
+	mu      sync.Mutex
+	entries []logRecord
+}
+
+type logRecord struct {
+	Level   logrus.Level
+	Message string
+	Data    logrus.Fields
+}
+
+// err is the error attached with WithError, or nil.
+func (r logRecord) err() error {
+	e, _ := r.Data[logrus.ErrorKey].(error)
+	return e
+}
+
+func (s *logSink) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (s *logSink) Fire(e *logrus.Entry) error {
+	data := make(logrus.Fields, len(e.Data))
+	for k, v := range e.Data {
+		data[k] = v
+	}
+	s.mu.Lock()
+	s.entries = append(s.entries, logRecord{Level: e.Level, Message: e.Message, Data: data})
+	s.mu.Unlock()
+	return nil
+}
+
+// find returns the first record that match accepts.
+func (s *logSink) find(match func(logRecord) bool) (logRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.entries {
+		if match(r) {
+			return r, true
+		}
+	}
+	return logRecord{}, false
+}
+
+// waitLog waits until a record that match accepts was logged.
+func (s *logSink) waitLog(t testing.TB, what string, match func(logRecord) bool) logRecord {
+	t.Helper()
+	var rec logRecord
+	muxtest.WaitFor(t, 10*time.Second, "log: "+what, func() bool {
+		var ok bool
+		rec, ok = s.find(match)
+		return ok
+	})
+	return rec
+}
+
+// errorWith matches an error-level record whose error text contains every
+// one of parts. (The message text is not matched: the reason is in the
+// error.)
+func errorWith(parts ...string) func(logRecord) bool {
+	return func(r logRecord) bool {
+		if r.Level != logrus.ErrorLevel || r.err() == nil {
+			return false
+		}
+		for _, p := range parts {
+			if !strings.Contains(r.err().Error(), p) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// captureLog is muxtest.Log with every entry also kept in the returned sink.
+func captureLog(t testing.TB) (*logrus.Entry, *logSink) {
+	t.Helper()
+	log := muxtest.Log(t)
+	sink := &logSink{}
+	log.Logger.AddHook(sink)
+	return log, sink
 }

@@ -1,9 +1,13 @@
+// White-box (package mux): coalesceConn, the link's write coalescing, is
+// unexported, and these tests look at the yamux frames it writes. The
+// logger and tuning come from muxtest through SetTestKit (export_test.go).
 package mux
 
 import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
@@ -99,7 +103,7 @@ func TestCoalesceConnUnderYamux(t *testing.T) {
 	defer srv.Close()
 
 	var want bytes.Buffer
-	_, _ = io.CopyN(&want, newPattern(9), 3<<20+12345)
+	_, _ = io.CopyN(&want, rand.NewChaCha8([32]byte{9}), 3<<20+12345)
 	got := make(chan []byte, 1)
 	go func() {
 		st, err := srv.AcceptStream()

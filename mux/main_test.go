@@ -1,26 +1,31 @@
-package mux
+package mux_test
 
 import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
-// TestMain fails the package when any goroutine is left once every test has
-// run. No goroutine is ignored: the package starts no global one, and one
-// of ours left behind is a bug to fix, not to hide.
+// TestMain runs the package's one test binary, which holds both the
+// black-box tests (package mux_test) and the white-box ones (package mux).
+// It hands the white-box tests muxtest's logger and tuning, and fails the
+// run when any goroutine is left once every test has run. No goroutine is
+// ignored: the package starts no global one, and one of ours left behind is
+// a bug to fix, not to hide.
 func TestMain(m *testing.M) {
 	// Make the runtime open its network poller descriptors now, so that
 	// they are part of the first test's descriptor baseline.
 	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
 		_ = ln.Close()
 	}
+	mux.SetTestKit(muxtest.Log, muxtest.FastTuning)
 	goleak.VerifyTestMain(m)
 }
 
@@ -90,86 +95,4 @@ func listFDs() string {
 		b.WriteString(e.Name() + " -> " + target + "\n")
 	}
 	return b.String()
-}
-
-// logSink is a logrus hook that keeps every entry a node logs, so a test
-// can assert what was logged, at which level and with which error.
-type logSink struct {
-	mu      sync.Mutex
-	entries []logRecord
-}
-
-type logRecord struct {
-	Level   logrus.Level
-	Message string
-	Data    logrus.Fields
-}
-
-// err is the error attached with WithError, or nil.
-func (r logRecord) err() error {
-	e, _ := r.Data[logrus.ErrorKey].(error)
-	return e
-}
-
-func (s *logSink) Levels() []logrus.Level { return logrus.AllLevels }
-
-func (s *logSink) Fire(e *logrus.Entry) error {
-	data := make(logrus.Fields, len(e.Data))
-	for k, v := range e.Data {
-		data[k] = v
-	}
-	s.mu.Lock()
-	s.entries = append(s.entries, logRecord{Level: e.Level, Message: e.Message, Data: data})
-	s.mu.Unlock()
-	return nil
-}
-
-// find returns the first record that match accepts.
-func (s *logSink) find(match func(logRecord) bool) (logRecord, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.entries {
-		if match(r) {
-			return r, true
-		}
-	}
-	return logRecord{}, false
-}
-
-// waitLog waits until a record that match accepts was logged.
-func (s *logSink) waitLog(t testing.TB, what string, match func(logRecord) bool) logRecord {
-	t.Helper()
-	var rec logRecord
-	waitFor(t, 10*time.Second, "log: "+what, func() bool {
-		var ok bool
-		rec, ok = s.find(match)
-		return ok
-	})
-	return rec
-}
-
-// errorWith matches an error-level record whose error text contains every
-// one of parts. (The message text is not matched: the reason is in the
-// error.)
-func errorWith(parts ...string) func(logRecord) bool {
-	return func(r logRecord) bool {
-		if r.Level != logrus.ErrorLevel || r.err() == nil {
-			return false
-		}
-		for _, p := range parts {
-			if !strings.Contains(r.err().Error(), p) {
-				return false
-			}
-		}
-		return true
-	}
-}
-
-// captureLog is testLog with every entry also kept in the returned sink.
-func captureLog(t testing.TB) (*logrus.Entry, *logSink) {
-	t.Helper()
-	log := testLog(t)
-	sink := &logSink{}
-	log.Logger.AddHook(sink)
-	return log, sink
 }

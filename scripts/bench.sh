@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench.sh: run the relay chain benchmarks (mux/bench_test.go) and print a
+# bench.sh: run the relay chain benchmarks (mux/bench*_test.go) and print a
 # summary with the project's targets beside the figures.
 #
 #   scripts/bench.sh [BENCH-REGEXP] [extra go test flags...]

@@ -14,6 +14,7 @@ import (
 	"github.com/relaychain/relaychain/epproxy/delivery"
 	"github.com/relaychain/relaychain/events"
 	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // newService opens a Service and closes it when the test ends.
@@ -28,7 +29,7 @@ func newService(t testing.TB, cfg delivery.Config) *delivery.Service {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 2 * time.Second
 	}
-	s, err := delivery.New(cfg, testLog(t))
+	s, err := delivery.New(cfg, muxtest.Log(t))
 	if err != nil {
 		t.Fatalf("delivery.New: %v", err)
 	}
@@ -44,7 +45,7 @@ func wantStats(t testing.TB, got, want delivery.Stats) {
 }
 
 func TestNewNeedsAnOutput(t *testing.T) {
-	_, err := delivery.New(delivery.Config{StateFile: filepath.Join(t.TempDir(), "s.json")}, testLog(t))
+	_, err := delivery.New(delivery.Config{StateFile: filepath.Join(t.TempDir(), "s.json")}, muxtest.Log(t))
 	if err == nil {
 		t.Fatal("New without server and file succeeded")
 	}
@@ -56,7 +57,7 @@ func TestDedupAcrossSessions(t *testing.T) {
 	srv := startEventServer(t)
 	state := filepath.Join(t.TempDir(), "events-state.json")
 	svc := newService(t, delivery.Config{Server: srv.addr, StateFile: state})
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 
 	s1 := openSession(t, leaf)
 	s1.mustSend(batch("es-a", 1, 10))
@@ -88,9 +89,9 @@ func TestDedupAcrossRestart(t *testing.T) {
 	srv := startEventServer(t)
 	state := filepath.Join(t.TempDir(), "events-state.json")
 	var cur atomic.Pointer[delivery.Service]
-	_, leaf := startPair(t, func(ctx context.Context, c *mux.Conn) { cur.Load().Handle(ctx, c) })
+	_, leaf := muxtest.StartPair(t, func(ctx context.Context, c *mux.Conn) { cur.Load().Handle(ctx, c) })
 
-	old, err := delivery.New(delivery.Config{Server: srv.addr, StateFile: state}, testLog(t))
+	old, err := delivery.New(delivery.Config{Server: srv.addr, StateFile: state}, muxtest.Log(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestDedupAcrossRestart(t *testing.T) {
 func TestServerDownNoAck(t *testing.T) {
 	srv := startEventServer(t)
 	svc := newService(t, delivery.Config{Server: srv.addr})
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 
 	s1 := openSession(t, leaf)
 	s1.mustSend(batch("es-a", 1, 10))
@@ -152,7 +153,7 @@ func TestServerDownNoAck(t *testing.T) {
 func TestServerClosesBetweenBatches(t *testing.T) {
 	srv := startEventServer(t)
 	svc := newService(t, delivery.Config{Server: srv.addr})
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 
 	s := openSession(t, leaf)
 	const rounds = 20
@@ -173,7 +174,7 @@ func TestServerClosesBetweenBatches(t *testing.T) {
 func TestJSONFile(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "events.jsonl")
 	svc := newService(t, delivery.Config{File: out})
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 
 	recv := time.Date(2026, 1, 2, 3, 4, 5, 123000000, time.UTC)
 	b := &events.Batch{Sink: "es-a", Events: []events.Event{
@@ -229,7 +230,7 @@ func TestServerAndFile(t *testing.T) {
 	srv := startEventServer(t)
 	out := filepath.Join(t.TempDir(), "events.jsonl")
 	svc := newService(t, delivery.Config{Server: srv.addr, File: out})
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 	s := openSession(t, leaf)
 	s.mustSend(batch("es-a", 1, 50))
 	s.end()
@@ -250,7 +251,7 @@ func TestSinkLabelMismatch(t *testing.T) {
 	srv := startEventServer(t)
 	state := filepath.Join(t.TempDir(), "events-state.json")
 	svc := newService(t, delivery.Config{Server: srv.addr, StateFile: state})
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 
 	s1 := openSession(t, leaf)
 	ack, err := s1.send(batch("es-b", 1, 10))
@@ -275,7 +276,7 @@ func TestSinkLabelMismatch(t *testing.T) {
 func TestGarbageClosesSession(t *testing.T) {
 	srv := startEventServer(t)
 	svc := newService(t, delivery.Config{Server: srv.addr})
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 	s := openSession(t, leaf)
 	if _, err := s.c.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
 		t.Fatal(err)
@@ -295,7 +296,7 @@ func TestServerDownFileOnce(t *testing.T) {
 	srv := startEventServer(t)
 	out := filepath.Join(t.TempDir(), "events.jsonl")
 	svc := newService(t, delivery.Config{Server: srv.addr, File: out})
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 
 	srv.down()
 	s1 := openSession(t, leaf)

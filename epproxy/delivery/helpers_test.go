@@ -23,15 +23,6 @@ import (
 // must all be gone.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The node helpers are shared with the other packages built on mux.
-var (
-	testLog    = muxtest.Log
-	fastTuning = muxtest.FastTuning
-	startNode  = muxtest.StartNode
-	startPair  = muxtest.StartPair
-	waitFor    = muxtest.WaitFor
-)
-
 // eventServer is a stand-in for the event server: it accepts connections
 // and records every line it reads, in order. It can drop its connections
 // and stop listening, and listen again on the same address.
@@ -117,7 +108,7 @@ func (s *eventServer) dropConns() {
 		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	}
 	s.mu.Unlock()
-	waitFor(s.t, 5*time.Second, "the event server's connections to end", func() bool {
+	muxtest.WaitFor(s.t, 5*time.Second, "the event server's connections to end", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.conns) == 0
@@ -132,7 +123,7 @@ func (s *eventServer) closeConns() {
 		_ = c.Close()
 	}
 	s.mu.Unlock()
-	waitFor(s.t, 5*time.Second, "the event server's connections to end", func() bool {
+	muxtest.WaitFor(s.t, 5*time.Second, "the event server's connections to end", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return len(s.conns) == 0
@@ -171,7 +162,7 @@ func (s *eventServer) acceptCount() int {
 // waitLines waits until the server has at least n lines.
 func (s *eventServer) waitLines(n int) []string {
 	s.t.Helper()
-	waitFor(s.t, 10*time.Second, fmt.Sprintf("%d lines at the event server", n), func() bool {
+	muxtest.WaitFor(s.t, 10*time.Second, fmt.Sprintf("%d lines at the event server", n), func() bool {
 		return len(s.got()) >= n
 	})
 	return s.got()

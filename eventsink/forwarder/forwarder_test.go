@@ -16,6 +16,7 @@ import (
 	"github.com/relaychain/relaychain/eventsink/forwarder"
 	"github.com/relaychain/relaychain/eventsink/spool"
 	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 var errTestFault = errors.New("test fault")
@@ -26,15 +27,15 @@ var errTestFault = errors.New("test fault")
 func TestForwardBatchesAcked(t *testing.T) {
 	srv := startLineServer(t)
 	svc := newDelivery(t, srv)
-	_, leaf := startPair(t, svc.Handle)
+	_, leaf := muxtest.StartPair(t, svc.Handle)
 	sp := openSpool(t)
 	const n = 2000
 	appendEvents(t, sp, 0, n)
 	last := sp.Stats().NextSeq - 1
 
-	f := forwarder.New(leaf, sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events", BatchCount: 100}, testLog(t))
+	f := forwarder.New(leaf, sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events", BatchCount: 100}, muxtest.Log(t))
 	runForwarder(t, f)
-	waitFor(t, 20*time.Second, "the spool to be acknowledged", func() bool { return sp.Stats().Acked == last })
+	muxtest.WaitFor(t, 20*time.Second, "the spool to be acknowledged", func() bool { return sp.Stats().Acked == last })
 	checkEvents(t, srv.got(), n)
 	if st := f.Stats(); st.Batches != n/100 || st.Events != n || st.Failures != 0 {
 		t.Fatalf("forwarder stats %+v: want %d batches, %d events, no failure", st, n/100, n)
@@ -53,16 +54,16 @@ func TestForwardBatchesAcked(t *testing.T) {
 func TestIdleHoldsNoSession(t *testing.T) {
 	srv := startLineServer(t)
 	svc := newDelivery(t, srv)
-	root, leaf := startPair(t, svc.Handle)
+	root, leaf := muxtest.StartPair(t, svc.Handle)
 	sp := openSpool(t)
-	f := forwarder.New(leaf, sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events"}, testLog(t))
+	f := forwarder.New(leaf, sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events"}, muxtest.Log(t))
 	runForwarder(t, f)
 
 	idle := func() bool { return root.Sessions() == 0 && leaf.Sessions() == 0 }
 	for round := 1; round <= 3; round++ {
 		appendEvents(t, sp, (round-1)*10, round*10)
-		waitFor(t, 10*time.Second, "the events to arrive", func() bool { return len(srv.got()) == round*10 })
-		waitFor(t, 10*time.Second, "no session on either node", idle)
+		muxtest.WaitFor(t, 10*time.Second, "the events to arrive", func() bool { return len(srv.got()) == round*10 })
+		muxtest.WaitFor(t, 10*time.Second, "no session on either node", idle)
 		if st := f.Stats(); st.Sessions != uint64(round) || st.Failures != 0 {
 			t.Fatalf("round %d: forwarder stats %+v: want %d sessions, no failure", round, st, round)
 		}
@@ -185,12 +186,12 @@ func TestResendAfterAbort(t *testing.T) {
 		4: {kind: faultWrongAck, after: 3},
 		5: {kind: faultAfterDeliver},
 	})
-	_, leaf := startPair(t, svc.handle)
+	_, leaf := muxtest.StartPair(t, svc.handle)
 	sp := openSpool(t)
 	const n = 5000
 	appendEvents(t, sp, 0, 1000)
 	f := forwarder.New(leaf, sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events",
-		BatchCount: 50, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}, testLog(t))
+		BatchCount: 50, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}, muxtest.Log(t))
 	runForwarder(t, f)
 
 	var wg sync.WaitGroup
@@ -204,7 +205,7 @@ func TestResendAfterAbort(t *testing.T) {
 	}()
 	wg.Wait()
 	last := sp.Stats().NextSeq - 1
-	waitFor(t, 30*time.Second, "the spool to be acknowledged", func() bool { return sp.Stats().Acked == last })
+	muxtest.WaitFor(t, 30*time.Second, "the spool to be acknowledged", func() bool { return sp.Stats().Acked == last })
 	checkEvents(t, svc.delivered(), n)
 	if st := f.Stats(); st.Failures != 5 || st.Events < n {
 		t.Fatalf("forwarder stats %+v: want 5 failures and at least %d events acknowledged", st, n)
@@ -215,14 +216,14 @@ func TestResendAfterAbort(t *testing.T) {
 // session.
 func TestAckTimeout(t *testing.T) {
 	svc := newScripted(t, map[int32]fault{1: {kind: faultNoAck, after: 1}})
-	_, leaf := startPair(t, svc.handle)
+	_, leaf := muxtest.StartPair(t, svc.handle)
 	sp := openSpool(t)
 	appendEvents(t, sp, 0, 300)
 	f := forwarder.New(leaf, sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events",
-		BatchCount: 100, AckTimeout: 300 * time.Millisecond, RetryMin: 10 * time.Millisecond}, testLog(t))
+		BatchCount: 100, AckTimeout: 300 * time.Millisecond, RetryMin: 10 * time.Millisecond}, muxtest.Log(t))
 	runForwarder(t, f)
 	last := sp.Stats().NextSeq - 1
-	waitFor(t, 10*time.Second, "the spool to be acknowledged", func() bool { return sp.Stats().Acked == last })
+	muxtest.WaitFor(t, 10*time.Second, "the spool to be acknowledged", func() bool { return sp.Stats().Acked == last })
 	checkEvents(t, svc.delivered(), 300)
 	if st := f.Stats(); st.Failures != 1 || st.Sessions != 2 {
 		t.Fatalf("forwarder stats %+v: want 1 failure, 2 sessions", st)
@@ -264,7 +265,7 @@ func TestRunReturnsOnCancel(t *testing.T) {
 		}},
 		{"waiting for the ack", func(t *testing.T, sp *spool.Spool) (forwarder.Opener, func(*forwarder.Forwarder) bool) {
 			svc := newScripted(t, map[int32]fault{1: {kind: faultNoAck}})
-			root, leaf := startPair(t, svc.handle)
+			root, leaf := muxtest.StartPair(t, svc.handle)
 			appendEvents(t, sp, 0, 10)
 			return leaf, func(f *forwarder.Forwarder) bool { return f.Stats().Sessions == 1 && root.Sessions() == 1 }
 		}},
@@ -277,7 +278,7 @@ func TestRunReturnsOnCancel(t *testing.T) {
 			setup func(t *testing.T, sp *spool.Spool) (forwarder.Opener, func(*forwarder.Forwarder) bool)
 		}{fmt.Sprintf("cancelled as the session opens/%d", i), func(t *testing.T, sp *spool.Spool) (forwarder.Opener, func(*forwarder.Forwarder) bool) {
 			svc := newScripted(t, map[int32]fault{1: {kind: faultNoAck}})
-			_, leaf := startPair(t, svc.handle)
+			_, leaf := muxtest.StartPair(t, svc.handle)
 			appendEvents(t, sp, 0, 10)
 			var opened atomic.Bool
 			return openerFunc(func(ctx context.Context, dest, service string) (*mux.Conn, error) {
@@ -295,12 +296,12 @@ func TestRunReturnsOnCancel(t *testing.T) {
 			sp := openSpool(t)
 			open, ready := tc.setup(t, sp)
 			f := forwarder.New(open, sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events",
-				AckTimeout: time.Minute, RetryMin: time.Minute, RetryMax: time.Minute}, testLog(t))
+				AckTimeout: time.Minute, RetryMin: time.Minute, RetryMax: time.Minute}, muxtest.Log(t))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- f.Run(ctx) }()
-			waitFor(t, 10*time.Second, "the forwarder to get there", func() bool { return ready(f) })
+			muxtest.WaitFor(t, 10*time.Second, "the forwarder to get there", func() bool { return ready(f) })
 			start := time.Now()
 			cancel()
 			// A cancel that is missed waits for the ack timeout or the
@@ -326,7 +327,7 @@ func TestRunReturnsSpoolClosed(t *testing.T) {
 	sp := openSpool(t)
 	f := forwarder.New(openerFunc(func(context.Context, string, string) (*mux.Conn, error) {
 		return nil, errTestFault
-	}), sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events"}, testLog(t))
+	}), sp, forwarder.Config{Sink: "es-a", Dest: "epp", Service: "events"}, muxtest.Log(t))
 	done := make(chan error, 1)
 	go func() { done <- f.Run(context.Background()) }()
 	sp.Close()

@@ -23,15 +23,6 @@ import (
 // run: forwarders, nodes, spools and test servers must all be gone.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The node helpers are shared with the other packages built on mux.
-var (
-	testLog    = muxtest.Log
-	fastTuning = muxtest.FastTuning
-	startNode  = muxtest.StartNode
-	startPair  = muxtest.StartPair
-	waitFor    = muxtest.WaitFor
-)
-
 // openSpool opens a spool in a new directory and closes it when the test
 // ends.
 func openSpool(t testing.TB) *spool.Spool {
@@ -186,7 +177,7 @@ func (s *lineServer) got() []string {
 func newDelivery(t testing.TB, srv *lineServer) *delivery.Service {
 	t.Helper()
 	svc, err := delivery.New(delivery.Config{Server: srv.ln.Addr().String(),
-		StateFile: filepath.Join(t.TempDir(), "events-state.json"), WriteTimeout: 2 * time.Second}, testLog(t))
+		StateFile: filepath.Join(t.TempDir(), "events-state.json"), WriteTimeout: 2 * time.Second}, muxtest.Log(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/relaychain/relaychain/internal/daemon"
 	"github.com/relaychain/relaychain/internal/daemon/daemontest"
 	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // TestMain fails the package when a goroutine is left once every test has
@@ -214,20 +215,6 @@ func (r *running) stop(t testing.TB, within time.Duration) error {
 	return nil
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 // smallTree writes an epproxy and a gwproxy configuration for a two-node
 // tree on loopback: epp-test listens for gwp-test's link and offers the
 // service "gateway" (echo); gwp-test's entry "upcall" leads to it.
@@ -270,7 +257,7 @@ func startTree(t testing.TB, grace time.Duration) (epp, gwp *running, entry, lin
 	epp = startRun(t, EPProxy, eppPath)
 	gwp = startRun(t, GWProxy, gwpPath)
 	n := gwp.getNode(t)
-	waitFor(t, 10*time.Second, "gwp-test's path to the root", func() bool {
+	muxtest.WaitFor(t, 10*time.Second, "gwp-test's path to the root", func() bool {
 		p := n.PathToRoot()
 		return len(p) == 1 && p[0] == "epp-test"
 	})
@@ -332,9 +319,9 @@ func TestRunUpcallAndShutdown(t *testing.T) {
 	// The first session ends on the gwproxy a moment after its client saw
 	// the end; wait for that, so that only c2's is left to drain.
 	n := gwp.getNode(t)
-	waitFor(t, 10*time.Second, "the first session to be released", func() bool { return n.Sessions() == 1 })
+	muxtest.WaitFor(t, 10*time.Second, "the first session to be released", func() bool { return n.Sessions() == 1 })
 	gwp.cancel()
-	waitFor(t, 10*time.Second, "the gwproxy to start draining", func() bool {
+	muxtest.WaitFor(t, 10*time.Second, "the gwproxy to start draining", func() bool {
 		return strings.Contains(gwp.logs.String(), "shutting down: draining 1 sessions")
 	})
 	echoOnce(t, c2, []byte("while draining\n"))
@@ -612,7 +599,7 @@ func TestCLIRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- app.RunContext(ctx, []string{"relay", "--config", path}) }()
 	// The relay is up once its link port refuses a second bind.
-	waitFor(t, 10*time.Second, "the relay's link listener", func() bool {
+	muxtest.WaitFor(t, 10*time.Second, "the relay's link listener", func() bool {
 		ln, err := net.Listen("tcp", cfg.Parents[0].Listen)
 		if err != nil {
 			return true

@@ -1,93 +1,105 @@
-// Package muxtest helps tests of packages built on mux start real nodes on
-// loopback: short timeouts, a node whose shutdown is registered with the
-// test, a root and a leaf linked together, and polling with a deadline.
-// (mux's own tests keep their copies: they cannot import a package that
-// imports mux.)
+// Package muxtest is the test kit of mux and of the packages built on it:
+// real nodes started in-process on loopback with short timeouts, a logger
+// that writes to t.Log, and polling with a deadline. It imports mux and
+// nothing else of the project.
+//
+// Every logger of the kit writes to t.Log and goes quiet once the test has
+// ended (goroutines still shutting down may log after it). The environment
+// variable MUX_TEST_LOG sets the numeric level, as the daemons' levels go:
+// 0 silent, 1 errors, 2 warnings (the default), 3 info, 4 debug, 5 trace.
+// It is the project's only test-log switch, read here and nowhere else:
+//
+//	MUX_TEST_LOG=4 go test -run TestRelayLinksCut -v ./mux/
 //
 // Typical usage:
 //
-//	root, leaf := muxtest.StartPair(t, svc.Handle)
+//	root, leaf := muxtest.StartPair(t, svc.Handle) // "epp" and "es-a", linked
 //	c, err := leaf.Open(ctx, "epp", "events")
+//
+//	var stop func()
+//	n := muxtest.StartNode(t, cfg,
+//		muxtest.WithEntry(ln, "ssh", "gwp-a", "ssh"),
+//		muxtest.WithStop(&stop))
+//	muxtest.WaitFor(t, 10*time.Second, "the link to come up", func() bool { return len(n.Links()) == 1 })
+//	stop() // before the test ends; otherwise the test's cleanup does it
 package muxtest
 
 import (
-	"context"
+	"io"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
-
-	"github.com/relaychain/relaychain/internal/daemon/daemontest"
-	"github.com/relaychain/relaychain/mux"
 )
 
-// Log returns a logger that writes to t.Log and goes quiet when the test
-// ends. MUX_TEST_LOG=N sets the numeric level (default 2: warnings).
+// logEnv names the environment variable that sets the level of the test
+// loggers.
+const logEnv = "MUX_TEST_LOG"
+
+// logLevel is the level that logEnv sets, read once.
+var logLevel = sync.OnceValue(func() logrus.Level { return parseLevel(os.Getenv(logEnv)) })
+
+// parseLevel maps the numeric level v to logrus's; anything but a number
+// is the default, 2.
+func parseLevel(v string) logrus.Level {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		n = 2
+	}
+	switch {
+	case n <= 0:
+		return logrus.PanicLevel // nothing logs at panic level
+	case n >= 5:
+		return logrus.TraceLevel
+	}
+	return logrus.Level(n + 1) // 1 error, 2 warn, 3 info, 4 debug
+}
+
+// Log returns a logger that writes to t.Log at the level MUX_TEST_LOG sets
+// and goes quiet when the test ends. Each call returns a new logger, so a
+// test may add hooks to it.
 func Log(t testing.TB) *logrus.Entry {
 	t.Helper()
-	level := 2
-	if v, err := strconv.Atoi(os.Getenv("MUX_TEST_LOG")); err == nil {
-		level = v
-	}
-	return logrus.NewEntry(daemontest.Logger(t, level))
+	lg := logrus.New()
+	lg.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000"})
+	lg.SetOutput(logWriter(t))
+	lg.SetLevel(logLevel())
+	return logrus.NewEntry(lg)
 }
 
-// FastTuning shortens keepalive, timeouts and backoff so that faults show
-// and links come back quickly.
-func FastTuning() mux.Tuning {
-	t := mux.DefaultTuning()
-	t.KeepAliveInterval = 500 * time.Millisecond
-	t.WriteTimeout = time.Second
-	t.StreamCloseTimeout = 5 * time.Second
-	t.HelloTimeout = 2 * time.Second
-	t.OpenTimeout = 5 * time.Second
-	t.DialTimeout = 2 * time.Second
-	t.BackoffMin = 20 * time.Millisecond
-	t.BackoffMax = 200 * time.Millisecond
-	t.ShutdownAbortWait = 5 * time.Second
-	return t
-}
-
-// StartNode starts a node and registers its shutdown with the test.
-func StartNode(t testing.TB, cfg mux.Config) *mux.Node {
+// logWriter returns a writer that passes each write to t.Log, one line a
+// write, and drops what is written once the test has ended instead of
+// making the testing package panic.
+func logWriter(t testing.TB) io.Writer {
 	t.Helper()
-	cfg = WithTLS(t, cfg)
-	n, err := mux.New(cfg, Log(t))
-	if err != nil {
-		t.Fatalf("new %s: %v", cfg.Label, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = n.Shutdown(sctx)
-	})
-	return n
+	w := &tbWriter{t: t}
+	t.Cleanup(w.stop)
+	return w
 }
 
-// StartPair starts a root ("epp") offering handler as service "events" and
-// a leaf ("es-a") below it, and waits until the leaf can reach the root.
-func StartPair(t testing.TB, handler func(context.Context, *mux.Conn)) (root, leaf *mux.Node) {
-	t.Helper()
-	root = StartNode(t, mux.Config{Label: "epp", Role: mux.RoleRoot, Tuning: FastTuning(),
-		Services: map[string]mux.Service{"events": {Handler: handler}},
-		Links:    []mux.LinkConfig{{Peer: "es-a", Listen: "127.0.0.1:0"}}})
-	leaf = StartNode(t, mux.Config{Label: "es-a", Role: mux.RoleLeaf, Tuning: FastTuning(),
-		Links: []mux.LinkConfig{{Peer: "epp", Parent: true, Dial: root.LinkAddr("es-a").String()}}})
-	WaitFor(t, 10*time.Second, "the leaf's route to the root", func() bool {
-		p := leaf.PathToRoot()
-		return len(p) == 1 && p[0] == "epp" && root.Routes()["es-a"] == "es-a"
-	})
-	return root, leaf
+type tbWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *tbWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *tbWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
 }
 
 // WaitFor polls cond until it holds, and fails the test after d.

@@ -1,0 +1,38 @@
+package mux
+
+import (
+	"testing"
+
+	"github.com/sirupsen/logrus"
+)
+
+// What the black-box tests (package mux_test) need of the package's
+// internals: the hello, to speak it by hand to a link listener, and the
+// receive buffers' shrink delay, to wait for it in a benchmark.
+
+// Hello is the hello a side sends on a new link connection.
+type Hello = hello
+
+// Encode returns h as it goes on the wire.
+func (h hello) Encode() []byte { return h.encode() }
+
+var (
+	ReadHello     = readHello
+	EncodeVerdict = encodeVerdict
+	ReadVerdict   = readVerdict
+)
+
+const ShrinkDelay = shrinkDelay
+
+// The white-box tests of this package cannot import muxtest (it imports
+// mux): TestMain (main_test.go, package mux_test) hands them its logger and
+// tuning through SetTestKit before any test runs.
+var (
+	testLog    func(testing.TB) *logrus.Entry
+	fastTuning func() Tuning
+)
+
+// SetTestKit gives the white-box tests muxtest's Log and FastTuning.
+func SetTestKit(log func(testing.TB) *logrus.Entry, tuning func() Tuning) {
+	testLog, fastTuning = log, tuning
+}
