@@ -24,6 +24,7 @@ import (
 	"github.com/relaychain/relaychain/internal/daemon"
 	"github.com/relaychain/relaychain/internal/pki"
 	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // testPKI makes, in dir, a CA (ca/) and with it the files of the nodes
@@ -383,7 +384,7 @@ func TestWatchExpiry(t *testing.T) {
 		watchExpiry(ctx, cfg.TLSStores(), logrus.NewEntry(logger), time.Millisecond)
 	}()
 	// At once, then again on the next tick.
-	waitFor(t, 10*time.Second, "two warnings", func() bool { return len(hook.AllEntries()) >= 2 })
+	muxtest.WaitFor(t, 10*time.Second, "two warnings", func() bool { return len(hook.AllEntries()) >= 2 })
 	cancel()
 	<-done
 	for _, e := range hook.AllEntries() {
@@ -399,7 +400,7 @@ func TestRunWarnsOfExpiry(t *testing.T) {
 	cfg, _ := tlsRelay(t, 5)
 	r := startRun(t, Relay, cfg.File())
 	r.getNode(t)
-	waitFor(t, 10*time.Second, "the expiry warning", func() bool {
+	muxtest.WaitFor(t, 10*time.Second, "the expiry warning", func() bool {
 		return strings.Contains(r.logs.String(), "certificate expires in 5 days: renew it\n")
 	})
 }
