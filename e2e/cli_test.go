@@ -1,70 +1,28 @@
 package e2e
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
-// run runs bin with args in dir and returns its stdout, stderr and exit
-// status.
-func run(t testing.TB, dir, bin string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s %s: still running after 30s", bin, strings.Join(args, " "))
-	}
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s %s: %v", bin, strings.Join(args, " "), err)
-	}
-	return stdout.String(), stderr.String(), code
-}
-
-// builtDaemons are the daemons whose binaries were built (eventsink only
-// once it has a main package).
-func builtDaemons(t testing.TB) []string {
-	t.Helper()
-	out := append([]string(nil), daemons...)
-	if _, err := os.Stat(binPath(t, "eventsink")); err == nil {
-		out = append(out, "eventsink")
-	}
-	return out
-}
+// checkedDaemons are the daemons whose samples in configs/ and broken
+// files in testdata/ TestCheck runs "check" on.
+var checkedDaemons = []string{"epproxy", "gwproxy", "relay"}
 
 // TestVersion checks -v and --version of every daemon: one line with the
 // daemon's name and the version stamped at build time, exit status 0.
 func TestVersion(t *testing.T) {
-	for _, d := range builtDaemons(t) {
+	for _, d := range e2etest.Daemons {
 		for _, flag := range []string{"-v", "--version"} {
 			t.Run(d+" "+flag, func(t *testing.T) {
 				t.Parallel()
-				stdout, stderr, code := run(t, t.TempDir(), binPath(t, d), flag)
-				want := regexp.QuoteMeta(d+" "+stampVersion+" (commit "+stampCommit+", built "+stampDate+", ") +
+				stdout, stderr, code := e2etest.RunCommand(t, t.TempDir(), e2etest.Bin(t, d), flag)
+				want := regexp.QuoteMeta(d+" "+e2etest.Version+" (commit "+e2etest.Commit+", built "+e2etest.Date+", ") +
 					regexp.QuoteMeta(runtime.Version()) + ` \S+/\S+\)\n$`
 				if code != 0 || stderr != "" || strings.Count(stdout, "\n") != 1 || !regexp.MustCompile("^"+want).MatchString(stdout) {
 					t.Fatalf("exit %d, stdout %q, stderr %q; want one line matching %s", code, stdout, stderr, want)
@@ -79,19 +37,19 @@ func TestVersion(t *testing.T) {
 // "FILE: configuration OK", and on broken ones, which fail with every
 // problem on its own FILE:LINE: KEY: line.
 func TestCheck(t *testing.T) {
-	root := moduleRoot(t)
-	example, _ := copyExample(t, nil, nil)
+	root := e2etest.ModuleRoot(t)
+	example := e2etest.NewChain(t, e2etest.Options{}).Dir
 	var good []struct{ daemon, path string }
-	for _, d := range daemons {
+	for _, d := range checkedDaemons {
 		good = append(good, struct{ daemon, path string }{d, filepath.Join(root, "configs", d+".yaml")})
 	}
-	for _, n := range exampleNodes {
-		good = append(good, struct{ daemon, path string }{n.daemon, filepath.Join(example, n.name, n.daemon+".yaml")})
+	for _, n := range e2etest.SessionNodes {
+		good = append(good, struct{ daemon, path string }{n.Daemon, filepath.Join(example, n.Name, n.Daemon+".yaml")})
 	}
 	for _, g := range good {
 		t.Run("good "+g.daemon+" "+filepath.Base(filepath.Dir(g.path)), func(t *testing.T) {
 			t.Parallel()
-			stdout, stderr, code := run(t, t.TempDir(), binPath(t, g.daemon), "check", "--config", g.path)
+			stdout, stderr, code := e2etest.RunCommand(t, t.TempDir(), e2etest.Bin(t, g.daemon), "check", "--config", g.path)
 			if code != 0 || stdout != g.path+": configuration OK\n" || stderr != "" {
 				t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 			}
@@ -115,7 +73,7 @@ func TestCheck(t *testing.T) {
 			validate + `:12: shutdown_grace: must not be negative`,
 		}},
 	}
-	for _, d := range daemons {
+	for _, d := range checkedDaemons {
 		bad = append(bad, struct {
 			daemon, path string
 			want         []string
@@ -128,7 +86,7 @@ func TestCheck(t *testing.T) {
 	for _, b := range bad {
 		t.Run("bad "+b.daemon+" "+filepath.Base(b.path), func(t *testing.T) {
 			t.Parallel()
-			stdout, stderr, code := run(t, t.TempDir(), binPath(t, b.daemon), "check", "--config", b.path)
+			stdout, stderr, code := e2etest.RunCommand(t, t.TempDir(), e2etest.Bin(t, b.daemon), "check", "--config", b.path)
 			if code == 0 || strings.Contains(stdout, "configuration OK") {
 				t.Fatalf("exit %d, stdout %q: want a failure", code, stdout)
 			}

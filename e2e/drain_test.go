@@ -3,11 +3,12 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // TestSIGTERMDrains sends SIGTERM to a node while sessions through it are
@@ -23,7 +24,7 @@ func TestSIGTERMDrains(t *testing.T) {
 			tg := startTargets(t)
 			c := startChain(t, tg)
 			// An upcall and a downcall through site A, paused mid-upload.
-			routes := c.routes(tg)
+			routes := entryRoutes(c, tg)
 			var sessions []*struct {
 				r  entryRoute
 				p  plan
@@ -39,7 +40,7 @@ func TestSIGTERMDrains(t *testing.T) {
 			}
 			for _, s := range sessions {
 				ts := s.r.tg.session(s.cs.id)
-				eventually(t, 20*time.Second, s.r.name+": half the upload arrived", func() error {
+				e2etest.Eventually(t, 20*time.Second, s.r.name+": half the upload arrived", func() error {
 					if n := ts.pr.recv.Load(); n < 4<<20 {
 						return fmt.Errorf("the target has %d bytes", n)
 					}
@@ -47,13 +48,13 @@ func TestSIGTERMDrains(t *testing.T) {
 				})
 			}
 
-			p := c.procs[victim]
-			skip := logSize(p)
+			p := c.Proc(victim)
+			skip := p.LogSize()
 			termAt := time.Now()
-			p.signal(t, syscall.SIGTERM)
-			waitLog(t, p, skip, 10*time.Second, `main: shutting down: draining 2 sessions`)
-			if p.exited() {
-				t.Fatalf("%s exited with sessions in flight: %v", victim, p.waitErr)
+			p.Signal(t, syscall.SIGTERM)
+			p.WaitLog(t, skip, 10*time.Second, `main: shutting down: draining 2 sessions`)
+			if p.Exited() {
+				t.Fatalf("%s exited with sessions in flight: %v", victim, p.Err())
 			}
 			for _, s := range sessions {
 				close(s.p.gate.open)
@@ -65,18 +66,18 @@ func TestSIGTERMDrains(t *testing.T) {
 					t.Errorf("%s: %v", s.r.name, err)
 				}
 			}
-			if err := p.wait(t, grace+5*time.Second); err != nil {
-				t.Errorf("%s: want exit status 0, got %v; output:\n%s", victim, err, readFile(filepath.Join(p.dir, p.name+".out")))
+			if err := p.Wait(t, grace+5*time.Second); err != nil {
+				t.Errorf("%s: want exit status 0, got %v; output:\n%s", victim, err, e2etest.FileText(p.Out))
 			}
-			if took := p.exitAt.Sub(termAt); took > grace {
+			if took := p.ExitedAt().Sub(termAt); took > grace {
 				t.Errorf("%s exited %s after SIGTERM, beyond shutdown_grace %s", victim, took.Round(time.Millisecond), grace)
 			}
-			b, _ := os.ReadFile(p.log)
+			b, _ := os.ReadFile(p.Log)
 			if regexp.MustCompile(`aborting \d+ sessions|session: aborted`).Match(b[skip:]) {
-				t.Errorf("%s aborted sessions while draining:\n%s", victim, lastLines(b, 30))
+				t.Errorf("%s aborted sessions while draining:\n%s", victim, e2etest.LastLines(b, 30))
 			}
 			if !regexp.MustCompile(`(?m)main: stopped$`).Match(b[skip:]) {
-				t.Errorf("%s: no \"main: stopped\" in its log:\n%s", victim, lastLines(b, 30))
+				t.Errorf("%s: no \"main: stopped\" in its log:\n%s", victim, e2etest.LastLines(b, 30))
 			}
 		})
 	}

@@ -6,12 +6,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // abortBound is how long a session may take to end at both ends after a
 // node on its path dies: a cut link is noticed within keepalive_interval +
 // write_timeout; the slack covers scheduling on a loaded 2-core machine.
-const abortBound = keepaliveInterval + writeTimeout + 3*time.Second
+const abortBound = e2etest.FastKeepalive + e2etest.FastWriteTimeout + 3*time.Second
 
 // TestKillRelay kills a relay with SIGKILL (relay-dmz2, then, in a chain of
 // its own, relay-dmz1; every session of the example crosses both) while
@@ -42,14 +44,14 @@ func TestFreezeRelay(t *testing.T) {
 func testFault(t *testing.T, victim string, freeze bool) {
 	tg := startTargets(t)
 	c := startChain(t, tg)
-	var survivors []*daemonProc
-	for _, p := range c.allProcs() {
-		if p.name != victim || freeze {
+	var survivors []*e2etest.Process
+	for _, p := range c.Procs() {
+		if p.Name != victim || freeze {
 			survivors = append(survivors, p)
 		}
 	}
-	base := fdBaseline(t, survivors...)
-	routes := c.routes(tg)
+	base := e2etest.FDBaseline(t, survivors...)
+	routes := entryRoutes(c, tg)
 
 	type live struct {
 		r    entryRoute
@@ -79,7 +81,7 @@ func testFault(t *testing.T, victim string, freeze bool) {
 		if s.idle {
 			continue
 		}
-		eventually(t, 20*time.Second, s.r.name+": bytes flowing both ways", func() error {
+		e2etest.Eventually(t, 20*time.Second, s.r.name+": bytes flowing both ways", func() error {
 			if a, b := s.cs.pr.recv.Load(), ts.pr.recv.Load(); a < 1<<20 || b < 1<<20 {
 				return fmt.Errorf("client received %d bytes (sent %d), target received %d (sent %d)", a, s.cs.pr.sent.Load(), b, ts.pr.sent.Load())
 			}
@@ -87,14 +89,14 @@ func testFault(t *testing.T, victim string, freeze bool) {
 		})
 	}
 
-	p := c.procs[victim]
+	p := c.Proc(victim)
 	killedAt := time.Now()
 	if freeze {
-		p.signal(t, syscall.SIGSTOP)
-		t.Cleanup(func() { _ = syscall.Kill(p.pid(), syscall.SIGCONT) })
+		p.Signal(t, syscall.SIGSTOP)
+		t.Cleanup(func() { _ = syscall.Kill(p.Pid(), syscall.SIGCONT) })
 	} else {
-		p.signal(t, syscall.SIGKILL)
-		if err := p.wait(t, 5*time.Second); err == nil || !strings.Contains(err.Error(), "killed") {
+		p.Signal(t, syscall.SIGKILL)
+		if err := p.Wait(t, 5*time.Second); err == nil || !strings.Contains(err.Error(), "killed") {
 			t.Fatalf("%s: want killed, got %v", victim, err)
 		}
 	}
@@ -128,18 +130,18 @@ func testFault(t *testing.T, victim string, freeze bool) {
 
 	// The relay comes back (on the same ports, when restarted); the
 	// others find it again.
-	skip := logSize(c.procs["epp-main"])
+	skip := c.Proc("epp-main").LogSize()
 	if freeze {
-		p.signal(t, syscall.SIGCONT)
+		p.Signal(t, syscall.SIGCONT)
 	} else {
-		c.restart(victim)
+		c.Start(victim)
 	}
-	c.waitFormed(skip)
+	waitFormed(t, c, skip)
 	for _, r := range routes {
 		// Each hop may learn the routes a little after the root does:
 		// retry until a session goes through.
 		pl := plan{up: 1 << 20, down: 1 << 20}
-		eventually(t, 20*time.Second, r.name+" after "+victim+" came back", func() error {
+		e2etest.Eventually(t, 20*time.Second, r.name+" after "+victim+" came back", func() error {
 			cs := startSession(t, r.entry, pl)
 			<-cs.done
 			if cs.err != nil {
@@ -157,8 +159,8 @@ func testFault(t *testing.T, victim string, freeze bool) {
 			return checkClean(cs.res, ts.res, pl)
 		})
 	}
-	checkNoLeaks(t, base, 15*time.Second)
+	e2etest.CheckNoLeaks(t, base, 15*time.Second)
 	if !freeze {
-		checkNoCloseWait(t, 15*time.Second, c.procs[victim])
+		e2etest.CheckNoCloseWait(t, 15*time.Second, c.Proc(victim))
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // instance is a daemon's instance directory run by scripts/NAME.sh.
@@ -28,10 +30,10 @@ type instance struct {
 func newInstance(t testing.TB, daemon, dir string, env ...string) *instance {
 	t.Helper()
 	in := &instance{t: t, daemon: daemon, dir: dir, conf: filepath.Join(dir, daemon+".yaml"),
-		env: append([]string{"RELAYCHAIN_BIN=" + binaries(t)}, env...)}
+		env: append([]string{"RELAYCHAIN_BIN=" + e2etest.BinDir(t)}, env...)}
 	t.Cleanup(func() {
 		in.script("stop")
-		for _, pid := range processesWith(in.conf) {
+		for _, pid := range e2etest.ProcessesWith(in.conf) {
 			t.Logf("%s: pid %d outlived stop; killing it", in.dir, pid)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -42,7 +44,7 @@ func newInstance(t testing.TB, daemon, dir string, env ...string) *instance {
 // script runs scripts/NAME.sh cmd DIR and returns its output and exit status.
 func (in *instance) script(cmd string) (string, int) {
 	in.t.Helper()
-	c := exec.Command(filepath.Join(moduleRoot(in.t), "scripts", in.daemon+".sh"), cmd, in.dir)
+	c := exec.Command(filepath.Join(e2etest.ModuleRoot(in.t), "scripts", in.daemon+".sh"), cmd, in.dir)
 	c.Env = append(os.Environ(), in.env...)
 	c.WaitDelay = 5 * time.Second
 	out, err := c.CombinedOutput()
@@ -80,10 +82,10 @@ func (in *instance) pid() int {
 func (in *instance) running() int {
 	in.t.Helper()
 	pid := in.pid()
-	if pid == 0 || !alive(pid) {
+	if pid == 0 || !e2etest.Alive(pid) {
 		in.t.Fatalf("%s: pid file names %d, not a live process", in.dir, pid)
 	}
-	if procs := processesWith(in.conf); !slices.Equal(procs, []int{pid}) {
+	if procs := e2etest.ProcessesWith(in.conf); !slices.Equal(procs, []int{pid}) {
 		in.t.Fatalf("%s: processes running %s: %v, want only the pid file's %d", in.dir, in.conf, procs, pid)
 	}
 	return pid
@@ -92,13 +94,13 @@ func (in *instance) running() int {
 // gone waits until pid has exited.
 func (in *instance) gone(pid int) {
 	in.t.Helper()
-	eventually(in.t, 10*time.Second, fmt.Sprintf("pid %d gone", pid), func() error {
-		if alive(pid) {
+	e2etest.Eventually(in.t, 10*time.Second, fmt.Sprintf("pid %d gone", pid), func() error {
+		if e2etest.Alive(pid) {
 			return fmt.Errorf("pid %d is alive", pid)
 		}
 		return nil
 	})
-	if procs := processesWith(in.conf); len(procs) > 0 {
+	if procs := e2etest.ProcessesWith(in.conf); len(procs) > 0 {
 		in.t.Fatalf("%s: processes still running %s: %v", in.dir, in.conf, procs)
 	}
 }
@@ -107,7 +109,7 @@ func (in *instance) gone(pid int) {
 // instance directories made from the example chain, with RELAYCHAIN_BIN
 // pointing at the built binaries.
 func TestScripts(t *testing.T) {
-	example, _ := copyExample(t, nil, nil)
+	example := e2etest.NewChain(t, e2etest.Options{}).Dir
 
 	t.Run("relay lifecycle", func(t *testing.T) {
 		t.Parallel()
@@ -131,7 +133,7 @@ func TestScripts(t *testing.T) {
 
 		// reload: the daemon re-reads its log level (SIGHUP).
 		in.must("reload", 0)
-		waitLog(t, logFile("relay", filepath.Join(in.dir, "relay.log")), 0, 10*time.Second,
+		e2etest.WaitLogFile(t, filepath.Join(in.dir, "relay.log"), 0, 10*time.Second,
 			`log: level stays 3 \[by=SIGHUP\]`)
 		if in.running() != pid {
 			t.Fatal("reload changed the process")
@@ -143,13 +145,13 @@ func TestScripts(t *testing.T) {
 		if newPID == pid {
 			t.Fatalf("restart kept pid %d", pid)
 		}
-		if alive(pid) {
+		if e2etest.Alive(pid) {
 			t.Fatalf("restart left the old pid %d running", pid)
 		}
 
 		// stop waits until the process is gone.
 		in.must("stop", 0)
-		if alive(newPID) {
+		if e2etest.Alive(newPID) {
 			t.Fatalf("stop returned with pid %d still running", newPID)
 		}
 		in.gone(newPID)
@@ -160,13 +162,13 @@ func TestScripts(t *testing.T) {
 		in.must("stop", 0) // stopping a stopped instance succeeds
 		in.must("reload", 7)
 		// The daemon's own log shows a clean stop.
-		waitLog(t, logFile("relay", filepath.Join(in.dir, "relay.log")), 0, 5*time.Second, `main: stopped`)
+		e2etest.WaitLogFile(t, filepath.Join(in.dir, "relay.log"), 0, 5*time.Second, `main: stopped`)
 	})
 
-	for _, n := range []nodeSpec{{"epp-main", "epproxy"}, {"gwp-site-a", "gwproxy"}} {
-		t.Run(n.daemon, func(t *testing.T) {
+	for _, n := range []e2etest.Node{{Name: "epp-main", Daemon: "epproxy"}, {Name: "gwp-site-a", Daemon: "gwproxy"}} {
+		t.Run(n.Daemon, func(t *testing.T) {
 			t.Parallel()
-			in := newInstance(t, n.daemon, filepath.Join(example, n.name))
+			in := newInstance(t, n.Daemon, filepath.Join(example, n.Name))
 			in.must("status", 3)
 			in.must("start", 0)
 			pid := in.running()

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // The session protocol between the in-test clients and targets. The client
@@ -42,14 +44,7 @@ const sessionDeadline = 90 * time.Second
 
 var nextID atomic.Uint64
 
-// Linux TCP states, as in tcp_info.tcpi_state and /proc/net/tcp.
-const (
-	tcpEstablished = 1
-	tcpClose       = 7
-	tcpCloseWait   = 8
-)
-
-// tcpState returns the kernel's TCP state of c, or -1.
+// tcpState returns the kernel's TCP state of c (e2etest.StateClose, ...), or -1.
 func tcpState(c *net.TCPConn) int {
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -164,7 +159,7 @@ func runSide(c *net.TCPConn, id uint64, seed uint64, sendN int64, hold bool, g *
 	case errors.Is(err, io.EOF):
 		// A FIN, or the EOF that follows an RST whose ECONNRESET the
 		// writer consumed: the socket is then closed, not in CLOSE_WAIT.
-		if res.state == tcpClose && !wroteFIN.Load() {
+		if res.state == e2etest.StateClose && !wroteFIN.Load() {
 			res.end = endReset
 		} else {
 			res.end = endClean

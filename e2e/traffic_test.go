@@ -3,37 +3,14 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
-
-// entryRoute is an entry of the chain and the target its sessions reach.
-type entryRoute struct {
-	name  string
-	entry string
-	tg    *target
-}
-
-func (c *chain) routes(tg *targets) []entryRoute {
-	return []entryRoute{
-		{"upcall site A", c.addr(portUpA), tg.gateway},
-		{"upcall site B", c.addr(portUpB), tg.gateway},
-		{"downcall site A", c.addr(portDownA), tg.endpointA},
-		{"downcall site B", c.addr(portDownB), tg.endpointB},
-	}
-}
-
-func (c *chain) allProcs() []*daemonProc {
-	var out []*daemonProc
-	for _, n := range exampleNodes {
-		out = append(out, c.procs[n.name])
-	}
-	return out
-}
 
 // TestTraffic carries big full-duplex sessions and many small ones through
 // the whole chain, upcalls from both gwproxies and downcalls to both
@@ -42,8 +19,8 @@ func (c *chain) allProcs() []*daemonProc {
 func TestTraffic(t *testing.T) {
 	tg := startTargets(t)
 	c := startChain(t, tg)
-	base := fdBaseline(t, c.allProcs()...)
-	routes := c.routes(tg)
+	base := e2etest.FDBaseline(t, c.Procs()...)
+	routes := entryRoutes(c, tg)
 
 	t.Run("big", func(t *testing.T) {
 		sizes := []int64{64 << 20, 16 << 20, 64 << 20, 16 << 20} // per route, each way
@@ -141,14 +118,14 @@ func TestTraffic(t *testing.T) {
 	})
 
 	t.Run("no leaks", func(t *testing.T) {
-		checkNoLeaks(t, base, 15*time.Second)
+		e2etest.CheckNoLeaks(t, base, 15*time.Second)
 	})
 
 	t.Run("no errors logged", func(t *testing.T) {
 		// Sessions that end well log nothing at level 1 (errors) on any node.
-		for _, p := range c.allProcs() {
+		for _, p := range c.Procs() {
 			if l := logLines(p, 0, func(n int) bool { return n <= 1 }); len(l) > 0 {
-				t.Errorf("%s logged errors:\n%s", p.name, strings.Join(l, "\n"))
+				t.Errorf("%s logged errors:\n%s", p.Name, strings.Join(l, "\n"))
 			}
 		}
 	})
@@ -157,18 +134,18 @@ func TestTraffic(t *testing.T) {
 // testChaindemo runs the example chain with chaindemo serve processes as
 // the gateway and the endpoints, and chaindemo send through every entry.
 func testChaindemo(t *testing.T) {
-	demo := binPath(t, "chaindemo")
+	demo := e2etest.Bin(t, "chaindemo")
 	dir := t.TempDir()
 	fixed := map[int]int{}
-	for port, name := range map[int]string{portGateway: "gateway", portEndpointA: "endpoint-site-a", portEndpointB: "endpoint-site-b"} {
-		fixed[port] = freePort(t)
+	for port, name := range map[int]string{e2etest.PortGateway: "gateway", e2etest.PortEndpointA: "endpoint-site-a", e2etest.PortEndpointB: "endpoint-site-b"} {
+		fixed[port] = e2etest.FreePort(t)
 		addr := "127.0.0.1:" + strconv.Itoa(fixed[port])
-		p := startProcess(t, name, dir, demo, "serve", "-listen", addr, "-name", name)
-		eventually(t, 10*time.Second, name+" listening", func() error {
-			if p.exited() {
-				t.Fatalf("%s exited: %v\n%s", name, p.waitErr, readFile(filepath.Join(dir, name+".out")))
+		p := e2etest.StartProcess(t, name, dir, demo, "serve", "-listen", addr, "-name", name)
+		e2etest.Eventually(t, 10*time.Second, name+" listening", func() error {
+			if p.Exited() {
+				t.Fatalf("%s exited: %v\n%s", name, p.Err(), e2etest.FileText(p.Out))
 			}
-			if !listening(p.pid(), addr) {
+			if !e2etest.Listening(p.Pid(), addr) {
 				return fmt.Errorf("not listening on %s", addr)
 			}
 			return nil
@@ -178,10 +155,10 @@ func testChaindemo(t *testing.T) {
 	for _, e := range []struct {
 		port     int
 		greeting string
-	}{{portUpA, "gateway"}, {portUpB, "gateway"}, {portDownA, "endpoint-site-a"}, {portDownB, "endpoint-site-b"}} {
-		stdout, stderr, code := run(t, dir, demo, "send", "-addr", c.addr(e.port), "-bytes", strconv.Itoa(4<<20), "-timeout", "60s")
+	}{{e2etest.PortUpA, "gateway"}, {e2etest.PortUpB, "gateway"}, {e2etest.PortDownA, "endpoint-site-a"}, {e2etest.PortDownB, "endpoint-site-b"}} {
+		stdout, stderr, code := e2etest.RunCommand(t, dir, demo, "send", "-addr", c.Addr(e.port), "-bytes", strconv.Itoa(4<<20), "-timeout", "60s")
 		if code != 0 || !strings.Contains(stdout, `greeting "hello from `+e.greeting+`"`) || !strings.Contains(stdout, "sha256 match: true") {
-			t.Errorf("chaindemo send to %s: exit %d\n%s%s", c.addr(e.port), code, stdout, stderr)
+			t.Errorf("chaindemo send to %s: exit %d\n%s%s", c.Addr(e.port), code, stdout, stderr)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // BenchmarkEventsEndToEnd measures events per second end to end: TCP
@@ -39,18 +41,18 @@ const (
 
 func benchEvents(b *testing.B, fsync string) {
 	c := newChain(b, chainOpts{fsync: fsync})
-	srv := startEventServer(b, c.addr(portEvents))
-	c.startAll()
-	waitListening(b, c.addr(portLinesTCP), 10*time.Second)
+	srv := startEventServer(b, c.Addr(e2etest.PortEvents))
+	c.StartAll()
+	e2etest.WaitListening(b, c.Addr(e2etest.PortLinesTCP), 10*time.Second)
 	addr := func(s int) string {
 		if kindOf(s) == kindEIF {
-			return c.addr(portEIF)
+			return c.Addr(e2etest.PortEIF)
 		}
-		return c.addr(portLinesTCP)
+		return c.Addr(e2etest.PortLinesTCP)
 	}
 	// Warm up: one event through the whole chain.
 	send(b, addr(warmSender), warmSender, 1, 1)
-	eventually(b, 30*time.Second, "the chain to deliver", func() error {
+	e2etest.Eventually(b, 30*time.Second, "the chain to deliver", func() error {
 		if srv.maxCounters()[warmSender] < 1 {
 			return errNotYet
 		}
@@ -79,7 +81,7 @@ func benchEvents(b *testing.B, fsync string) {
 		}()
 	}
 	wg.Wait()
-	eventually(b, 10*time.Minute, "every event at the event server", func() error {
+	e2etest.Eventually(b, 10*time.Minute, "every event at the event server", func() error {
 		got := srv.counts()
 		for i, s := range benchSenders {
 			if got[s] < per[i] {

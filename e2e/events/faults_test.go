@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // TestEventsSurviveFaults sends 100,000 events from 20 senders (7 EIF and 7
@@ -55,13 +57,13 @@ import (
 func TestEventsSurviveFaults(t *testing.T) {
 	perSender := 5000 // 20 senders: 100,000 events
 	c := newChain(t, chainOpts{})
-	srv := startEventServer(t, c.addr(portEvents))
+	srv := startEventServer(t, c.Addr(e2etest.PortEvents))
 	start := time.Now()
-	c.startAll()
-	spoolDir := filepath.Join(c.dir, "es-site-a", "spool")
-	udpPort := c.port(portSyslogUDP)
-	waitListening(t, c.addr(portLinesTCP), 10*time.Second)
-	fl := startFleet(t, perSender, c.addr(portEIF), c.addr(portLinesTCP), c.addr(portSyslogUDP))
+	c.StartAll()
+	spoolDir := filepath.Join(c.NodeDir("es-site-a"), "spool")
+	udpPort := c.Port(e2etest.PortSyslogUDP)
+	e2etest.WaitListening(t, c.Addr(e2etest.PortLinesTCP), 10*time.Second)
+	fl := startFleet(t, perSender, c.Addr(e2etest.PortEIF), c.Addr(e2etest.PortLinesTCP), c.Addr(e2etest.PortSyslogUDP))
 
 	step := func(format string, args ...any) {
 		t.Logf("%6.2fs %-60s sent %6d, at the event server %6d", time.Since(start).Seconds(),
@@ -73,7 +75,7 @@ func TestEventsSurviveFaults(t *testing.T) {
 	udpDropsGone := 0
 	udpDrops := func() int {
 		t.Helper()
-		_, d, err := udpSocket(udpPort)
+		_, d, err := e2etest.UDPSocket(udpPort)
 		if err != nil {
 			t.Fatalf("eventsink UDP socket: %v", err)
 		}
@@ -123,7 +125,7 @@ func TestEventsSurviveFaults(t *testing.T) {
 	// the chain.
 	midway := func(lo, hi int) {
 		t.Helper()
-		eventually(t, 60*time.Second, "the middle of the phase", func() error {
+		e2etest.Eventually(t, 60*time.Second, "the middle of the phase", func() error {
 			if n, want := fl.totalSent(), numSenders*(lo+hi)/2; n < want {
 				return fmt.Errorf("%d sent, want %d", n, want)
 			}
@@ -133,7 +135,7 @@ func TestEventsSurviveFaults(t *testing.T) {
 			return nil
 		})
 	}
-	eppLog := func() *proc { return c.procs["epp-main"] }
+	eppLog := func() *e2etest.Process { return c.Proc("epp-main") }
 
 	// Warm-up: the chain forms and delivers.
 	fl.setLimit(limit(10))
@@ -141,14 +143,14 @@ func TestEventsSurviveFaults(t *testing.T) {
 	waitDelivered("the warm-up events")
 
 	// 1. The event server is down for a while; the senders go on.
-	eppOff := eppLog().logSize()
+	eppOff := eppLog().LogSize()
 	srv.down()
 	step("1. event server down")
 	fl.setLimit(limit(25))
 	downAt, before := time.Now(), srv.received()
 	fl.waitLimit(60 * time.Second)
-	eventually(t, 30*time.Second, "the epproxy to fail a delivery", func() error {
-		if !strings.Contains(eppLog().logSince(eppOff), "delivery failed") {
+	e2etest.Eventually(t, 30*time.Second, "the epproxy to fail a delivery", func() error {
+		if !strings.Contains(eppLog().LogSince(eppOff), "delivery failed") {
 			return errNotYet
 		}
 		return nil
@@ -166,17 +168,17 @@ func TestEventsSurviveFaults(t *testing.T) {
 	// 2. A relay on the path is killed and restarted while events flow.
 	fl.setLimit(limit(45))
 	midway(limit(25), limit(45))
-	eppOff = eppLog().logSize()
-	c.kill9("relay-dmz1")
+	eppOff = eppLog().LogSize()
+	c.Proc("relay-dmz1").Kill(t)
 	step("2. relay-dmz1 killed (SIGKILL)")
-	eventually(t, 10*time.Second, "epp-main to notice the link down", func() error {
-		if !strings.Contains(eppLog().logSince(eppOff), "link down") {
+	e2etest.Eventually(t, 10*time.Second, "epp-main to notice the link down", func() error {
+		if !strings.Contains(eppLog().LogSince(eppOff), "link down") {
 			return errNotYet
 		}
 		return nil
 	})
 	time.Sleep(500 * time.Millisecond) // down for a while: the forwarder finds no route
-	c.start("relay-dmz1")
+	c.Start("relay-dmz1")
 	step("2. relay-dmz1 restarted")
 	fl.waitLimit(60 * time.Second)
 	waitDelivered("the events sent while relay-dmz1 was killed")
@@ -191,8 +193,8 @@ func TestEventsSurviveFaults(t *testing.T) {
 	fl.waitLimit(60 * time.Second)
 	fl.setLimit(limit(60))
 	fl.waitLimit(60 * time.Second)
-	eventually(t, 30*time.Second, "the eventsink to spool everything sent", func() error {
-		if rx, _, err := udpSocket(udpPort); err != nil || rx > 0 {
+	e2etest.Eventually(t, 30*time.Second, "the eventsink to spool everything sent", func() error {
+		if rx, _, err := e2etest.UDPSocket(udpPort); err != nil || rx > 0 {
 			return fmt.Errorf("UDP receive queue %d bytes (%v)", rx, err)
 		}
 		sent, spooled, got := fl.lastSent(), spoolCounters(spoolDir), srv.maxCounters()
@@ -225,11 +227,11 @@ func TestEventsSurviveFaults(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	c.kill9("es-site-a")
+	c.Proc("es-site-a").Kill(t)
 	step("3. eventsink killed (SIGKILL) with %d of the backlog delivered", srv.received()-base)
-	c.start("es-site-a")
-	waitListening(t, c.addr(portLinesTCP), 20*time.Second) // the last listener it opens
-	if _, _, err := udpSocket(udpPort); err != nil {
+	c.Start("es-site-a")
+	e2etest.WaitListening(t, c.Addr(e2etest.PortLinesTCP), 20*time.Second) // the last listener it opens
+	if _, _, err := e2etest.UDPSocket(udpPort); err != nil {
 		t.Fatalf("eventsink restarted without its UDP listener: %v", err)
 	}
 	fl.reconnect()
@@ -239,10 +241,10 @@ func TestEventsSurviveFaults(t *testing.T) {
 	// flow.
 	fl.setLimit(limit(75))
 	midway(limit(60), limit(75))
-	c.stop("epp-main", 20*time.Second)
+	c.Proc("epp-main").Terminate(t, 20*time.Second)
 	step("4. epp-main stopped (SIGTERM)")
 	time.Sleep(500 * time.Millisecond) // down for a while
-	c.start("epp-main")
+	c.Start("epp-main")
 	step("4. epp-main restarted")
 	fl.waitLimit(60 * time.Second)
 	waitDelivered("the events sent around the epproxy's restart")
@@ -250,12 +252,12 @@ func TestEventsSurviveFaults(t *testing.T) {
 	// 5. The epproxy is killed and restarted while events flow.
 	fl.setLimit(limit(90))
 	midway(limit(75), limit(90))
-	c.kill9("epp-main")
+	c.Proc("epp-main").Kill(t)
 	srv.waitNoConns(10 * time.Second) // read what the killed epproxy wrote
 	killMark = srv.received()
 	step("5. epp-main killed (SIGKILL)")
 	time.Sleep(500 * time.Millisecond) // down for a while
-	c.start("epp-main")
+	c.Start("epp-main")
 	step("5. epp-main restarted")
 	fl.waitLimit(60 * time.Second)
 	waitDelivered("the events sent around the epproxy's kill")
@@ -267,19 +269,20 @@ func TestEventsSurviveFaults(t *testing.T) {
 	udpDropsGone += udpDrops()
 	fl.close()
 	waitSpoolAcked(t, spoolDir)
-	sinkOff := c.procs["es-site-a"].logSize()
-	c.stop("es-site-a", 20*time.Second)
-	st := statsLine(c.procs["es-site-a"].logSince(sinkOff))
+	sink := c.Proc("es-site-a")
+	sinkOff := sink.LogSize()
+	sink.Terminate(t, 20*time.Second)
+	st := statsLine(sink.LogSince(sinkOff))
 	step("eventsink stopped: %v", st)
 	if st["pending"] != "0" {
 		t.Errorf("the eventsink stopped with %q events pending, want 0", st["pending"])
 	}
 	for _, n := range []string{"epp-main", "relay-dmz1", "relay-dmz2", "gwp-site-a"} {
-		c.alive(n)
+		c.Proc(n).CheckRunning(t)
 	}
 
 	t.Logf("the faults at work: eventsink %d× \"forwarding interrupted\"; epp-main %d× \"delivery failed\", %d× \"ack not sent\"",
-		c.countLog("es-site-a", "forwarding interrupted"), c.countLog("epp-main", "delivery failed"), c.countLog("epp-main", "ack not sent"))
+		countLog(c, "es-site-a", "forwarding interrupted"), countLog(c, "epp-main", "delivery failed"), countLog(c, "epp-main", "ack not sent"))
 
 	recs, other, torn := srv.snapshot()
 	if fl.writeErr.Load() > 0 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // TestGarbageInput sends the real eventsink binary garbage, oversized and
@@ -20,10 +22,10 @@ import (
 // server exactly once, in order.
 func TestGarbageInput(t *testing.T) {
 	c := newChain(t, chainOpts{sinkEvents: "  max_event_bytes: 4KiB\n" + sinkDefaults})
-	srv := startEventServer(t, c.addr(portEvents))
-	c.startAll()
-	eif, lines, udp := c.addr(portEIF), c.addr(portLinesTCP), c.addr(portSyslogUDP)
-	waitListening(t, lines, 10*time.Second)
+	srv := startEventServer(t, c.Addr(e2etest.PortEvents))
+	c.StartAll()
+	eif, lines, udp := c.Addr(e2etest.PortEIF), c.Addr(e2etest.PortLinesTCP), c.Addr(e2etest.PortSyslogUDP)
+	e2etest.WaitListening(t, lines, 10*time.Second)
 	rng := rand.New(rand.NewPCG(1, 2))
 	garbage := func(n int) []byte {
 		b := make([]byte, n)
@@ -119,15 +121,15 @@ func TestGarbageInput(t *testing.T) {
 		}
 	}
 
-	c.alive("es-site-a")
-	eventually(t, 30*time.Second, "the valid events at the event server", func() error {
+	c.Proc("es-site-a").CheckRunning(t)
+	e2etest.Eventually(t, 30*time.Second, "the valid events at the event server", func() error {
 		got := srv.maxCounters()
 		for _, s := range []int{sEIF, sLines} {
 			if got[s] < sent[s] {
 				return fmt.Errorf("sender %d: up to %d of %d", s, got[s], sent[s])
 			}
 		}
-		_, drops, err := udpSocket(c.port(portSyslogUDP))
+		_, drops, err := e2etest.UDPSocket(c.Port(e2etest.PortSyslogUDP))
 		if err != nil {
 			return err
 		}
@@ -136,7 +138,7 @@ func TestGarbageInput(t *testing.T) {
 		}
 		return nil
 	})
-	_, drops, err := udpSocket(c.port(portSyslogUDP))
+	_, drops, err := e2etest.UDPSocket(c.Port(e2etest.PortSyslogUDP))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,21 +152,21 @@ func TestGarbageInput(t *testing.T) {
 	t.Logf("%d valid events delivered; %d garbage lines were well-formed enough to be taken as events", len(recs), len(other))
 
 	// The eventsink rejected and logged the bad input, and stops cleanly.
-	sink := c.procs["es-site-a"]
-	log := sink.logSince(0)
+	sink := c.Proc("es-site-a")
+	log := sink.LogSince(0)
 	for _, want := range []string{"rejected: oversized event", "rejected: malformed event", "bad events from", "panic"} {
 		n := strings.Count(log, want)
 		switch {
 		case want == "panic" && n > 0:
-			t.Errorf("the eventsink logged a panic:\n%s", tail(sink.log, 40))
+			t.Errorf("the eventsink logged a panic:\n%s", e2etest.Tail(sink.Log, 40))
 		case want != "panic" && n == 0:
 			t.Errorf("the eventsink's log has no %q line", want)
 		}
 	}
-	waitSpoolAcked(t, filepath.Join(c.dir, "es-site-a", "spool"))
-	off := sink.logSize()
-	c.stop("es-site-a", 20*time.Second)
-	st := statsLine(sink.logSince(off))
+	waitSpoolAcked(t, filepath.Join(c.NodeDir("es-site-a"), "spool"))
+	off := sink.LogSize()
+	sink.Terminate(t, 20*time.Second)
+	st := statsLine(sink.LogSince(off))
 	t.Logf("eventsink stopped: %v", st)
 	if st["pending"] != "0" {
 		t.Errorf("the eventsink stopped with %q events pending, want 0", st["pending"])

@@ -2,17 +2,16 @@ package eventse2e
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // tcpChunk is the most events a TCP sender writes at once.
@@ -109,7 +108,7 @@ func (f *fleet) waitLimit(d time.Duration) {
 	f.mu.Lock()
 	limit := f.limit
 	f.mu.Unlock()
-	eventually(f.t, d, fmt.Sprintf("the senders to send up to %v", limit), func() error {
+	e2etest.Eventually(f.t, d, fmt.Sprintf("the senders to send up to %v", limit), func() error {
 		for i, s := range f.lastSent() {
 			if s < limit[kindOf(i)] {
 				return fmt.Errorf("sender %d (%s) at %d", i, kindOf(i), s)
@@ -245,29 +244,4 @@ func spoolCounters(dir string) [numSenders]int {
 		}
 	}
 	return out
-}
-
-// udpSocket describes the eventsink's UDP socket bound to port, from
-// /proc/net/udp: the bytes waiting to be read and the datagrams the kernel
-// dropped because the receive buffer was full.
-func udpSocket(port int) (rxQueue, drops int, err error) {
-	b, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return 0, 0, err
-	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 13 || f[1] != local {
-			continue
-		}
-		_, rx, _ := strings.Cut(f[4], ":")
-		q, err1 := strconv.ParseInt(rx, 16, 64)
-		d, err2 := strconv.Atoi(f[12])
-		if err := errors.Join(err1, err2); err != nil {
-			return 0, 0, fmt.Errorf("parse %q: %w", line, err)
-		}
-		return int(q), d, nil
-	}
-	return 0, 0, fmt.Errorf("no UDP socket on port %d", port)
 }

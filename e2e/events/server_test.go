@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
 // The events the senders send. Each carries its sender's id and a counter
@@ -149,7 +151,7 @@ func (s *eventServer) down() {
 // waitNoConns waits until every connection has been read to its end.
 func (s *eventServer) waitNoConns(d time.Duration) {
 	s.t.Helper()
-	eventually(s.t, d, "the event server's connections to end", func() error {
+	e2etest.Eventually(s.t, d, "the event server's connections to end", func() error {
 		if n := s.openConns(); n > 0 {
 			return fmt.Errorf("%d open", n)
 		}

@@ -3,9 +3,11 @@
 // validation, and the run loop that turns it into a mux.Node with its
 // entries and exits.
 //
-// Typical usage, a daemon's whole main:
+// Typical usage, a daemon's whole main (a daemon with pieces of its own,
+// such as the epproxy's event service, passes them in Hooks; see
+// ExampleSpec and ExampleHooks):
 //
-//	func main() { daemon.Main(chain.Spec(chain.Relay)) }
+//	func main() { daemon.Main(chain.Spec(chain.Relay, chain.Hooks{})) }
 package chain
 
 import (

@@ -3,7 +3,8 @@
 // loading with file:line:key errors, validators, and logging with numeric
 // levels, size-based rotation and run-time level changes.
 //
-// Typical usage, a daemon's configuration:
+// Typical usage (Example in example_test.go holds this code and checks a
+// configuration with it), a daemon's configuration:
 //
 //	type Config struct {
 //		Label  string           `yaml:"label"`

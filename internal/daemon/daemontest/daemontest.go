@@ -1,12 +1,20 @@
 // Package daemontest helps tests of the daemons: a logger that writes to
 // t.Log in the daemons' text format and goes quiet when the test ends.
 //
-// Typical usage:
+// Typical usage, a relay run in-process with its log in the test's output
+// (ExampleLogger):
 //
 //	func TestRelay(t *testing.T) {
+//		cfg, err := chain.Load(chain.Relay, "testdata/relay.yaml")
+//		if err != nil {
+//			t.Fatal(err)
+//		}
 //		log := daemontest.Logger(t, daemon.LevelDebug)
-//		srv := relay.New(cfg, daemon.Component(log, "relay"))
-//		...
+//		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+//		defer cancel()
+//		if err := chain.Run(ctx, cfg, log, chain.Hooks{}); err != nil {
+//			t.Fatal(err)
+//		}
 //	}
 package daemontest
 

@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// TestEndClassification checks the harness itself: a session whose peer
-// half-closes is seen as a clean end, one whose peer resets (even while
-// this side is writing, so that the writer may consume the ECONNRESET) as
-// a reset.
+// TestEndClassification checks how runSide (target_test.go) reads the end
+// of a session: a session whose peer half-closes is seen as a clean end,
+// one whose peer resets (even while this side is writing, so that the
+// writer may consume the ECONNRESET) as a reset.
 func TestEndClassification(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

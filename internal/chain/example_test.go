@@ -1,0 +1,43 @@
+package chain_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/relaychain/relaychain/internal/chain"
+	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/mux"
+)
+
+// A relay's whole main: the command line, the configuration and the run
+// loop all come from the Spec of its Kind. Here the same Spec checks the
+// sample configuration, as "relay check" does.
+func ExampleSpec() {
+	main := func() { daemon.Main(chain.Spec(chain.Relay, chain.Hooks{})) }
+	_ = main
+
+	app := daemon.App(chain.Spec(chain.Relay, chain.Hooks{}))
+	app.Writer, app.ErrWriter = os.Stdout, os.Stdout
+	if err := app.Run([]string{"relay", "check", "--config", "../../configs/relay.yaml"}); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// ../../configs/relay.yaml: configuration OK
+}
+
+// A daemon that adds its own pieces to the node passes them in Hooks:
+// Services for in-process services, Run for work beside the node.
+func ExampleHooks() {
+	hooks := chain.Hooks{
+		Run: func(ctx context.Context, cfg *chain.Config, n *mux.Node, log *logrus.Entry) error {
+			log.Infof("%s: running beside the node until it stops", cfg.Label)
+			<-ctx.Done()
+			return nil
+		},
+	}
+	main := func() { daemon.Main(chain.Spec(chain.EventSink, hooks)) }
+	_ = main
+}
