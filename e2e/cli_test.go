@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -40,8 +41,31 @@ func TestCheck(t *testing.T) {
 	root := e2etest.ModuleRoot(t)
 	example := e2etest.NewChain(t, e2etest.Options{}).Dir
 	var good []struct{ daemon, path string }
+	// The samples name their certificates beside them: check copies, with
+	// the certificates made by each daemon's own "pki" commands.
+	samples := t.TempDir()
+	caDir := filepath.Join(samples, "ca")
+	if _, errOut, code := e2etest.RunCommand(t, samples, e2etest.Bin(t, "relay"), "pki", "ca", "--out", caDir); code != 0 {
+		t.Fatalf("pki ca: exit %d: %s", code, errOut)
+	}
 	for _, d := range checkedDaemons {
-		good = append(good, struct{ daemon, path string }{d, filepath.Join(root, "configs", d+".yaml")})
+		b, err := os.ReadFile(filepath.Join(root, "configs", d+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		path := filepath.Join(samples, d+".yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		label := regexp.MustCompile(`(?m)^label: (\S+)`).FindStringSubmatch(text)
+		if label == nil {
+			t.Fatalf("configs/%s.yaml has no label", d)
+		}
+		if _, errOut, code := e2etest.RunCommand(t, samples, e2etest.Bin(t, d), "pki", "issue", "--ca", caDir, "--label", label[1], "--out", samples); code != 0 {
+			t.Fatalf("%s pki issue: exit %d: %s", d, code, errOut)
+		}
+		good = append(good, struct{ daemon, path string }{d, path})
 	}
 	for _, n := range e2etest.SessionNodes {
 		good = append(good, struct{ daemon, path string }{n.Daemon, filepath.Join(example, n.Name, n.Daemon+".yaml")})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,6 +111,33 @@ type Options struct {
 	Prepare func(node, dir string) error
 }
 
+// issueCertificates makes a CA for the chain and, with each node's own
+// binary ("NAME pki issue"), the certificate and key its configuration
+// names (LABEL.crt, LABEL.key and ca.crt: the instance directories of
+// configs/example are named for their labels), so that the chain runs on
+// TLS as shipped.
+func (c *Chain) issueCertificates(instances []string) {
+	t := c.t
+	t.Helper()
+	caDir := filepath.Join(c.Dir, "ca")
+	if _, errOut, code := RunCommand(t, c.Dir, Bin(t, "epproxy"), "pki", "ca", "--out", caDir); code != 0 {
+		t.Fatalf("epproxy pki ca: exit %d\n%s", code, errOut)
+	}
+	daemons := map[string]string{}
+	for _, n := range append(slices.Clone(SessionNodes), EventNodes...) {
+		daemons[n.Name] = n.Daemon
+	}
+	for _, node := range instances {
+		d := daemons[node]
+		if d == "" {
+			continue
+		}
+		if _, errOut, code := RunCommand(t, c.Dir, Bin(t, d), "pki", "issue", "--ca", caDir, "--label", node, "--out", c.NodeDir(node)); code != 0 {
+			t.Fatalf("%s pki issue --label %s: exit %d\n%s", d, node, code, errOut)
+		}
+	}
+}
+
 // Chain is a copy of configs/example on ports of its own, and the
 // daemons started from it. Its methods fail the test they were made for.
 type Chain struct {
@@ -178,6 +206,7 @@ func NewChain(t testing.TB, o Options) *Chain {
 	if err != nil {
 		t.Fatalf("copy the example configurations: %v", err)
 	}
+	c.issueCertificates(instances)
 	if o.Prepare != nil {
 		for _, node := range instances {
 			if err := o.Prepare(node, c.NodeDir(node)); err != nil {
