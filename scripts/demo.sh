@@ -63,6 +63,14 @@ logged() { grep -qE -- "$2" "$1" 2>/dev/null; }
 # listening NAME: the demo target NAME has said it listens.
 listening() { logged "$run/$1.out" 'listening on'; }
 
+step "certificates: a CA for the demo, and one certificate per node (mutual TLS on every link)"
+bin/epproxy pki ca --out "$run/ca" >/dev/null
+for n in "${nodes[@]}"; do
+	label="${n%%:*}"
+	"bin/${n#*:}" pki issue --ca "$run/ca" --label "$label" --out "$run/$label" >/dev/null
+	echo "  $label: $run/$label/$label.crt, $label.key (mode 0600), ca.crt"
+done
+
 step "demo targets: the gateway and two endpoints"
 bin/chaindemo serve -listen 127.0.0.1:19494 -name gateway >"$run/gateway.out" 2>&1 &
 pids+=($!)
