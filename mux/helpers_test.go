@@ -28,6 +28,7 @@ type chainOpts struct {
 	leafOpts     []muxtest.Option // the leaf's entries
 	r1Listen     string           // fixed relay1 address (for restart tests)
 	r2Listen     string
+	plaintext    bool // every link insecure_plaintext (for raw hello tests)
 }
 
 // startChain starts the chain with o, waits until every node learned its
@@ -55,10 +56,11 @@ func (c *chain) nodes() []*mux.Node { return []*mux.Node{c.root, c.r1, c.r2, c.l
 // fixed addresses, and start-up from the leaf upwards.
 type tchain struct {
 	*chain
-	t      testing.TB
-	tun    mux.Tuning
-	logs   map[string]*logSink // by label
-	r1Addr string              // relay1's link listen address
+	t         testing.TB
+	tun       mux.Tuning
+	logs      map[string]*logSink // by label
+	plaintext bool
+	r1Addr    string // relay1's link listen address
 	// rootProxy carries root-relay1, childProxy relay2-relay1 (proxied).
 	rootProxy, childProxy *faultProxy
 }
@@ -85,7 +87,7 @@ func startTestChain(t testing.TB, o tchainOpts) *tchain {
 	if o.tuning == (mux.Tuning{}) {
 		o.tuning = muxtest.FastTuning()
 	}
-	tc := &tchain{chain: &chain{}, t: t, tun: o.tuning, logs: map[string]*logSink{}}
+	tc := &tchain{chain: &chain{}, t: t, tun: o.tuning, logs: map[string]*logSink{}, plaintext: o.plaintext}
 	r1, r2 := o.r1Listen, o.r2Listen
 	if o.leafFirst || o.proxied {
 		// The dialling sides need the addresses before the listeners
@@ -153,6 +155,11 @@ func startTestChain(t testing.TB, o tchainOpts) *tchain {
 // start starts a node whose log goes to the test and to a sink.
 func (tc *tchain) start(cfg mux.Config, opts ...muxtest.Option) *mux.Node {
 	tc.t.Helper()
+	if tc.plaintext {
+		for i := range cfg.Links {
+			cfg.Links[i].Plaintext = true
+		}
+	}
 	log, sink := captureLog(tc.t)
 	tc.logs[cfg.Label] = sink
 	return muxtest.StartNode(tc.t, cfg, append([]muxtest.Option{muxtest.WithLog(log)}, opts...)...)

@@ -14,18 +14,18 @@ import (
 
 // A relay's whole main: the command line, the configuration and the run
 // loop all come from the Spec of its Kind. Here the same Spec checks the
-// sample configuration, as "relay check" does.
+// configuration in testdata, as "relay check" does.
 func ExampleSpec() {
 	main := func() { daemon.Main(chain.Spec(chain.Relay, chain.Hooks{})) }
 	_ = main
 
 	app := daemon.App(chain.Spec(chain.Relay, chain.Hooks{}))
 	app.Writer, app.ErrWriter = os.Stdout, os.Stdout
-	if err := app.Run([]string{"relay", "check", "--config", "../../configs/relay.yaml"}); err != nil {
+	if err := app.Run([]string{"relay", "check", "--config", "testdata/relay.yaml"}); err != nil {
 		fmt.Println(err)
 	}
 	// Output:
-	// ../../configs/relay.yaml: configuration OK
+	// testdata/relay.yaml: configuration OK
 }
 
 // A daemon that adds its own pieces to the node passes them in Hooks:
