@@ -114,6 +114,32 @@ type Tuning struct {
 	// ShutdownAbortWait bounds how long Shutdown waits for goroutines after
 	// it aborted what was left. Default 5s.
 	ShutdownAbortWait time.Duration
+
+	// The caps below bound what a neighbour can make a node hold; zero is
+	// the default. A real site never meets them; a flood does.
+
+	// MaxLabelsPerLink caps the labels one child may announce (its subtree);
+	// an announcement over it is refused whole. Default 10000.
+	MaxLabelsPerLink int
+	// MaxRoutes caps the routing table; an announcement that would pass it
+	// is refused whole. Default 100000.
+	MaxRoutes int
+	// MaxSessionsPerLink caps the sessions that arrive through one link.
+	// Default 30000.
+	MaxSessionsPerLink int
+	// MaxSessionsPerOrigin caps the sessions of one origin label on this
+	// node. Default 20000.
+	MaxSessionsPerOrigin int
+	// MaxHellos caps the link connections in their TLS handshake or hello
+	// on one listen address, and MaxHellosPerSource those from one source
+	// address; beyond them a new connection is closed at once, counted in
+	// the refusal summary. Defaults 64 and 8.
+	MaxHellos, MaxHellosPerSource int
+	// RefusalLogBurst is how many refused link connections (and sessions
+	// refused for a forged origin) are logged in full per minute; the rest
+	// are summed up in one line a minute with their top sources. Default
+	// 10.
+	RefusalLogBurst int
 }
 
 // DefaultTuning returns the defaults documented on Tuning.
@@ -132,6 +158,14 @@ func DefaultTuning() Tuning {
 		MaxSessions:        50000,
 		ShutdownAbortWait:  5 * time.Second,
 		PeerWriteTimeout:   60 * time.Second,
+
+		MaxLabelsPerLink:     10000,
+		MaxRoutes:            100000,
+		MaxSessionsPerLink:   30000,
+		MaxSessionsPerOrigin: 20000,
+		MaxHellos:            64,
+		MaxHellosPerSource:   8,
+		RefusalLogBurst:      10,
 	}
 }
 
@@ -172,6 +206,19 @@ func (t Tuning) withDefaults() Tuning {
 	if t.ShutdownAbortWait == 0 {
 		t.ShutdownAbortWait = d.ShutdownAbortWait
 	}
+	for _, f := range []struct{ v, d *int }{
+		{&t.MaxLabelsPerLink, &d.MaxLabelsPerLink},
+		{&t.MaxRoutes, &d.MaxRoutes},
+		{&t.MaxSessionsPerLink, &d.MaxSessionsPerLink},
+		{&t.MaxSessionsPerOrigin, &d.MaxSessionsPerOrigin},
+		{&t.MaxHellos, &d.MaxHellos},
+		{&t.MaxHellosPerSource, &d.MaxHellosPerSource},
+		{&t.RefusalLogBurst, &d.RefusalLogBurst},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
 	return t
 }
 
@@ -205,6 +252,9 @@ func (t Tuning) Validate() []error {
 	}
 	if t.AcceptBacklog < 0 || t.MaxSessions < 0 {
 		errs = append(errs, fmt.Errorf("accept backlog and max sessions must not be negative"))
+	}
+	if t.MaxLabelsPerLink < 0 || t.MaxRoutes < 0 || t.MaxSessionsPerLink < 0 || t.MaxSessionsPerOrigin < 0 || t.MaxHellos < 0 || t.MaxHellosPerSource < 0 || t.RefusalLogBurst < 0 {
+		errs = append(errs, fmt.Errorf("caps must not be negative"))
 	}
 	return errs
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/hashicorp/yamux"
+	"github.com/sirupsen/logrus"
 )
 
 // This file is PROTOCOL.md section 3: the control stream and its WHO and
@@ -23,28 +25,98 @@ func (l *link) wantTell() {
 
 // send writes a control message under the link's write timeout.
 func (l *link) send(m ctrlMsg) error {
-	return l.sendBuilt(func() ctrlMsg { return m })
+	return l.sendBuilt(func() []ctrlMsg { return []ctrlMsg{m} })
 }
 
-// sendBuilt builds a control message and writes it, both under the
-// control stream's lock, so that messages that replace what the neighbour
-// knows (WHO reply, TELL, TELL reply) go out in the order their contents
-// were taken: a newer TELL is never overtaken by an older reply.
-func (l *link) sendBuilt(build func() ctrlMsg) error {
+// sendBuilt builds control messages and writes them, both under the
+// control stream's lock, so that messages that replace or change what the
+// neighbour knows (WHO reply, TELL, deltas, TELL reply) go out in the order
+// their contents were taken: a newer TELL is never overtaken by an older
+// reply. Nothing is built before the control stream is open: the TELL
+// sent when it opens carries the news.
+func (l *link) sendBuilt(build func() []ctrlMsg) error {
 	l.ctrlMu.Lock()
 	defer l.ctrlMu.Unlock()
-	m := build()
 	if l.ctrl == nil {
-		// Not open yet: the TELL sent when it opens carries the news.
 		return nil
 	}
-	_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.tun.WriteTimeout))
-	_, err := l.ctrl.Write(m.encode())
-	_ = l.ctrl.SetWriteDeadline(time.Time{})
-	if err == nil {
-		l.log.WithField("labels", joinLabels(m.Labels)).Debugf("%s command sent", m.Type)
+	for _, m := range build() {
+		_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.tun.WriteTimeout))
+		_, err := l.ctrl.Write(m.encode())
+		_ = l.ctrl.SetWriteDeadline(time.Time{})
+		if err != nil {
+			return err
+		}
+		l.log.WithFields(logrus.Fields{"labels": firstFew(m.Labels), "removed": firstFew(m.Removed), "seq": m.Seq}).Debugf("%s command sent", m.Type)
 	}
-	return err
+	return nil
+}
+
+// fullTell is the whole of what this node tells a parent, as typ (TELL or
+// WHO reply) followed by deltas that add what does not fit one message.
+// It clears what was pending for l and restarts its delta sequence. The
+// caller holds the routing table's lock.
+func (l *link) fullTellLocked(typ ctrlType) []ctrlMsg {
+	labels := l.n.table.tellLabelsLocked()
+	l.pendAdd, l.pendDel, l.pendFull = nil, nil, false
+	l.seq = 0
+	first := min(len(labels), maxChunk)
+	msgs := []ctrlMsg{{Type: typ, Labels: labels[:first]}}
+	for rest := labels[first:]; len(rest) > 0; {
+		k := min(len(rest), maxChunk)
+		l.seq++
+		msgs = append(msgs, ctrlMsg{Type: ctrlDelta, Seq: l.seq, Labels: rest[:k]})
+		rest = rest[k:]
+	}
+	return msgs
+}
+
+// pendingLocked is what changed below this node since the last message to
+// the parent l: the whole announcement again, or deltas. The caller holds
+// the routing table's lock.
+func (l *link) pendingLocked() []ctrlMsg {
+	if l.pendFull {
+		return l.fullTellLocked(ctrlTell)
+	}
+	add, del := setList(l.pendAdd), setList(l.pendDel)
+	l.pendAdd, l.pendDel = nil, nil
+	var msgs []ctrlMsg
+	for len(add) > 0 || len(del) > 0 {
+		ka, kd := min(len(add), maxChunk), min(len(del), maxChunk)
+		l.seq++
+		msgs = append(msgs, ctrlMsg{Type: ctrlDelta, Seq: l.seq, Labels: add[:ka], Removed: del[:kd]})
+		add, del = add[ka:], del[kd:]
+	}
+	return msgs
+}
+
+// notePendingLocked records a change of this node's routes for the
+// parent l. The caller holds the routing table's lock.
+func (l *link) notePendingLocked(added, removed []string) {
+	if l.pendFull {
+		return
+	}
+	if l.pendAdd == nil {
+		l.pendAdd, l.pendDel = map[string]struct{}{}, map[string]struct{}{}
+	}
+	for _, x := range added {
+		delete(l.pendDel, x)
+		l.pendAdd[x] = struct{}{}
+	}
+	for _, x := range removed {
+		delete(l.pendAdd, x)
+		l.pendDel[x] = struct{}{}
+	}
+	l.wantTell()
+}
+
+func setList(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for x := range m {
+		out = append(out, x)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // controlAsParent opens the control stream, sends WHO, and answers the
@@ -67,30 +139,75 @@ func (l *link) controlAsParent() {
 	if err := l.send(ctrlMsg{Type: ctrlWho}); err != nil {
 		return
 	}
+	expect := uint32(0) // the next delta's sequence number; 0: wait for a TELL or WHO reply
 	for {
 		m, err := readCtrl(st)
 		if err != nil {
 			l.controlEnded(err)
 			return
 		}
-		l.log.WithField("labels", joinLabels(m.Labels)).Infof("%s command received", m.Type)
+		l.logReceived(m)
 		switch m.Type {
 		case ctrlWhoReply, ctrlTell:
 			if len(m.Labels) == 0 || m.Labels[0] != l.cfg.Peer {
 				l.protocolError(fmt.Errorf("%s must start with the sender's label %s", m.Type, l.cfg.Peer))
 				return
 			}
-			l.n.setBelow(l.cfg.Peer, m.Labels)
-			if m.Type == ctrlTell {
-				if err := l.sendBuilt(l.n.tellReply); err != nil {
+			expect = 1
+			if _, err := l.n.table.replace(l.cfg.Peer, m.Labels[1:]); err != nil {
+				l.refuseAnnouncement(m, err)
+				expect = 0
+			}
+			// Either full announcement gets the reply: it tells the child
+			// its path to the root.
+			if err := l.sendBuilt(func() []ctrlMsg { return []ctrlMsg{l.n.tellReply()} }); err != nil {
+				return
+			}
+		case ctrlDelta:
+			switch {
+			case expect == 0:
+				continue // refused or out of step: the resync's reply is coming
+			case m.Seq != expect:
+				l.log.WithFields(logrus.Fields{"seq": m.Seq, "expected": expect}).Warn("TELL delta out of sequence; asking for the whole announcement again")
+				expect = 0
+				if err := l.send(ctrlMsg{Type: ctrlWho}); err != nil {
 					return
 				}
+				continue
+			}
+			expect++
+			if _, err := l.n.table.apply(l.cfg.Peer, m.Labels, m.Removed); err != nil {
+				l.refuseAnnouncement(m, err)
+				expect = 0
 			}
 		default:
 			l.protocolError(fmt.Errorf("a parent does not expect %s", m.Type))
 			return
 		}
 	}
+}
+
+// logReceived logs a control message at level 3, its labels in full only
+// at debug level.
+func (l *link) logReceived(m ctrlMsg) {
+	log := l.log.WithField("labels", firstFew(m.Labels))
+	if m.Type == ctrlDelta {
+		log = log.WithFields(logrus.Fields{"removed": firstFew(m.Removed), "seq": m.Seq})
+	}
+	log.Infof("%s command received", m.Type)
+	if len(m.Labels) > 5 || len(m.Removed) > 5 {
+		l.log.WithFields(logrus.Fields{"labels": joinLabels(m.Labels), "removed": joinLabels(m.Removed)}).Debugf("%s command received in full", m.Type)
+	}
+}
+
+// refuseAnnouncement logs, once per link, an announcement refused whole
+// for a cap. What the link announced before stays; its later deltas are
+// ignored until the next whole announcement, which may fit again.
+func (l *link) refuseAnnouncement(m ctrlMsg, err error) {
+	if l.capLogged.Swap(true) {
+		return
+	}
+	l.log.WithError(err).WithField("labels", len(m.Labels)).Errorf("%s refused whole: %v (logged once per link)", m.Type, err)
 }
 
 // controlAsChild serves the control stream the parent opened: it answers
@@ -112,11 +229,13 @@ func (l *link) controlAsChild(st *yamux.Stream) {
 			l.controlEnded(err)
 			return
 		}
-		l.log.WithField("labels", joinLabels(m.Labels)).Infof("%s command received", m.Type)
+		l.logReceived(m)
 		switch m.Type {
 		case ctrlWho:
-			if err := l.sendBuilt(func() ctrlMsg {
-				return ctrlMsg{Type: ctrlWhoReply, Labels: l.n.table.tellLabels()}
+			if err := l.sendBuilt(func() []ctrlMsg {
+				l.n.table.mu.Lock()
+				defer l.n.table.mu.Unlock()
+				return l.fullTellLocked(ctrlWhoReply)
 			}); err != nil {
 				return
 			}
@@ -150,9 +269,13 @@ func (l *link) notifyLoop() {
 			return
 		case <-l.tellCh:
 		}
-		build := func() ctrlMsg { return ctrlMsg{Type: ctrlTell, Labels: l.n.table.tellLabels()} }
+		build := func() []ctrlMsg {
+			l.n.table.mu.Lock()
+			defer l.n.table.mu.Unlock()
+			return l.pendingLocked()
+		}
 		if !l.cfg.Parent {
-			build = l.n.tellReply
+			build = func() []ctrlMsg { return []ctrlMsg{l.n.tellReply()} }
 		}
 		if err := l.sendBuilt(build); err != nil {
 			l.log.WithError(err).Warn("control message not sent; closing the link")

@@ -122,7 +122,7 @@ func (n *Node) helloDial(lc LinkConfig, conn net.Conn, res *reservation) (hello,
 func (n *Node) helloListen(ll *linkListener, conn net.Conn, auth *LinkConfig, res *reservation) (LinkConfig, hello, error) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "addr": conn.RemoteAddr().String()})
 	fail := func(err error) (LinkConfig, hello, error) {
-		log.WithError(err).Error("handshake failed")
+		n.refusals.note(sourceOf(conn), log.WithError(err), "handshake failed")
 		return LinkConfig{}, hello{}, err
 	}
 	refuse := func(lc LinkConfig, known bool, told, err error) (LinkConfig, hello, error) {

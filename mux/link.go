@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -26,8 +27,15 @@ type link struct {
 	ctrl   net.Conn // the control stream, once open
 
 	tellCh    chan struct{} // buffered 1: a TELL is wanted (peer is our parent)
-	path      []string      // a parent's label and its path to the root, from its TELL reply; guarded by n.mu
-	closeOnce sync.Once
+	capLogged atomic.Bool   // an announcement over a cap was logged for this link
+
+	// What changed below this node since the last message to this parent;
+	// guarded by the routing table's lock (n.table.mu).
+	pendAdd, pendDel map[string]struct{}
+	pendFull         bool     // send the whole announcement (on connect)
+	seq              uint32   // the last delta's sequence number
+	path             []string // a parent's label and its path to the root, from its TELL reply; guarded by n.mu
+	closeOnce        sync.Once
 
 	lostMu   sync.Mutex
 	lost     bool
@@ -84,14 +92,25 @@ func (l *link) close() {
 func (n *Node) acceptLinks(ll *linkListener) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "listen": ll.ln.Addr().String()})
 	log.Info("listening for links")
-	n.acceptLoop(ll.ln, log, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
+	gate := func(conn net.Conn) bool {
+		if ll.gate.enter(sourceOf(conn)) {
+			return true
+		}
+		// Over the cap: closed at once, counted in the next summary.
+		n.refusals.count(sourceOf(conn))
+		return false
+	}
+	n.acceptLoop(ll.ln, log, gate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
 }
 
 // acceptLoop accepts on ln until the node stops accepting and hands each
 // connection to serve in a goroutine the node owns. No I/O happens here.
 // An accept error other than a closed listener (too many open files, say)
 // is logged and retried after a backoff: the node keeps serving.
-func (n *Node) acceptLoop(ln net.Listener, log *logrus.Entry, serve func(net.Conn)) {
+//
+// gate, when not nil, admits a connection before any goroutine is started
+// for it; a connection it refuses is closed at once.
+func (n *Node) acceptLoop(ln net.Listener, log *logrus.Entry, gate func(net.Conn) bool, serve func(net.Conn)) {
 	b := Backoff{Min: 5 * time.Millisecond, Max: time.Second}
 	for {
 		conn, err := ln.Accept()
@@ -107,6 +126,10 @@ func (n *Node) acceptLoop(ln net.Listener, log *logrus.Entry, serve func(net.Con
 			continue
 		}
 		b.Reset()
+		if gate != nil && !gate(conn) {
+			_ = conn.Close()
+			continue
+		}
 		if !n.spawn(func() { serve(conn) }) {
 			_ = conn.Close()
 		}
@@ -123,12 +146,17 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 		}
 	}()
 	log := n.log.WithFields(logrus.Fields{"component": "link", "addr": conn.RemoteAddr().String()})
+	source := sourceOf(conn)
+	var leaveOnce sync.Once
+	leave := func() { leaveOnce.Do(func() { ll.gate.leave(source) }) }
+	defer leave()
 	_ = n.establish(conn, false, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
+		defer leave()
 		c, auth, isTLS, err := n.acceptTLS(ll, conn, log)
 		if err != nil {
 			// Nothing was sent: the peer sees the connection close (or a
 			// TLS alert), the reason is for this node's log only.
-			log.WithError(err).Error("link connection refused")
+			n.refusals.note(source, log.WithError(err), "link connection refused")
 			return nil, LinkConfig{}, hello{}, err
 		}
 		var authp *LinkConfig
@@ -238,6 +266,9 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		return
 	}
 	n.links[lc.Peer] = l
+	if lc.Parent {
+		n.table.addParent(l)
+	}
 	var parentNow string
 	if lc.Parent {
 		if p := n.activeParentLocked(); p != nil {
@@ -290,9 +321,11 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		parentNow = ""
 	}
 	n.mu.Unlock()
-	changed := n.table.set(lc.Peer, nil)
 	if lc.Parent {
+		n.table.removeParent(lc.Peer)
 		n.refreshPath()
+	} else {
+		n.table.drop(lc.Peer)
 	}
 	linkLog.Warn("link down")
 	if lc.Parent {
@@ -301,9 +334,6 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		} else {
 			l.log.Warn("no parent link is up")
 		}
-	}
-	if changed {
-		n.tellParents()
 	}
 }
 

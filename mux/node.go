@@ -8,6 +8,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -29,16 +30,21 @@ type Node struct {
 	ctx        context.Context // ends when the node aborts what is left
 	cancel     context.CancelFunc
 
-	table *routingTable // what the children told; its own lock
+	table     *routingTable                   // what the children told; its own lock
+	refusals  *refusalLog                     // link connections refused, flood-proof
+	denials   *refusalLog                     // sessions refused for their origin, flood-proof
+	ancestors atomic.Pointer[map[string]bool] // the labels of path, read without the lock
 
-	mu       sync.Mutex
-	links    map[string]*link // links that are up, by peer label
-	reserved map[string]bool  // peer labels in a handshake
-	path     []string         // the active parent's label and its path to the root
-	sessions map[uint64]Header
-	draining bool
-	dead     bool // no goroutine may be started
-	idle     chan struct{}
+	mu        sync.Mutex
+	links     map[string]*link // links that are up, by peer label
+	reserved  map[string]bool  // peer labels in a handshake
+	path      []string         // the active parent's label and its path to the root
+	sessions  map[uint64]sessionRec
+	perLink   map[string]int // sessions by the link they arrived through
+	perOrigin map[string]int // sessions by origin
+	draining  bool
+	dead      bool // no goroutine may be started
+	idle      chan struct{}
 
 	wg        sync.WaitGroup // every goroutine the node starts
 	serveOnce sync.Once
@@ -50,6 +56,7 @@ type linkListener struct {
 	ln     net.Listener
 	addr   string
 	links  map[string]LinkConfig // by peer label
+	gate   *helloGate            // caps the hellos in progress
 	plain  bool                  // some link here is Plaintext
 	secure bool                  // some link here is on TLS
 	creds  Credentials           // the certificate this port shows: the link's own when it is the only TLS link, else the node's
@@ -69,14 +76,31 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		return nil, fmt.Errorf("mux config: %w", errors.Join(errs...))
 	}
 	n := &Node{
-		cfg:      cfg,
-		tun:      cfg.Tuning.withDefaults(),
-		log:      log.WithField("node", cfg.Label),
-		links:    map[string]*link{},
-		reserved: map[string]bool{},
-		sessions: map[uint64]Header{},
+		cfg:       cfg,
+		tun:       cfg.Tuning.withDefaults(),
+		log:       log.WithField("node", cfg.Label),
+		links:     map[string]*link{},
+		reserved:  map[string]bool{},
+		sessions:  map[uint64]sessionRec{},
+		perLink:   map[string]int{},
+		perOrigin: map[string]int{},
 	}
-	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"))
+	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tun.RefusalLogBurst)
+	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tun.RefusalLogBurst)
+	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tun.MaxLabelsPerLink, n.tun.MaxRoutes)
+	parents := map[string]bool{}
+	for _, lc := range cfg.Links {
+		if lc.Parent {
+			parents[lc.Peer] = true
+		}
+	}
+	n.table.forbidden = func(l string) bool {
+		if parents[l] {
+			return true
+		}
+		anc := n.ancestors.Load()
+		return anc != nil && (*anc)[l]
+	}
 	n.acceptCtx, n.stopAccept = context.WithCancel(context.Background())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	byAddr := map[string]*linkListener{}
@@ -91,7 +115,8 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 				n.closeListeners()
 				return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
 			}
-			ll = &linkListener{ln: ln, addr: lc.Listen, links: map[string]LinkConfig{}}
+			ll = &linkListener{ln: ln, addr: lc.Listen, links: map[string]LinkConfig{},
+				gate: &helloGate{max: n.tun.MaxHellos, perSource: n.tun.MaxHellosPerSource}}
 			byAddr[lc.Listen] = ll
 			n.listeners = append(n.listeners, ll)
 		}
@@ -190,12 +215,31 @@ func (n *Node) Serve(ctx context.Context) error {
 		e := e
 		n.spawn(func() { n.acceptEntry(e) })
 	}
+	n.spawn(n.summaryLoop)
 	select {
 	case <-ctx.Done():
 	case <-n.acceptCtx.Done():
 	}
 	n.stopAccepting()
 	return nil
+}
+
+// summaryLoop writes the refusal summaries once per interval, and a last
+// time when the node stops accepting.
+func (n *Node) summaryLoop() {
+	t := time.NewTicker(refusalInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-n.acceptCtx.Done():
+			n.refusals.flush()
+			n.denials.flush()
+			return
+		}
+		n.refusals.flush()
+		n.denials.flush()
+	}
 }
 
 func (n *Node) stopAccepting() {
@@ -275,8 +319,9 @@ func (n *Node) waitSessions(ctx context.Context) int {
 	}
 }
 
-// admit records a new session; it fails when the node is draining or full.
-func (n *Node) admit(h Header) error {
+// admit records a new session that arrived through the link to via ("":
+// opened here); it fails when the node is draining or a cap is reached.
+func (n *Node) admit(h Header, via string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
@@ -284,18 +329,41 @@ func (n *Node) admit(h Header) error {
 		return ErrShutdown
 	case len(n.sessions) >= n.tun.MaxSessions:
 		return fmt.Errorf("session limit of %d reached", n.tun.MaxSessions)
+	case via != "" && n.perLink[via] >= n.tun.MaxSessionsPerLink:
+		return fmt.Errorf("session limit of %d through the link to %s reached", n.tun.MaxSessionsPerLink, via)
+	case n.perOrigin[h.Origin] >= n.tun.MaxSessionsPerOrigin:
+		return fmt.Errorf("session limit of %d for origin %s reached", n.tun.MaxSessionsPerOrigin, h.Origin)
 	}
 	if _, dup := n.sessions[h.ID]; dup {
 		return fmt.Errorf("session id %s already in use here", h.IDString())
 	}
-	n.sessions[h.ID] = h
+	n.sessions[h.ID] = sessionRec{origin: h.Origin, via: via}
+	if via != "" {
+		n.perLink[via]++
+	}
+	n.perOrigin[h.Origin]++
 	return nil
 }
+
+// sessionRec is what the node keeps of a session it carries, for its caps.
+type sessionRec struct{ origin, via string }
 
 func (n *Node) release(id uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	rec, ok := n.sessions[id]
+	if !ok {
+		return
+	}
 	delete(n.sessions, id)
+	if rec.via != "" {
+		if n.perLink[rec.via]--; n.perLink[rec.via] <= 0 {
+			delete(n.perLink, rec.via)
+		}
+	}
+	if n.perOrigin[rec.origin]--; n.perOrigin[rec.origin] <= 0 {
+		delete(n.perOrigin, rec.origin)
+	}
 	if len(n.sessions) == 0 && n.idle != nil {
 		close(n.idle)
 		n.idle = nil

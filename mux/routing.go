@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -12,40 +13,212 @@ import (
 // routingTable is what the children of a node told it (PROTOCOL.md section
 // 3): the labels each child announced, and for every label below the node
 // the child whose link leads to it. It has its own lock, so that routing
-// changes do not wait behind session bookkeeping.
+// changes do not wait behind session bookkeeping. It does not believe its
+// children: it refuses labels that are the node's own, its ancestors' or
+// its parents', keeps the first child that announced a label, and caps
+// what one link and the whole table may hold.
 type routingTable struct {
-	self string // this node's label, never routed to a child
-	log  *logrus.Entry
+	self       string // this node's label, never routed to a child
+	log        *logrus.Entry
+	maxPerLink int // labels one child may announce
+	maxRoutes  int // labels the table may hold
 
-	mu     sync.Mutex
-	below  map[string][]string // labels told by each child, by child label
-	routes map[string]string   // label -> child label that leads to it
-	warned map[string]bool     // oddities already logged, so each is logged once
+	mu        sync.Mutex
+	below     map[string]map[string]struct{} // labels announced by each child (refused ones left out)
+	routes    map[string]string              // label -> child label that leads to it
+	warned    map[string]bool                // labels told by two children, already warned about
+	forbidden func(label string) bool        // this node's own label, its path to the root, its parents
+	refused   uint64                         // announcements refused in part or whole
+	parents   map[string]*link               // parent links that are up: each change of the routes goes to them
 }
 
-func newRoutingTable(self string, log *logrus.Entry) *routingTable {
+func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) *routingTable {
 	return &routingTable{
-		self:   self,
-		log:    log,
-		below:  map[string][]string{},
-		routes: map[string]string{},
+		self:       self,
+		log:        log,
+		maxPerLink: maxPerLink,
+		maxRoutes:  maxRoutes,
+		below:      map[string]map[string]struct{}{},
+		routes:     map[string]string{},
+		warned:     map[string]bool{},
+		forbidden:  func(string) bool { return false },
+		parents:    map[string]*link{},
 	}
 }
 
-// set records the labels a child told (nil: the child is gone) and reports
-// whether the table changed.
-func (t *routingTable) set(child string, labels []string) bool {
+// addParent registers a parent link that came up: it gets the whole
+// announcement first, then the changes.
+func (t *routingTable) addParent(l *link) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if labels == nil {
-		if _, had := t.below[child]; !had {
-			return false
-		}
-		delete(t.below, child)
-	} else {
-		t.below[child] = labels
+	l.pendFull = true
+	t.parents[l.cfg.Peer] = l
+}
+
+// removeParent forgets a parent link that went down.
+func (t *routingTable) removeParent(label string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.parents, label)
+}
+
+// errOverCap is an announcement refused whole for a cap.
+var errOverCap = errors.New("over the cap")
+
+// replace takes a child's full announcement (TELL or WHO reply, without
+// the child's own label, which the caller checked): what it announced
+// before and no longer does is removed, the rest added.
+func (t *routingTable) replace(child string, labels []string) (refused []string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.below[child]
+	want := make(map[string]struct{}, len(labels)+1)
+	want[child] = struct{}{}
+	for _, l := range labels {
+		want[l] = struct{}{}
 	}
-	return t.recomputeLocked()
+	var added, removed []string
+	for l := range want {
+		if _, had := old[l]; !had {
+			added = append(added, l)
+		}
+	}
+	for l := range old {
+		if _, keep := want[l]; !keep {
+			removed = append(removed, l)
+		}
+	}
+	return t.applyLocked(child, added, removed, len(want))
+}
+
+// apply takes a child's delta.
+func (t *routingTable) apply(child string, added, removed []string) (refused []string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	size := len(t.below[child])
+	for _, l := range added {
+		if _, had := t.below[child][l]; !had {
+			size++
+		}
+	}
+	for _, l := range removed {
+		if _, had := t.below[child][l]; had {
+			size--
+		}
+	}
+	return t.applyLocked(child, added, removed, size)
+}
+
+// drop forgets everything a child announced: its link is down.
+func (t *routingTable) drop(child string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var removed []string
+	for l := range t.below[child] {
+		removed = append(removed, l)
+	}
+	_, _ = t.applyLocked(child, nil, removed, 0)
+	delete(t.below, child)
+}
+
+// applyLocked changes what child announces by added and removed, the
+// child's set having size labels afterwards, checking the caps and the
+// labels first; an announcement over a cap is refused whole. It logs one
+// summary line of what changed, each label at debug level, and passes
+// the change upwards.
+func (t *routingTable) applyLocked(child string, added, removed []string, size int) (refused []string, err error) {
+	if size > t.maxPerLink {
+		t.refused++
+		return nil, fmt.Errorf("%w: %d labels through one link, at most %d", errOverCap, size, t.maxPerLink)
+	}
+	fresh := 0
+	for _, l := range added {
+		if _, routed := t.routes[l]; !routed {
+			fresh++
+		}
+	}
+	if len(t.routes)+fresh > t.maxRoutes {
+		t.refused++
+		return nil, fmt.Errorf("%w: the routing table would hold %d labels, at most %d", errOverCap, len(t.routes)+fresh, t.maxRoutes)
+	}
+	set := t.below[child]
+	if set == nil {
+		set = map[string]struct{}{}
+		t.below[child] = set
+	}
+	var up, down []string
+	for _, l := range removed {
+		if _, had := set[l]; !had {
+			continue
+		}
+		delete(set, l)
+		if t.routes[l] != child {
+			continue
+		}
+		delete(t.routes, l)
+		if other := t.claimantLocked(l); other != "" {
+			t.routes[l] = other
+			t.log.WithFields(logrus.Fields{"label": l, "via": other}).Debug("route moved")
+			continue
+		}
+		delete(t.warned, l)
+		down = append(down, l)
+		t.log.WithFields(logrus.Fields{"label": l, "via": child}).Debug("route removed")
+	}
+	for _, l := range added {
+		if l == t.self || t.forbidden(l) {
+			refused = append(refused, l)
+			continue
+		}
+		if _, had := set[l]; had {
+			continue
+		}
+		set[l] = struct{}{}
+		if prev, routed := t.routes[l]; routed {
+			if prev != child && !t.warned[l] {
+				t.warned[l] = true
+				t.log.WithField("l", child).Warnf("label %s is told by both %s and %s; keeping %s", l, prev, child, prev)
+			}
+			continue
+		}
+		t.routes[l] = child
+		up = append(up, l)
+		t.log.WithFields(logrus.Fields{"label": l, "via": child}).Debug("route added")
+	}
+	if len(refused) > 0 {
+		t.refused++
+		sort.Strings(refused)
+		t.log.WithFields(logrus.Fields{"l": child, "labels": firstFew(refused)}).Errorf("refused %d labels announced by child %s: its own label, an ancestor's or a parent's", len(refused), child)
+	}
+	if len(up) > 0 || len(down) > 0 {
+		sort.Strings(up)
+		sort.Strings(down)
+		t.log.WithFields(logrus.Fields{"l": child, "added": firstFew(up), "removed": firstFew(down), "routes": len(t.routes)}).
+			Infof("routes changed through %s: %d added, %d removed", child, len(up), len(down))
+		for _, p := range t.parents {
+			p.notePendingLocked(up, down)
+		}
+	}
+	return refused, nil
+}
+
+// claimantLocked is the first child, in label order, that announced l.
+func (t *routingTable) claimantLocked(l string) string {
+	var best string
+	for c, set := range t.below {
+		if _, ok := set[l]; ok && (best == "" || c < best) {
+			best = c
+		}
+	}
+	return best
+}
+
+// firstFew names up to five labels for a log line.
+func firstFew(ls []string) string {
+	if len(ls) <= 5 {
+		return joinLabels(ls)
+	}
+	return joinLabels(ls[:5]) + fmt.Sprintf(",... (%d more)", len(ls)-5)
 }
 
 // lookup returns the child that leads to label.
@@ -54,6 +227,19 @@ func (t *routingTable) lookup(label string) (child string, ok bool) {
 	defer t.mu.Unlock()
 	child, ok = t.routes[label]
 	return child, ok
+}
+
+// inSubtree reports whether label is child itself or a label it announced
+// (and this node accepted), whether or not the route goes through it: a
+// node below two parents sends its sessions up through either.
+func (t *routingTable) inSubtree(child, label string) bool {
+	if label == child {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.below[child][label]
+	return ok
 }
 
 // snapshot returns a copy of the routes.
@@ -67,11 +253,16 @@ func (t *routingTable) snapshot() map[string]string {
 	return out
 }
 
-// tellLabels is what this node tells its parents: its own label and every
-// label below it, sorted.
-func (t *routingTable) tellLabels() []string {
+// size is how many labels the table routes.
+func (t *routingTable) size() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return len(t.routes)
+}
+
+// tellLabelsLocked is what this node tells its parents: its own label and
+// every label below it, sorted.
+func (t *routingTable) tellLabelsLocked() []string {
 	out := make([]string, 0, 1+len(t.routes))
 	out = append(out, t.self)
 	rest := make([]string, 0, len(t.routes))
@@ -80,52 +271,6 @@ func (t *routingTable) tellLabels() []string {
 	}
 	sort.Strings(rest)
 	return append(out, rest...)
-}
-
-// recomputeLocked rebuilds the routes from what the children told, logs
-// what changed and reports whether anything did.
-func (t *routingTable) recomputeLocked() bool {
-	children := make([]string, 0, len(t.below))
-	for c := range t.below {
-		children = append(children, c)
-	}
-	sort.Strings(children)
-	routes := map[string]string{}
-	odd := map[string]bool{}
-	for _, c := range children {
-		for _, l := range t.below[c] {
-			switch prev, dup := routes[l]; {
-			case l == t.self:
-				key := c + " tells " + l
-				if odd[key] = true; !t.warned[key] {
-					t.log.WithField("l", c).Warnf("child tells this node's own label %s; ignored", l)
-				}
-			case dup:
-				key := l + " by " + prev + " and " + c
-				if odd[key] = true; !t.warned[key] {
-					t.log.WithField("l", c).Warnf("label %s is told by both %s and %s; using %s", l, prev, c, prev)
-				}
-			default:
-				routes[l] = c
-			}
-		}
-	}
-	t.warned = odd
-	changed := false
-	for l, via := range routes {
-		if old, ok := t.routes[l]; !ok || old != via {
-			t.log.WithFields(logrus.Fields{"label": l, "via": via}).Info("route added")
-			changed = true
-		}
-	}
-	for l, via := range t.routes {
-		if _, ok := routes[l]; !ok {
-			t.log.WithFields(logrus.Fields{"label": l, "via": via}).Info("route removed")
-			changed = true
-		}
-	}
-	t.routes = routes
-	return changed
 }
 
 // activeParentLocked is the first configured parent whose link is up.
@@ -165,12 +310,22 @@ func (n *Node) nextHop(dest string, from *link) (*link, error) {
 	return nil, fmt.Errorf("no parent link of %s is up", n.cfg.Label)
 }
 
-// setBelow records the labels a child told (nil: the child's link is
-// down) and, when the table changed, tells the parents.
-func (n *Node) setBelow(child string, labels []string) {
-	if n.table.set(child, labels) {
-		n.tellParents()
+// checkOrigin decides whether a session that arrived on from may carry
+// origin (PROTOCOL.md section 4, "Origin"): from a child, the origin must
+// be the child or a label it announced; from a parent, it must not be
+// this node or a label below it. Then the origin that reaches a service
+// was proven on every hop, and allow lists mean something.
+func (n *Node) checkOrigin(from *link, origin string) error {
+	if from.cfg.Parent {
+		if _, below := n.table.lookup(origin); below || origin == n.cfg.Label {
+			return fmt.Errorf("origin %s is in the subtree of %s, but the session came from its parent %s", origin, n.cfg.Label, from.cfg.Peer)
+		}
+		return nil
 	}
+	if !n.table.inSubtree(from.cfg.Peer, origin) {
+		return fmt.Errorf("origin %s is not in the subtree of the child %s it came from", origin, from.cfg.Peer)
+	}
+	return nil
 }
 
 // tellReply is the TELL reply to a child: this node's label and its path
@@ -206,6 +361,11 @@ func (n *Node) setPath(path []string) {
 		return
 	}
 	n.path = append([]string(nil), path...)
+	anc := make(map[string]bool, len(path))
+	for _, l := range path {
+		anc[l] = true
+	}
+	n.ancestors.Store(&anc)
 	for _, l := range n.links {
 		if !l.cfg.Parent {
 			l.wantTell()
@@ -213,17 +373,6 @@ func (n *Node) setPath(path []string) {
 	}
 	n.mu.Unlock()
 	n.log.WithFields(logrus.Fields{"component": "routing", "path": joinLabels(path)}).Info("path to the root changed")
-}
-
-// tellParents asks every parent link that is up to send a TELL.
-func (n *Node) tellParents() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, l := range n.links {
-		if l.cfg.Parent {
-			l.wantTell()
-		}
-	}
 }
 
 // Routes returns the routing table: every label known below this node and

@@ -32,7 +32,7 @@ func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, e
 	if dest == n.cfg.Label {
 		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "the destination is this node itself"}
 	}
-	if err := n.admit(h); err != nil {
+	if err := n.admit(h, ""); err != nil {
 		return nil, h, &StatusError{Code: StatusFailed, Node: n.cfg.Label, Reason: err.Error()}
 	}
 	next, err := n.nextHop(dest, nil)
@@ -139,7 +139,12 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
 		_ = n.reply(st, se)
 	}
-	if err := n.admit(h); err != nil {
+	if err := n.checkOrigin(from, h.Origin); err != nil {
+		n.denials.note(from.cfg.Peer, log.WithError(err), "session refused: forged origin")
+		refuse(StatusDenied, "%v", err)
+		return
+	}
+	if err := n.admit(h, from.cfg.Peer); err != nil {
 		refuse(StatusFailed, "%v", err)
 		return
 	}
@@ -244,7 +249,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 func (n *Node) acceptEntry(e *entry) {
 	log := n.log.WithFields(logrus.Fields{"component": "entry", "entry": e.name, "listen": e.ln.Addr().String()})
 	log.Infof("listening for %s at %s", e.service, e.dest)
-	n.acceptLoop(e.ln, log, func(conn net.Conn) { n.serveEntry(e, conn) })
+	n.acceptLoop(e.ln, log, nil, func(conn net.Conn) { n.serveEntry(e, conn) })
 }
 
 // serveEntry carries one accepted connection as a session. It closes conn.

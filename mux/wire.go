@@ -9,7 +9,7 @@ import (
 // Wire constants. See PROTOCOL.md.
 const (
 	helloMagic   = "RLYC"
-	ProtoVersion = 1 // the protocol version this code speaks
+	ProtoVersion = 2 // the protocol version this code speaks
 
 	maxLabel   = MaxLabelLen
 	maxReason  = 255
@@ -117,7 +117,12 @@ const (
 	ctrlWhoReply  ctrlType = 2 // child -> parent: my label and those below me
 	ctrlTell      ctrlType = 3 // child -> parent: my label and those below me (on connect and on change)
 	ctrlTellReply ctrlType = 4 // parent -> child: my label and my path to the root
+	ctrlDelta     ctrlType = 5 // child -> parent: labels added and removed below me since the last TELL or delta
 )
+
+// maxChunk is the most labels one control message carries; a larger set
+// goes as a TELL (or WHO reply) followed by deltas that add the rest.
+const maxChunk = 4096
 
 func (t ctrlType) String() string {
 	switch t {
@@ -129,13 +134,20 @@ func (t ctrlType) String() string {
 		return "TELL"
 	case ctrlTellReply:
 		return "TELL reply"
+	case ctrlDelta:
+		return "TELL delta"
 	}
 	return fmt.Sprintf("type %d", byte(t))
 }
 
+// ctrlMsg is one control message. A delta carries Seq (1 after each TELL
+// or WHO reply, then counting up), the labels added (Labels) and removed
+// (Removed); the other types carry Labels only.
 type ctrlMsg struct {
-	Type   ctrlType
-	Labels []string
+	Type    ctrlType
+	Seq     uint32
+	Labels  []string
+	Removed []string
 }
 
 func (m ctrlMsg) encode() []byte {
@@ -143,15 +155,58 @@ func (m ctrlMsg) encode() []byte {
 	for _, l := range m.Labels {
 		size += 1 + len(l)
 	}
+	if m.Type == ctrlDelta {
+		size += 4 + 2
+		for _, l := range m.Removed {
+			size += 1 + len(l)
+		}
+	}
 	b := make([]byte, 4, size)
 	binary.BigEndian.PutUint32(b, uint32(size-4))
 	b = append(b, byte(m.Type))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Labels)))
-	for _, l := range m.Labels {
+	if m.Type == ctrlDelta {
+		b = binary.BigEndian.AppendUint32(b, m.Seq)
+	}
+	b = appendLabels(b, m.Labels)
+	if m.Type == ctrlDelta {
+		b = appendLabels(b, m.Removed)
+	}
+	return b
+}
+
+func appendLabels(b []byte, ls []string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ls)))
+	for _, l := range ls {
 		b = append(b, byte(len(l)))
 		b = append(b, l...)
 	}
 	return b
+}
+
+// decodeLabels reads a count and that many labels from p and returns the
+// rest of p.
+func decodeLabels(p []byte) ([]string, []byte, error) {
+	if len(p) < 2 {
+		return nil, nil, fmt.Errorf("%w: label count truncated", ErrBadControl)
+	}
+	count := int(binary.BigEndian.Uint16(p))
+	p = p[2:]
+	if count > len(p) { // each label takes at least one byte
+		return nil, nil, fmt.Errorf("%w: %d labels in %d bytes", ErrBadControl, count, len(p))
+	}
+	out := make([]string, 0, count)
+	for i := 0; i < count; i++ {
+		if len(p) < 1 || len(p) < 1+int(p[0]) {
+			return nil, nil, fmt.Errorf("%w: label %d truncated", ErrBadControl, i)
+		}
+		l := string(p[1 : 1+int(p[0])])
+		if err := CheckLabel(l); err != nil {
+			return nil, nil, fmt.Errorf("%w: label %d: %w", ErrBadControl, i, err)
+		}
+		out = append(out, l)
+		p = p[1+int(p[0]):]
+	}
+	return out, p, nil
 }
 
 func readCtrl(r io.Reader) (ctrlMsg, error) {
@@ -180,33 +235,36 @@ func decodeCtrl(body []byte) (ctrlMsg, error) {
 		return ctrlMsg{}, fmt.Errorf("%w: short body", ErrBadControl)
 	}
 	m := ctrlMsg{Type: ctrlType(body[0])}
-	if m.Type < ctrlWho || m.Type > ctrlTellReply {
+	if m.Type < ctrlWho || m.Type > ctrlDelta {
 		return ctrlMsg{}, fmt.Errorf("%w: unknown type %d", ErrBadControl, body[0])
 	}
-	count := int(binary.BigEndian.Uint16(body[1:3]))
-	p := body[3:]
-	if count > len(p) { // each label takes at least one byte
-		return ctrlMsg{}, fmt.Errorf("%w: %d labels in %d bytes", ErrBadControl, count, len(p))
+	p := body[1:]
+	if m.Type == ctrlDelta {
+		if len(p) < 4 {
+			return ctrlMsg{}, fmt.Errorf("%w: delta sequence truncated", ErrBadControl)
+		}
+		m.Seq = binary.BigEndian.Uint32(p)
+		p = p[4:]
 	}
-	m.Labels = make([]string, 0, count)
-	for i := 0; i < count; i++ {
-		if len(p) < 1 || len(p) < 1+int(p[0]) {
-			return ctrlMsg{}, fmt.Errorf("%w: label %d truncated", ErrBadControl, i)
+	var err error
+	if m.Labels, p, err = decodeLabels(p); err != nil {
+		return ctrlMsg{}, err
+	}
+	if m.Type == ctrlDelta {
+		if m.Removed, p, err = decodeLabels(p); err != nil {
+			return ctrlMsg{}, err
 		}
-		l := string(p[1 : 1+int(p[0])])
-		if err := CheckLabel(l); err != nil {
-			return ctrlMsg{}, fmt.Errorf("%w: label %d: %w", ErrBadControl, i, err)
+		if m.Seq == 0 {
+			return ctrlMsg{}, fmt.Errorf("%w: delta with sequence 0", ErrBadControl)
 		}
-		m.Labels = append(m.Labels, l)
-		p = p[1+int(p[0]):]
 	}
 	if len(p) != 0 {
 		return ctrlMsg{}, fmt.Errorf("%w: %d trailing bytes", ErrBadControl, len(p))
 	}
-	if m.Type == ctrlWho && count != 0 {
+	if m.Type == ctrlWho && len(m.Labels) != 0 {
 		return ctrlMsg{}, fmt.Errorf("%w: WHO carries no labels", ErrBadControl)
 	}
-	if (m.Type == ctrlWhoReply || m.Type == ctrlTellReply) && count == 0 {
+	if (m.Type == ctrlWhoReply || m.Type == ctrlTellReply) && len(m.Labels) == 0 {
 		return ctrlMsg{}, fmt.Errorf("%w: %s without the sender's label", ErrBadControl, m.Type)
 	}
 	return m, nil

@@ -26,6 +26,7 @@ func FastTuning() mux.Tuning {
 	t.BackoffMin = 20 * time.Millisecond
 	t.BackoffMax = 200 * time.Millisecond
 	t.ShutdownAbortWait = 10 * time.Second
+	t.RefusalLogBurst = 1000 // tests assert each refusal in the log
 	return t
 }
 

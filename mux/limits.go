@@ -1,0 +1,160 @@
+package mux
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// This file holds the bounds on what the network can make a node do
+// before it trusts a peer: hellos in progress per listen address and per
+// source address, and logs of refusals that a flood cannot flood.
+
+// refusalInterval is the refusal log's interval: in each, the first
+// Tuning.RefusalLogBurst refusals are logged in full; the rest are counted
+// and summed up in one line when it ends.
+const refusalInterval = time.Minute
+
+// refusalLog logs refusals of peers (failed handshakes, connections over
+// the caps, forged origins) at level 1 without letting a flood flood the
+// log: the first few in each interval in full, then one summary line per
+// interval with the count and the top sources.
+type refusalLog struct {
+	log   *logrus.Entry
+	what  string // "link connections refused", in the summary
+	burst int
+
+	mu         sync.Mutex
+	start      time.Time
+	shown      int
+	suppressed int
+	sources    map[string]int
+}
+
+func newRefusalLog(log *logrus.Entry, what string, burst int) *refusalLog {
+	return &refusalLog{log: log, what: what, burst: burst, sources: map[string]int{}}
+}
+
+// note logs one refusal from source: in full with e and msg while the
+// interval's burst lasts, else only counted.
+func (r *refusalLog) note(source string, e *logrus.Entry, msg string) {
+	r.mu.Lock()
+	now := time.Now()
+	if r.start.IsZero() || now.Sub(r.start) >= refusalInterval {
+		r.summaryLocked()
+		r.start, r.shown = now, 0
+	}
+	if r.shown < r.burst {
+		r.shown++
+		r.mu.Unlock()
+		e.Error(msg)
+		return
+	}
+	r.suppressed++
+	r.sources[source]++
+	r.mu.Unlock()
+}
+
+// count counts a refusal that is never logged in full (a connection
+// closed at once over a cap).
+func (r *refusalLog) count(source string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.start.IsZero() {
+		r.start = time.Now()
+	}
+	r.suppressed++
+	r.sources[source]++
+}
+
+// flush writes the summary of what was not logged in full, if anything,
+// and starts a new interval.
+func (r *refusalLog) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.summaryLocked()
+	r.start, r.shown = time.Time{}, 0
+}
+
+func (r *refusalLog) summaryLocked() {
+	if r.suppressed == 0 {
+		return
+	}
+	type src struct {
+		addr string
+		n    int
+	}
+	var top []src
+	for a, n := range r.sources {
+		top = append(top, src{a, n})
+	}
+	sort.Slice(top, func(i, j int) bool { return top[i].n > top[j].n || top[i].n == top[j].n && top[i].addr < top[j].addr })
+	if len(top) > 5 {
+		top = top[:5]
+	}
+	parts := make([]string, len(top))
+	for i, s := range top {
+		parts[i] = fmt.Sprintf("%s x%d", s.addr, s.n)
+	}
+	r.log.WithFields(logrus.Fields{"count": r.suppressed, "sources": len(r.sources), "top": strings.Join(parts, ",")}).
+		Errorf("%d more %s since %s, not logged one by one", r.suppressed, r.what, r.start.Format("15:04:05"))
+	r.suppressed = 0
+	r.sources = map[string]int{}
+}
+
+// sourceOf is the address a connection comes from, without its port.
+func sourceOf(c net.Conn) string {
+	a := c.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return h
+	}
+	return a
+}
+
+// helloGate caps the connections of one link listener that are still in
+// their TLS handshake or hello, in all and per source address.
+type helloGate struct {
+	max, perSource int
+
+	mu       sync.Mutex
+	inflight int
+	bySource map[string]int
+}
+
+// enter admits a new connection from source, or reports false when a cap
+// is reached; an admitted one must leave.
+func (g *helloGate) enter(source string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inflight >= g.max || g.bySource[source] >= g.perSource {
+		return false
+	}
+	if g.bySource == nil {
+		g.bySource = map[string]int{}
+	}
+	g.inflight++
+	g.bySource[source]++
+	return true
+}
+
+// leave ends a connection's hello.
+func (g *helloGate) leave(source string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight--
+	if g.bySource[source]--; g.bySource[source] <= 0 {
+		delete(g.bySource, source)
+	}
+}
+
+// inProgress is how many hellos are in progress.
+func (g *helloGate) inProgress() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inflight
+}
