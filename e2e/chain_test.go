@@ -48,10 +48,10 @@ func startChainWith(t testing.TB, fixed map[int]int) *e2etest.Chain {
 }
 
 // waitFormed waits until the root's log holds, after its first skip
-// bytes, a "route added" line for each gwproxy.
+// bytes, a routing change that adds each gwproxy.
 func waitFormed(t testing.TB, c *e2etest.Chain, skip int64) {
 	t.Helper()
-	c.Proc("epp-main").WaitLog(t, skip, 20*time.Second, `routing: route added \[label=gwp-site-a `, `routing: route added \[label=gwp-site-b `)
+	c.Proc("epp-main").WaitLog(t, skip, 20*time.Second, e2etest.RouteAdded("gwp-site-a"), e2etest.RouteAdded("gwp-site-b"))
 }
 
 // entryRoute is an entry of the chain and the target its sessions reach.

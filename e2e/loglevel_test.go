@@ -75,7 +75,7 @@ func TestLogLevelSignals(t *testing.T) {
 	relay.Signal(t, syscall.SIGUSR1)
 	off := relay.WaitLog(t, 0, 10*time.Second, `2 log: level changed from 2 to 3 \[by=SIGUSR1\]`)
 	gwp := c.Start("gwp-site-a")
-	relay.WaitLog(t, off, 10*time.Second, `3 link: link up \[.*l=gwp-site-a`, `3 routing: route added \[label=gwp-site-a `)
+	relay.WaitLog(t, off, 10*time.Second, `3 link: link up \[.*l=gwp-site-a`, "3 "+e2etest.RouteAdded("gwp-site-a"))
 
 	// SIGUSR2: 3 -> 2; the link going down shows its level-2 line only.
 	relay.Signal(t, syscall.SIGUSR2)

@@ -100,7 +100,7 @@ done
 formed() {
 	local root_log="$run/epp-main/epproxy.log" leaf
 	for leaf in gwp-site-a gwp-site-b ${events:+es-site-a}; do
-		logged "$root_log" "routing: route added \[label=$leaf " || return 1
+		logged "$root_log" "routing: routes changed through [^ ]+: [0-9]+ added, [0-9]+ removed \[added=([^ ]*,)?$leaf[, ]" || return 1
 	done
 	logged "$run/gwp-site-a/gwproxy.log" 'routing: path to the root changed \[.*path=relay-dmz2,relay-dmz1,epp-main\]' &&
 		logged "$run/gwp-site-b/gwproxy.log" 'routing: path to the root changed \[.*path=relay-dmz2,relay-dmz1,epp-main\]' &&
@@ -112,7 +112,7 @@ wait_for 15 "the WHO/TELL handshake to reach the root (routes to every leaf in e
 for n in "${nodes[@]}"; do
 	name="${n%%:*}"
 	echo "-- $name"
-	grep -h 'routing: ' "$run/$name/${n#*:}.log" | grep -E 'command received|route added|path to the root' | sed 's/^/   /' || true
+	grep -h 'routing: ' "$run/$name/${n#*:}.log" | grep -E 'command received|routes changed|path to the root' | sed 's/^/   /' || true
 done
 
 # send WHAT ADDR BYTES: one session through the chain, its bytes checked

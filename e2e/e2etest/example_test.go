@@ -20,11 +20,11 @@ func ExampleNewChain() {
 		})
 		c.StartAll()
 		root := c.Proc("epp-main")
-		root.WaitLog(t, 0, 20*time.Second, `routing: route added \[label=gwp-site-a `)
+		root.WaitLog(t, 0, 20*time.Second, e2etest.RouteAdded("gwp-site-a"))
 		c.Proc("relay-dmz2").Kill(t)
 		skip := root.LogSize()
 		c.Start("relay-dmz2")
-		root.WaitLog(t, skip, 20*time.Second, `routing: route added \[label=gwp-site-a `)
+		root.WaitLog(t, skip, 20*time.Second, e2etest.RouteAdded("gwp-site-a"))
 		conn, err := net.Dial("tcp", c.Addr(e2etest.PortUpA)) // the upcall entry of site A
 		if err != nil {
 			t.Fatal(err)

@@ -145,3 +145,11 @@ func showLogs(t testing.TB, procs []*Process, n int) {
 		t.Logf("--- last lines of %s's log (%s):\n%s", p.Name, filepath.Base(p.Log), Tail(p.Log, n))
 	}
 }
+
+// RouteAdded is the pattern of the level-3 log line in which a node's
+// routing table gains label: "routing: routes changed through CHILD: N
+// added, M removed [added=...,LABEL,... ...]" (each route is named alone
+// only at level 4).
+func RouteAdded(label string) string {
+	return `routing: routes changed through \S+: \d+ added, \d+ removed \[added=(\S*,)?` + regexp.QuoteMeta(label) + `[, ]`
+}
