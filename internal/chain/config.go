@@ -190,6 +190,25 @@ type Tuning struct {
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
 	// MaxSessions caps concurrent sessions on this node. Default 50000.
 	MaxSessions int `yaml:"max_sessions"`
+	// MaxSessionsPerLink caps the sessions that arrive through one link.
+	// Default 30000.
+	MaxSessionsPerLink int `yaml:"max_sessions_per_link"`
+	// MaxSessionsPerOrigin caps the sessions of one origin label on this
+	// node. Default 20000.
+	MaxSessionsPerOrigin int `yaml:"max_sessions_per_origin"`
+	// MaxLabelsPerLink caps the labels one child may announce; more is
+	// refused whole. Default 10000.
+	MaxLabelsPerLink int `yaml:"max_labels_per_link"`
+	// MaxRoutes caps the routing table. Default 100000.
+	MaxRoutes int `yaml:"max_routes"`
+	// MaxHellos caps the link connections in their handshake on one listen
+	// address, MaxHellosPerSource those from one source address; beyond,
+	// a connection is closed at once. Defaults 64 and 8.
+	MaxHellos          int `yaml:"max_hellos"`
+	MaxHellosPerSource int `yaml:"max_hellos_per_source"`
+	// RefusalLogBurst is how many refused link connections are logged in
+	// full per minute; the rest go in one summary line a minute. Default 10.
+	RefusalLogBurst int `yaml:"refusal_log_burst"`
 }
 
 // ByteSize is a size in bytes, written as a number or with a unit
@@ -266,6 +285,14 @@ func Default(k Kind) *Config {
 			ReconnectMin:       d.BackoffMin,
 			ReconnectMax:       d.BackoffMax,
 			MaxSessions:        d.MaxSessions,
+
+			MaxSessionsPerLink:   d.MaxSessionsPerLink,
+			MaxSessionsPerOrigin: d.MaxSessionsPerOrigin,
+			MaxLabelsPerLink:     d.MaxLabelsPerLink,
+			MaxRoutes:            d.MaxRoutes,
+			MaxHellos:            d.MaxHellos,
+			MaxHellosPerSource:   d.MaxHellosPerSource,
+			RefusalLogBurst:      d.RefusalLogBurst,
 		},
 		kind: k,
 	}
@@ -530,8 +557,22 @@ func (t Tuning) validate(ps *daemon.Problems) {
 	if t.AcceptBacklog <= 0 {
 		ps.Errorf("tuning.accept_backlog", "must be positive")
 	}
-	if t.MaxSessions <= 0 {
-		ps.Errorf("tuning.max_sessions", "must be positive")
+	for _, c := range []struct {
+		key string
+		v   int
+	}{
+		{"max_sessions", t.MaxSessions},
+		{"max_sessions_per_link", t.MaxSessionsPerLink},
+		{"max_sessions_per_origin", t.MaxSessionsPerOrigin},
+		{"max_labels_per_link", t.MaxLabelsPerLink},
+		{"max_routes", t.MaxRoutes},
+		{"max_hellos", t.MaxHellos},
+		{"max_hellos_per_source", t.MaxHellosPerSource},
+		{"refusal_log_burst", t.RefusalLogBurst},
+	} {
+		if c.v <= 0 {
+			ps.Errorf("tuning."+c.key, "must be positive")
+		}
 	}
 }
 
@@ -551,6 +592,13 @@ func (t Tuning) MuxTuning() mux.Tuning {
 	m.BackoffMin = t.ReconnectMin
 	m.BackoffMax = t.ReconnectMax
 	m.MaxSessions = t.MaxSessions
+	m.MaxSessionsPerLink = t.MaxSessionsPerLink
+	m.MaxSessionsPerOrigin = t.MaxSessionsPerOrigin
+	m.MaxLabelsPerLink = t.MaxLabelsPerLink
+	m.MaxRoutes = t.MaxRoutes
+	m.MaxHellos = t.MaxHellos
+	m.MaxHellosPerSource = t.MaxHellosPerSource
+	m.RefusalLogBurst = t.RefusalLogBurst
 	return m
 }
 
