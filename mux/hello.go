@@ -94,6 +94,9 @@ func (n *Node) helloDial(lc LinkConfig, conn net.Conn, res *reservation) (hello,
 	}
 	peer, err := readHello(conn)
 	if err != nil {
+		if alert := peerAlert(err); alert != nil {
+			err = fmt.Errorf("%w %s: TLS alert %q (it refused this node's certificate: its log says why)", ErrRefusedByPeer, lc.Peer, alert.Error())
+		}
 		return fail(err)
 	}
 	ok, reason, err := readVerdict(conn)

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -97,7 +97,7 @@ func verifyPeerCert(chain []*x509.Certificate, roots *x509.CertPool, pins [][32]
 			found = found || p == pin
 		}
 		if !found {
-			return fmt.Errorf("public key sha256:%s is not pinned for this link", hex.EncodeToString(pin[:]))
+			return fmt.Errorf("public key sha256:%s is not pinned for this link", base64.StdEncoding.EncodeToString(pin[:]))
 		}
 		if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 			return fmt.Errorf("certificate is expired or not yet valid (valid %s to %s)", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
@@ -184,6 +184,17 @@ func (n *Node) checkPeerCert(lc LinkConfig, chain []*x509.Certificate, roots *x5
 		}
 	}
 	return fmt.Errorf("certificate names %s, not %s", certSummary(chain), lc.Peer)
+}
+
+// peerAlert returns the TLS alert the peer sent, if err is one: in TLS
+// 1.3 the dialling side's handshake ends before the listener has checked
+// its certificate, so a refusal shows at the first read.
+func peerAlert(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" {
+		return oe.Err
+	}
+	return nil
 }
 
 // prefixConn is a connection whose first bytes were read already.

@@ -438,7 +438,7 @@ func TestTLSRotation(t *testing.T) {
 	root, rlog := startLogged(t, rootCfg(ca.Issue(t, "root", muxtest.CertOptions{}), mux.LinkConfig{Peer: "gwp-a", Listen: "127.0.0.1:0"}))
 	proxy := startCutter(t, root.LinkAddr("gwp-a").String())
 	swap := muxtest.NewSwap(ca.Issue(t, "gwp-a", muxtest.CertOptions{}))
-	leaf, _ := startLogged(t, leafCfg("gwp-a", swap, mux.LinkConfig{Peer: "root", Dial: proxy.ln.Addr().String()}))
+	leaf, llog := startLogged(t, leafCfg("gwp-a", swap, mux.LinkConfig{Peer: "root", Dial: proxy.ln.Addr().String()}))
 	waitUp(t, leaf, root)
 
 	// A certificate the root does not trust: the link that is up stays up.
@@ -451,6 +451,9 @@ func TestTLSRotation(t *testing.T) {
 	// The next handshake uses it, and is refused.
 	proxy.cut()
 	rlog.wait(t, "link connection refused", "unknown authority")
+	// The refused side is told it was refused, not that the peer spoke
+	// garbage.
+	llog.wait(t, "refused by peer root", "it refused this node's certificate")
 	// A good new certificate: the next reconnect succeeds.
 	swap.Set(ca.Issue(t, "gwp-a", muxtest.CertOptions{}))
 	muxtest.WaitFor(t, 10*time.Second, "the link back with the new certificate", func() bool { return rlog.count("link up") >= 2 })
