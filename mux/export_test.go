@@ -36,3 +36,30 @@ var (
 func SetTestKit(log func(testing.TB) *logrus.Entry, tuning func() Tuning) {
 	testLog, fastTuning = log, tuning
 }
+
+// The control messages and session opens, for scripted peers that speak
+// the protocol by hand (an attacker's child, a flood).
+
+// CtrlMsg is a control message.
+type CtrlMsg = ctrlMsg
+
+// Control message types.
+const (
+	CtrlWho       = ctrlWho
+	CtrlWhoReply  = ctrlWhoReply
+	CtrlTell      = ctrlTell
+	CtrlTellReply = ctrlTellReply
+	CtrlDelta     = ctrlDelta
+	MaxChunk      = maxChunk
+)
+
+// Encode returns m as it goes on the control stream.
+func (m ctrlMsg) Encode() []byte { return m.encode() }
+
+// Encode returns the stream type byte and the open header.
+func (h Header) Encode() []byte { return h.encode() }
+
+var (
+	ReadCtrl   = readCtrl
+	ReadStatus = readStatus
+)

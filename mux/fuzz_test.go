@@ -118,6 +118,9 @@ func fuzzCtrlSeeds() [][]byte {
 		{Type: ctrlTell, Labels: []string{"relay2"}},
 		{Type: ctrlTell, Labels: []string{"relay2", strings.Repeat("z", maxLabel)}},
 		{Type: ctrlTellReply, Labels: []string{"relay1", "root"}},
+		{Type: ctrlDelta, Seq: 1, Labels: []string{"gwp-c"}, Removed: []string{"gwp-a", "gwp-b"}},
+		{Type: ctrlDelta, Seq: 1 << 31, Removed: []string{"gwp-a"}},
+		{Type: ctrlDelta, Seq: 7},
 	} {
 		out = append(out, m.encode())
 	}
@@ -125,12 +128,16 @@ func fuzzCtrlSeeds() [][]byte {
 		return binary.BigEndian.AppendUint32(nil, uint32(len(body))) // length prefix
 	}
 	for _, body := range []string{
-		"",                            // length below 3
-		"\x01\x00",                    // short
-		"\x01\x00\x01\x04root",        // WHO with a label
-		"\x02\x00\x00",                // WHO reply without labels
-		"\x04\x00\x00",                // TELL reply without labels
-		"\x05\x00\x00",                // unknown type
+		"",                                     // length below 3
+		"\x01\x00",                             // short
+		"\x01\x00\x01\x04root",                 // WHO with a label
+		"\x02\x00\x00",                         // WHO reply without labels
+		"\x04\x00\x00",                         // TELL reply without labels
+		"\x06\x00\x00",                         // unknown type
+		"\x05\x00\x00",                         // delta, sequence truncated
+		"\x05\x00\x00\x00\x00\x00\x00\x00\x00", // delta with sequence 0
+		"\x05\x00\x00\x00\x01\x00\x00",         // delta without its removed count
+		"\x05\x00\x00\x00\x01\x00\x00\x00\x02\x01a", // removed count above what is there
 		"\x00\x00\x00",                // type zero
 		"\x03\x00\x02\x04root",        // count above what is there
 		"\x03\x00\x01\x04root\x00",    // trailing byte
@@ -212,15 +219,28 @@ func fuzzCheckCtrl(t *testing.T, m ctrlMsg, used []byte) {
 			t.Fatalf("%s without labels accepted", m.Type)
 		}
 	case ctrlTell:
+	case ctrlDelta:
+		if m.Seq == 0 {
+			t.Fatal("a delta with sequence 0 accepted")
+		}
+		for i, l := range m.Removed {
+			if err := CheckLabel(l); err != nil {
+				t.Fatalf("removed label %d accepted: %v", i, err)
+			}
+		}
 	default:
 		t.Fatalf("unknown type %d accepted", m.Type)
+	}
+	if m.Type != ctrlDelta && (m.Seq != 0 || m.Removed != nil) {
+		t.Fatalf("%s with a sequence or removed labels: %+v", m.Type, m)
 	}
 	enc := m.encode()
 	if !bytes.Equal(enc, used) {
 		t.Fatalf("re-encoding %+v gives %q, read %q", m, enc, used)
 	}
 	m2, err := readCtrl(bytes.NewReader(enc))
-	if err != nil || m2.Type != m.Type || strings.Join(m2.Labels, "\n") != strings.Join(m.Labels, "\n") {
+	if err != nil || m2.Type != m.Type || m2.Seq != m.Seq || strings.Join(m2.Labels, "\n") != strings.Join(m.Labels, "\n") ||
+		strings.Join(m2.Removed, "\n") != strings.Join(m.Removed, "\n") {
 		t.Fatalf("round trip: %+v -> %+v, %v", m, m2, err)
 	}
 }

@@ -155,8 +155,11 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 		c, auth, isTLS, err := n.acceptTLS(ll, conn, log)
 		if err != nil {
 			// Nothing was sent: the peer sees the connection close (or a
-			// TLS alert), the reason is for this node's log only.
-			n.refusals.note(source, log.WithError(err), "link connection refused")
+			// TLS alert), the reason is for this node's log only. A hello
+			// cut by shutdown is no refusal.
+			if n.acceptCtx.Err() == nil {
+				n.refusals.note(source, log.WithError(err), "link connection refused")
+			}
 			return nil, LinkConfig{}, hello{}, err
 		}
 		var authp *LinkConfig

@@ -285,6 +285,8 @@ func (n *Node) shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		n.refusals.flush()
+		n.denials.flush()
 	case <-time.After(n.tun.ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")
 		return errors.New("shutdown: goroutines still running")
