@@ -2,6 +2,7 @@ package mux
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"sort"
 	"sync"
@@ -175,4 +176,86 @@ func (n *Node) helloListen(ll *linkListener, conn net.Conn, auth *LinkConfig, re
 		return fail(fmt.Errorf("%w %s: %s", ErrRefusedByPeer, peer.Label, reason))
 	}
 	return lc, peer, nil
+}
+
+// hello is the first message each side sends on a new link connection.
+type hello struct {
+	Version byte
+	Role    Role
+	Parent  bool // the sender is the receiver's parent
+	Label   string
+}
+
+const flagParent = 1
+
+func (h hello) encode() []byte {
+	b := make([]byte, 0, 8+len(h.Label))
+	b = append(b, helloMagic...)
+	var flags byte
+	if h.Parent {
+		flags |= flagParent
+	}
+	b = append(b, h.Version, byte(h.Role), flags, byte(len(h.Label)))
+	return append(b, h.Label...)
+}
+
+// readHello reads and decodes a hello. Only the structure is checked here;
+// what the values mean for this node is decided by the caller.
+func readHello(r io.Reader) (hello, error) {
+	var fix [8]byte
+	if _, err := io.ReadFull(r, fix[:]); err != nil {
+		return hello{}, fmt.Errorf("%w: %w", ErrBadHello, err)
+	}
+	return decodeHello(fix, r)
+}
+
+func decodeHello(fix [8]byte, r io.Reader) (hello, error) {
+	if string(fix[:4]) != helloMagic {
+		return hello{}, fmt.Errorf("%w: not a relay chain peer (magic %q)", ErrBadHello, fix[:4])
+	}
+	h := hello{Version: fix[4], Role: Role(fix[5]), Parent: fix[6]&flagParent != 0}
+	if fix[6]&^flagParent != 0 {
+		return hello{}, fmt.Errorf("%w: unknown flags %#x", ErrBadHello, fix[6])
+	}
+	n := int(fix[7])
+	if n == 0 || n > maxLabel {
+		return hello{}, fmt.Errorf("%w: label length %d", ErrBadHello, n)
+	}
+	lb := make([]byte, n)
+	if _, err := io.ReadFull(r, lb); err != nil {
+		return hello{}, fmt.Errorf("%w: label: %w", ErrBadHello, err)
+	}
+	h.Label = string(lb)
+	if err := CheckLabel(h.Label); err != nil {
+		return hello{}, fmt.Errorf("%w: label: %w", ErrBadHello, err)
+	}
+	return h, nil
+}
+
+// verdict is each side's answer to the other's hello: accept, or refuse
+// with a reason.
+func encodeVerdict(reason string, ok bool) []byte {
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	b := []byte{0, byte(len(reason))}
+	if !ok {
+		b[0] = 1
+	}
+	return append(b, reason...)
+}
+
+func readVerdict(r io.Reader) (ok bool, reason string, err error) {
+	var fix [2]byte
+	if _, err := io.ReadFull(r, fix[:]); err != nil {
+		return false, "", fmt.Errorf("%w: verdict: %w", ErrBadHello, err)
+	}
+	if fix[0] > 1 {
+		return false, "", fmt.Errorf("%w: verdict %d", ErrBadHello, fix[0])
+	}
+	rb := make([]byte, fix[1])
+	if _, err := io.ReadFull(r, rb); err != nil {
+		return false, "", fmt.Errorf("%w: verdict reason: %w", ErrBadHello, err)
+	}
+	return fix[0] == 0, string(rb), nil
 }

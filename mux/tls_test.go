@@ -92,38 +92,9 @@ func startLogged(t testing.TB, cfg mux.Config) (*mux.Node, *capture) {
 	t.Helper()
 	c := &capture{}
 	log := muxtest.Log(t)
-	lg := logrus.New()
-	lg.SetOutput(io.Discard)
-	lg.SetLevel(logrus.DebugLevel)
-	lg.AddHook(c)
-	lg.AddHook(forward{log})
-	n, err := mux.New(cfg, logrus.NewEntry(lg))
-	if err != nil {
-		t.Fatalf("new %s: %v", cfg.Label, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = n.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = n.Shutdown(sctx)
-	})
-	return n, c
-}
-
-// forward copies captured lines into the test's own log.
-type forward struct{ to *logrus.Entry }
-
-func (forward) Levels() []logrus.Level { return logrus.AllLevels }
-func (f forward) Fire(e *logrus.Entry) error {
-	f.to.WithFields(e.Data).Log(e.Level, e.Message)
-	return nil
+	log.Logger.SetLevel(logrus.DebugLevel)
+	log.Logger.AddHook(c)
+	return muxtest.StartNode(t, cfg, muxtest.WithLog(log)), c
 }
 
 func echoHandler(_ context.Context, c *mux.Conn) {
