@@ -118,7 +118,7 @@ func TestRotation(t *testing.T) {
 		}
 		local, alert := refusedHandshake(t, c, relayAddr, &oldCert)
 		c.Proc("relay-dmz2").WaitLog(t, 0, rotationWait,
-			`1 link: link connection refused \[addr=`+regexp.QuoteMeta(local)+` error="[^"]*certificate gwp-site-a: public key sha256:[0-9a-f]{64} is not pinned for this link"`)
+			`1 link: link connection refused \[addr=`+regexp.QuoteMeta(local)+` error="[^"]*certificate gwp-site-a: public key sha256:[A-Za-z0-9+/]{43}= is not pinned for this link"`)
 		t.Logf("the old certificate of gwp-site-a: refused by the pinning relay-dmz2 (%v)", alert)
 	})
 	if !renewed {
