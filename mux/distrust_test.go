@@ -2,6 +2,7 @@ package mux_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -116,6 +117,9 @@ func TestChildAnnouncesAncestors(t *testing.T) {
 	// to evil.
 	echoThrough(t, d.leaf, "root")
 	echoThrough(t, d.root, "gwp-a")
+	if got := d.relay1.Stats().RefusedAnnouncements; got != 1 {
+		t.Errorf("relay1 counted %d refused announcements, want 1", got)
+	}
 }
 
 // TestForgedOriginFromChild: a child may open sessions only with an
@@ -147,6 +151,48 @@ func TestForgedOriginFromChild(t *testing.T) {
 	}
 	d.rlog.waitLog(t, "the refusal", errorWith("origin gwp-a is not in the subtree of the child evil"))
 	echoThrough(t, d.leaf, "root")
+	if got := d.relay1.Stats().ForgedOrigins; got != 3 {
+		t.Errorf("relay1 counted %d forged origins, want 3", got)
+	}
+}
+
+// TestSessionCaps: a node refuses sessions over its caps per link and per
+// origin, and takes them again once sessions end.
+func TestSessionCaps(t *testing.T) {
+	checkReleased(t)
+	for _, tt := range []struct {
+		name string
+		tune func(*mux.Tuning)
+		at   string // the node that refuses: the first the cap applies on
+		want string
+	}{
+		{"per link", func(t *mux.Tuning) { t.MaxSessionsPerLink = 2 }, "relay1", "session limit of 2 through the link to gwp-a reached"},
+		{"per origin", func(t *mux.Tuning) { t.MaxSessionsPerOrigin = 2 }, "gwp-a", "session limit of 2 for origin gwp-a reached"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := startDistrustTree(t, tt.tune)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var held []*mux.Conn
+			for i := 0; i < 2; i++ {
+				c, err := d.leaf.Open(ctx, "root", "echo")
+				if err != nil {
+					t.Fatalf("session %d: %v", i, err)
+				}
+				held = append(held, c)
+			}
+			_, err := d.leaf.Open(ctx, "root", "echo")
+			var se *mux.StatusError
+			if !errors.As(err, &se) || se.Code != mux.StatusFailed || se.Node != tt.at || !strings.Contains(se.Reason, tt.want) {
+				t.Fatalf("third session: %v; want failed at %s: %s", err, tt.at, tt.want)
+			}
+			for _, c := range held {
+				_ = c.Close()
+			}
+			muxtest.WaitFor(t, 10*time.Second, "the sessions released", func() bool { return d.relay1.Sessions() == 0 })
+			echoThrough(t, d.leaf, "root")
+		})
+	}
 }
 
 // TestForgedOriginFromParent: a session that comes down from a parent may
@@ -309,6 +355,9 @@ func TestIdleConnectionFlood(t *testing.T) {
 	}
 	if held == 0 {
 		t.Fatal("the node held no connection: the test measured nothing")
+	}
+	if got := root.Stats().RefusedConnections; got < uint64(len(conns)-tun.MaxHellos) {
+		t.Errorf("the node counted %d refused connections, want at least %d", got, len(conns)-tun.MaxHellos)
 	}
 	// The link that is up carries sessions meanwhile.
 	echoThrough(t, leaf, "root")

@@ -30,6 +30,7 @@ type refusalLog struct {
 	burst int
 
 	mu         sync.Mutex
+	all        uint64 // every refusal noted or counted
 	start      time.Time
 	shown      int
 	suppressed int
@@ -44,6 +45,7 @@ func newRefusalLog(log *logrus.Entry, what string, burst int) *refusalLog {
 // interval's burst lasts, else only counted.
 func (r *refusalLog) note(source string, e *logrus.Entry, msg string) {
 	r.mu.Lock()
+	r.all++
 	now := time.Now()
 	if r.start.IsZero() || now.Sub(r.start) >= refusalInterval {
 		r.summaryLocked()
@@ -65,11 +67,19 @@ func (r *refusalLog) note(source string, e *logrus.Entry, msg string) {
 func (r *refusalLog) count(source string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.all++
 	if r.start.IsZero() {
 		r.start = time.Now()
 	}
 	r.suppressed++
 	r.sources[source]++
+}
+
+// total is how many refusals there were.
+func (r *refusalLog) total() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.all
 }
 
 // flush writes the summary of what was not logged in full, if anything,

@@ -372,6 +372,26 @@ func (n *Node) release(id uint64) {
 	}
 }
 
+// Stats counts what the node refused of its neighbours since it started.
+type Stats struct {
+	// RefusedAnnouncements counts announcements from children refused in
+	// part (own, ancestors' or parents' labels) or whole (over a cap).
+	RefusedAnnouncements uint64
+	// RefusedConnections counts link connections refused before or at the
+	// hello, those closed at once over the hello caps included.
+	RefusedConnections uint64
+	// ForgedOrigins counts sessions refused for their origin.
+	ForgedOrigins uint64
+}
+
+// Stats returns the node's counts of refusals.
+func (n *Node) Stats() Stats {
+	n.table.mu.Lock()
+	ra := n.table.refused
+	n.table.mu.Unlock()
+	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total()}
+}
+
 // Sessions returns how many sessions the node carries now.
 func (n *Node) Sessions() int {
 	n.mu.Lock()
