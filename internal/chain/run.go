@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relaychain/relaychain/internal/daemon"
@@ -38,6 +39,7 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Reload: func(cfg *Config, logger *logrus.Logger) {
 			cfg.ReloadTLS(daemon.Component(logger, "tls"))
 		},
+		Commands: []*cli.Command{chainCommand(k.Name)},
 	}
 }
 
