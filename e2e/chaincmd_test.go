@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,5 +126,33 @@ func TestChainCheck(t *testing.T) {
 	}
 	if code != 1 || stdout != "" || stderr != strings.Join(want, "\n")+"\n" {
 		t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit 1 and:\n%s", code, stdout, stderr, strings.Join(want, "\n"))
+	}
+}
+
+// TestChainFirewallNftParses checks the nftables rules with nft itself
+// (nft -c: parsed and checked, nothing applied), where nft is installed
+// and may talk to the kernel.
+func TestChainFirewallNftParses(t *testing.T) {
+	nft, err := exec.LookPath("nft")
+	if err != nil {
+		t.Skip("nft is not installed: the nftables rules are not checked by it")
+	}
+	root := e2etest.ModuleRoot(t)
+	rules, stderr, code := e2etest.RunCommand(t, root, e2etest.Bin(t, "relay"), "chain", "firewall", "--format", "nftables", "configs/example")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// The table and chain the rules go in, as nftables.conf has them.
+	file := filepath.Join(t.TempDir(), "rules.nft")
+	setup := "add table inet filter\nadd chain inet filter forward { type filter hook forward priority 0; policy accept; }\n"
+	if err := os.WriteFile(file, []byte(setup+rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(nft, "-c", "-f", file).CombinedOutput()
+	if err != nil && strings.Contains(string(out), "Operation not permitted") {
+		t.Skipf("nft -c may not talk to the kernel here: %s", out)
+	}
+	if err != nil {
+		t.Fatalf("nft -c -f: %v\n%s\n%s", err, out, setup+rules)
 	}
 }
