@@ -32,12 +32,7 @@ func KindOf(name string) (Kind, bool) {
 
 // Set is the configurations of a whole chain, one per node, as an admin
 // host holds them: for checking that they agree (Check) and for the
-// firewall rules they need (Crossings).
-//
-//	s, err := chain.LoadSet("configs/example")
-//	if err != nil { ... }           // a file that does not load
-//	if err := s.Check(); err != nil { ... } // every disagreement
-//	crossings, _ := s.Crossings()
+// firewall rules they need (Crossings). See ExampleLoadSet.
 type Set struct {
 	// Nodes are the configurations, in the order they were found.
 	Nodes []*Config
