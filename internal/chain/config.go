@@ -1,7 +1,8 @@
 // Package chain holds what the chain daemons (epproxy, gwproxy, relay and
 // the chain side of eventsink) share: their YAML configuration, its
-// validation, and the run loop that turns it into a mux.Node with its
-// entries and exits.
+// validation, the run loop that turns it into a mux.Node with its entries
+// and exits, and the configurations of a whole chain checked together,
+// with the firewall rules they need (Set, "NAME chain").
 //
 // Typical usage, a daemon's whole main (a daemon with pieces of its own,
 // such as the epproxy's event service, passes them in Hooks; see
