@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -135,4 +137,52 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCompletion sources the script that "NAME completion" prints into
+// bash and completes command lines with it, as a shell would, the
+// candidates coming from the real binary.
+func TestCompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash is not installed")
+	}
+	binDir := e2etest.BinDir(t)
+	for _, d := range e2etest.Daemons {
+		for _, tc := range []struct {
+			words []string // the last one is being completed
+			want  string
+		}{
+			{[]string{d, ""}, "check pki chain completion"},
+			{[]string{d, "ch"}, "check chain"},
+			{[]string{d, "chain", ""}, "check firewall"},
+			{[]string{d, "chain", "firewall", "--f"}, "--format"},
+			{[]string{d, "pki", "issue", "--ca", "ca", "--"}, "--label --out --days --force --help"},
+			{[]string{d, "--"}, "--config --log-level --version --help"},
+		} {
+			t.Run(strings.Join(tc.words, " "), func(t *testing.T) {
+				t.Parallel()
+				script := fmt.Sprintf(`source <(%s completion) || exit 1
+COMP_WORDS=(%s)
+COMP_CWORD=%d
+_%s_complete
+echo "${COMPREPLY[*]}"`, d, quoteWords(tc.words), len(tc.words)-1, d)
+				cmd := exec.Command(bash, "--norc", "--noprofile", "-c", script)
+				cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+				out, err := cmd.CombinedOutput()
+				if err != nil || string(out) != tc.want+"\n" {
+					t.Fatalf("completing %q: %v, got %q, want %q", tc.words, err, out, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// quoteWords quotes words for a bash array.
+func quoteWords(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }

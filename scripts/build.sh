@@ -3,9 +3,7 @@
 # version, commit and build date stamped in (shown by NAME -v).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-version="$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
-commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+read -r version commit date < <(scripts/version.sh)
 pkg=github.com/relaychain/relaychain/internal/version
 ldflags="-s -w -X $pkg.Version=$version -X $pkg.Commit=$commit -X $pkg.Date=$date"
 mkdir -p bin

@@ -90,6 +90,7 @@ func fuzzReader(f *testing.F, fr events.Framing) {
 	for _, s := range []string{
 		"A;x=1;END\n", "A;msg='a;b';END B;END", "a\nb\r\n", "END", ";;;END;;", "A;x='", "\x00\xff;END",
 		strings.Repeat("z", 80) + ";END",
+		"11 <13>a b c d\n", "5 <13>x6 <1>abc", "3 <1>\nplain\n70 <13>", "12 <13>cut",
 	} {
 		f.Add([]byte(s), uint8(7))
 	}
@@ -106,9 +107,16 @@ func fuzzReader(f *testing.F, fr events.Framing) {
 		if !equal(whole, chunked) && !endAmbiguous(string(in)) {
 			t.Fatalf("one read gave %q, chunks of %d gave %q", whole, n, chunked)
 		}
+		// A datagram is split as a stream without octet counting is.
+		plain := collect(t, newReader(bytes.NewReader(in), fr, max, false))
 		dgram := split(t, fr, in, max)
-		if !equal(whole, dgram) {
-			t.Fatalf("reader gave %q, datagram gave %q", whole, dgram)
+		if !equal(plain, dgram) {
+			t.Fatalf("reader gave %q, datagram gave %q", plain, dgram)
+		}
+		// Octet counting changes nothing for input that does not start a
+		// frame with one.
+		if fr == events.Line && !bytes.Contains(in, []byte(" <")) && !equal(whole, plain) {
+			t.Fatalf("with octet counting %q, without %q", whole, plain)
 		}
 	})
 }

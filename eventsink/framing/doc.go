@@ -15,7 +15,19 @@
 //     END inclusive.
 //   - Line: newline-delimited lines (syslog RFC 3164/5424 lines or plain text).
 //     A trailing "\r" is removed, empty lines are skipped, a last line without
-//     "\n" at the end of the stream or datagram is an event.
+//     "\n" at the end of the stream or datagram is an event. On a stream
+//     (NewReader, not SplitDatagram: a datagram holds its message whole,
+//     RFC 5426), an event may also come octet-counted, as syslog senders frame
+//     messages over TCP (RFC 6587; rsyslog, syslog-ng, logger --octet-count):
+//     `MSG-LEN SP MSG`, where MSG-LEN is a decimal count of the octets of MSG
+//     without leading zero. A frame is taken as octet-counted when it starts
+//     with digits, a space and a syslog PRI (`<`, one to three digits, `>`),
+//     so `106 <13>1 2026-...` is a frame and `404 <html>` a line; each frame
+//     decides for itself, so both framings may be mixed on one connection.
+//     The event is MSG, without a newline the sender may have counted in; a
+//     newline inside MSG makes it malformed (an event is one line). A
+//     MSG-LEN over the maximum event size is ErrFrameTooLarge: the stream
+//     cannot be followed past it, and the Reader stops there.
 //
 // Every event is bounded by a maximum size. An event longer than that is
 // reported with ErrOversized and skipped: the Reader resynchronises on the next

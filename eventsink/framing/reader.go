@@ -35,25 +35,51 @@ type Reader struct {
 	discard bool // skipping the rest of an oversized event
 	eif     eifScanner
 	raw     rawEnd
+
+	// Line framing: octet counting (RFC 6587) is recognised on streams,
+	// never in datagrams.
+	counting bool
+	frame    lineFrame // how the current line event is framed
+	hdr      int       // an octet-counted frame: the length of "MSG-LEN "
+	count    int       // and MSG-LEN
 }
+
+// lineFrame is how one event of the Line framing is delimited.
+type lineFrame uint8
+
+const (
+	frameUnknown lineFrame = iota // not decided: the frame's first bytes are awaited
+	frameNewline                  // ends at a newline
+	frameCounted                  // "MSG-LEN SP MSG", MSG-LEN octets of MSG
+)
 
 // NewReader returns a Reader of events of framing f (events.EIF or
 // events.Line) from r, each at most maxEvent bytes long (DefaultMaxEvent
-// when maxEvent <= 0).
+// when maxEvent <= 0). In the Line framing it takes octet-counted frames
+// (RFC 6587) as well as lines; see the package documentation.
 func NewReader(r io.Reader, f events.Framing, maxEvent int) *Reader {
+	return newReader(r, f, maxEvent, f == events.Line)
+}
+
+// newReader is NewReader; counting says whether octet-counted frames are
+// recognised.
+func newReader(r io.Reader, f events.Framing, maxEvent int, counting bool) *Reader {
 	if maxEvent <= 0 {
 		maxEvent = DefaultMaxEvent
 	}
-	return &Reader{r: r, framing: f, max: maxEvent, buf: make([]byte, maxEvent+2+minRead)}
+	// A pending event is at most max+1 bytes, or an octet-counted header
+	// (at most maxCountDigits+1 bytes) and max bytes.
+	return &Reader{r: r, framing: f, max: maxEvent, buf: make([]byte, maxEvent+2+maxCountDigits+minRead), counting: counting}
 }
 
 // Next returns the next event. The slice is valid until the next call to Next.
 //
 // ErrOversized and ErrMalformed (wrapped, with a short reason) report one
 // rejected event: the caller may call Next again. At the end of the stream Next
-// returns io.EOF; a read error is returned as is. Both are sticky: once the
-// source failed, every later call returns the same error. Complete events that
-// were read before the error are returned first.
+// returns io.EOF; a read error is returned as is; an octet-counted frame
+// longer than the maximum event size is ErrFrameTooLarge. These are sticky:
+// once the source failed, every later call returns the same error. Complete
+// events that were read before the error are returned first.
 func (r *Reader) Next() ([]byte, error) {
 	if !r.framing.Valid() {
 		return nil, fmt.Errorf("%w: %d", events.ErrUnknownFraming, r.framing)
@@ -92,6 +118,10 @@ func (r *Reader) atEnd() ([]byte, error) {
 	}
 	ev := r.buf[r.start:r.pos]
 	r.endEvent()
+	if r.framing == events.Line && r.frame == frameCounted {
+		return nil, fmt.Errorf("%w: octet-counted frame cut by the end of input (%d of %d bytes)",
+			ErrMalformed, max(len(ev)-r.hdr, 0), r.count)
+	}
 	if r.framing == events.Line {
 		if blankLine(ev) {
 			return nil, r.err
@@ -110,7 +140,7 @@ func (r *Reader) fill() int {
 		r.start = 0
 	}
 	if r.end == len(r.buf) {
-		// Cannot happen: a pending event is at most max+1 bytes. Be safe.
+		// Cannot happen: a pending event fits (see newReader). Be safe.
 		r.err = fmt.Errorf("framing: buffer full")
 		return 0
 	}
@@ -189,6 +219,18 @@ func (r *Reader) scanLine() ([]byte, error, bool) {
 				return nil, nil, false
 			}
 			r.begun = true
+			r.frame = frameNewline
+			if r.counting {
+				r.frame = frameUnknown
+			}
+		}
+		if r.frame == frameUnknown {
+			if ev, err, done := r.detectFrame(); done || r.frame == frameUnknown {
+				return ev, err, done
+			}
+		}
+		if r.frame == frameCounted {
+			return r.scanCounted()
 		}
 		i := bytes.IndexByte(r.buf[r.pos:r.end], '\n')
 		if i < 0 {
@@ -206,6 +248,104 @@ func (r *Reader) scanLine() ([]byte, error, bool) {
 		}
 		ev, err := r.checkLine(line)
 		return ev, err, true
+	}
+}
+
+// detectFrame decides how the event that starts at r.start is framed: an
+// octet-counted frame when it starts with MSG-LEN, a space and a syslog
+// PRI, else a line. It waits for more bytes while they may decide (the
+// frame stays frameUnknown), except at the end of the input. A count over
+// the maximum event size ends the stream with ErrFrameTooLarge (done).
+func (r *Reader) detectFrame() (ev []byte, err error, done bool) {
+	hdr, n, res := octetHeader(r.buf[r.start:r.end])
+	switch {
+	case res == octetMore && r.err == nil:
+		return nil, nil, false
+	case res != octetYes:
+		r.frame = frameNewline
+		return nil, nil, false
+	case n > int64(r.max):
+		r.start, r.pos, r.begun = r.end, r.end, false
+		r.err = fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, r.max)
+		return nil, r.err, true
+	}
+	r.frame, r.hdr, r.count = frameCounted, hdr, int(n)
+	return nil, nil, false
+}
+
+// scanCounted returns the octet-counted frame at r.start once all of it
+// is in the buffer.
+func (r *Reader) scanCounted() ([]byte, error, bool) {
+	end := r.start + r.hdr + r.count
+	if r.end < end {
+		r.pos = r.end
+		return nil, nil, false
+	}
+	msg := r.buf[r.start+r.hdr : end]
+	r.pos = end
+	r.endEvent()
+	// A sender may count the newline that ends its message.
+	msg = bytes.TrimSuffix(msg, []byte("\n"))
+	ev, err := r.checkLine(msg)
+	return ev, err, true
+}
+
+// maxCountDigits bounds the MSG-LEN of an octet-counted frame; longer
+// digit strings are no count (the line is taken as it is).
+const maxCountDigits = 18
+
+type octetResult uint8
+
+const (
+	octetNo   octetResult = iota // b does not start with an octet-counting header
+	octetMore                    // b is the start of one; more bytes decide
+	octetYes
+)
+
+// octetHeader reports whether b starts with an RFC 6587 octet-counting
+// header followed by a syslog message: MSG-LEN (a digit 1-9, then
+// digits), a space, then the message's PRI ("<", 1 to 3 digits, ">"). It
+// returns the length of "MSG-LEN " and MSG-LEN.
+func octetHeader(b []byte) (hdr int, n int64, res octetResult) {
+	i := 0
+	for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
+		if i == 0 && b[i] == '0' || i == maxCountDigits {
+			return 0, 0, octetNo
+		}
+		n = n*10 + int64(b[i]-'0')
+	}
+	if i == 0 && len(b) > 0 {
+		return 0, 0, octetNo
+	}
+	// b[:i] are the digits; then " <" and 1 to 3 digits and ">".
+	want := func(j int, ok func(c byte) bool) octetResult {
+		switch {
+		case j >= len(b):
+			return octetMore
+		case ok(b[j]):
+			return octetYes
+		}
+		return octetNo
+	}
+	digit := func(c byte) bool { return '0' <= c && c <= '9' }
+	if r := want(i, func(c byte) bool { return c == ' ' }); r != octetYes {
+		return 0, 0, r
+	}
+	if r := want(i+1, func(c byte) bool { return c == '<' }); r != octetYes {
+		return 0, 0, r
+	}
+	for j := i + 2; ; j++ {
+		if r := want(j, func(c byte) bool { return c == '>' }); r == octetMore {
+			return 0, 0, octetMore
+		} else if r == octetYes {
+			if j == i+2 {
+				return 0, 0, octetNo // "<>"
+			}
+			return i + 1, n, octetYes
+		}
+		if !digit(b[j]) || j == i+5 {
+			return 0, 0, octetNo
+		}
 	}
 }
 
@@ -288,6 +428,8 @@ func SplitDatagram(f events.Framing, dgram []byte, maxEvent int) iter.Seq2[[]byt
 		if maxEvent <= 0 {
 			maxEvent = DefaultMaxEvent
 		}
+		// RFC 5426: a datagram holds whole messages; octet counting is a
+		// stream framing (RFC 6587) and is not looked for.
 		r := &Reader{framing: f, max: maxEvent, buf: dgram, end: len(dgram), err: io.EOF}
 		for {
 			ev, err := r.Next()

@@ -3,7 +3,13 @@
 // to a callback, normally the spool's Append.
 //
 // An oversized or malformed event is rejected: a level-1 (Error) log line
-// names the sender, a counter goes up, and the server reads on. A TCP event
+// names the sender, a counter goes up, and the server reads on. On TCP,
+// the lines framing also takes syslog's octet-counted frames (RFC 6587,
+// "106 <13>1 ..."), as rsyslog, syslog-ng and logger --octet-count send
+// them; a frame whose count is over the maximum event size cannot be
+// skipped safely, so that connection is reset with a level-1 line naming
+// the sender and the count (the events before it are stored), and counted
+// as oversized. A TCP event
 // the callback fails to store is not acknowledged in any way: the error is
 // logged and the connection is reset, so the sender sees a failure. A UDP
 // event the callback fails to store is logged and counted as failed.

@@ -127,6 +127,14 @@ func (s *Server) serveConn(c net.Conn) {
 			s.events.Add(1)
 			continue
 		}
+		if errors.Is(err, framing.ErrFrameTooLarge) {
+			// The stream cannot be followed past it: this connection ends,
+			// the events before it are stored, the other senders go on.
+			s.oversized.Add(1)
+			log.Errorf("intake: %s connection from %s closed: %v", s.name, src, err)
+			reset(c)
+			return
+		}
 		if !s.reject(log, src, err) {
 			s.connEnd(log, src, err)
 			return

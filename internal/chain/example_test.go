@@ -41,3 +41,27 @@ func ExampleHooks() {
 	main := func() { daemon.Main(chain.Spec(chain.EventSink, hooks)) }
 	_ = main
 }
+
+// The configurations of a whole chain, checked together on an admin host
+// (the TLS files they name are not read), and the firewall rules they
+// need, as "relay chain firewall" prints them.
+func ExampleLoadSet() {
+	s, err := chain.LoadSet("../../configs/example")
+	if err != nil {
+		fmt.Println(err) // a file that does not load: every problem, FILE:LINE: KEY: ...
+		return
+	}
+	crossings, err := s.Crossings() // checks first (Set.Check)
+	if err != nil {
+		fmt.Println(err) // two ends of a link that disagree, ...
+		return
+	}
+	for _, c := range crossings {
+		fmt.Printf("%d/tcp to %s, opened by %v\n", c.Port, c.Listener, c.Dialers)
+	}
+	// Output:
+	// 17101/tcp to relay-dmz1, opened by [epp-main]
+	// 17102/tcp to relay-dmz2, opened by [relay-dmz1]
+	// 17103/tcp to relay-dmz2, opened by [gwp-site-a gwp-site-b]
+	// 17201/tcp to gwp-site-a, opened by [es-site-a]
+}

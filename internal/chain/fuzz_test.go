@@ -64,7 +64,23 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// Without its TLS files read, a configuration has no problem that
+		// Load does not find; loaded so, it checks as a chain of one node
+		// without a panic, each problem naming its file.
+		skipped, skipErr := LoadWith(k, path, LoadOptions{SkipTLSFiles: true})
+		if skipErr == nil {
+			s := &Set{Nodes: []*Config{skipped}}
+			for _, e := range leaves(s.Check()) {
+				var ce *daemon.ConfigError
+				if !errors.As(e, &ce) || ce.File != path || ce.Err == nil {
+					t.Fatalf("chain problem %#v (%v) is not a ConfigError naming %s", e, e, path)
+				}
+			}
+		}
 		cfg, err := Load(k, path)
+		if err == nil && skipErr != nil {
+			t.Fatalf("Load accepted what LoadWith(SkipTLSFiles) rejects: %v", skipErr)
+		}
 		if err != nil {
 			if cfg != nil {
 				t.Fatalf("Load returned a configuration and an error: %v", err)

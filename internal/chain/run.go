@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relaychain/relaychain/internal/daemon"
@@ -38,6 +39,7 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Reload: func(cfg *Config, logger *logrus.Logger) {
 			cfg.ReloadTLS(daemon.Component(logger, "tls"))
 		},
+		Commands: []*cli.Command{chainCommand(k.Name)},
 	}
 }
 
@@ -46,6 +48,9 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 // While it runs, it warns at start and daily about a TLS certificate that
 // expires within 14 days.
 func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error {
+	if cfg.noTLSFiles {
+		return fmt.Errorf("%s was loaded without its TLS files (LoadOptions.SkipTLSFiles): it cannot run", cfg.file)
+	}
 	log := logrus.NewEntry(logger)
 	mlog := log.WithField("component", "main")
 	var extra map[string]mux.Service

@@ -106,8 +106,9 @@ func (c *Config) validateTLSBlock(ps *daemon.Problems, key string, t *TLS) {
 		}
 	}
 	// Without a valid label there is nothing to check the certificate
-	// against; the label's own problem is reported.
-	if !complete || mux.CheckLabel(c.Label) != nil {
+	// against; the label's own problem is reported. Loaded with
+	// SkipTLSFiles, the files are not read at all.
+	if !complete || mux.CheckLabel(c.Label) != nil || c.noTLSFiles {
 		return
 	}
 	for _, p := range pki.Check(c.resolve(t.Cert), c.resolve(t.Key), c.resolve(t.CA), c.Label) {

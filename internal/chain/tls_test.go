@@ -413,3 +413,50 @@ func TestLinkConfigBadPinFailsClosed(t *testing.T) {
 		t.Fatalf("pins %x, want the zero pin, which matches no key", lc.Pins)
 	}
 }
+
+// TestSkipTLSFiles: the TLS files are not read with SkipTLSFiles, and
+// only then; the rest of the tls checks stay; Run refuses what it loaded.
+func TestSkipTLSFiles(t *testing.T) {
+	path := writeConfig(t, "relay.yaml", `label: r1
+tls: {cert: r1.crt, key: r1.key, ca: ca.crt}
+parents:
+  - label: epp
+    listen: 0.0.0.0:7101
+`)
+	_, err := Load(Relay, path)
+	checkProblems(t, path, err, []problem{
+		{2, "tls.cert", "r1.crt: cannot read: no such file or directory"},
+		{2, "tls.key", "r1.key: cannot read: no such file or directory"},
+		{2, "tls.ca", "ca.crt: cannot read: no such file or directory"},
+	})
+	cfg, err := LoadWith(Relay, path, LoadOptions{SkipTLSFiles: true})
+	if err != nil {
+		t.Fatalf("LoadWith SkipTLSFiles: %v", err)
+	}
+	if len(cfg.TLSStores()) != 0 {
+		t.Errorf("TLS stores loaded: %v", cfg.TLSStores())
+	}
+	logger, _ := testLogger(t)
+	if err := Run(t.Context(), cfg, logger, Hooks{}); err == nil || !strings.Contains(err.Error(), "loaded without its TLS files") {
+		t.Errorf("Run = %v, want a refusal", err)
+	}
+
+	// The checks that need no file stay.
+	bad := writeConfig(t, "relay.yaml", `label: r1
+tls: {cert: r1.crt, ca: ca.crt}
+parents:
+  - label: epp
+    listen: 0.0.0.0:7101
+    pin: [sha256:nope]
+children:
+  - label: gwp
+    listen: 0.0.0.0:7103
+    tls:
+`)
+	_, err = LoadWith(Relay, bad, LoadOptions{SkipTLSFiles: true})
+	checkProblems(t, bad, err, []problem{
+		{2, "tls.key", "missing"},
+		{6, "parents[0].pin[0]", "sha256"},
+		{10, "children[0].tls", "empty: set cert, key and ca"},
+	})
+}

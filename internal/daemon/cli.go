@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/signal"
@@ -49,11 +50,15 @@ type Spec[C Config] struct {
 	// loaded (a chain daemon's TLS certificates). It logs its own outcome
 	// and runs beside Run.
 	Reload func(cfg C, log *logrus.Logger)
+	// Commands, when set, are more commands of the binary, beside check,
+	// pki and completion (the chain daemons' "chain").
+	Commands []*cli.Command
 }
 
 // LoadError is returned by App when the configuration cannot be loaded. Its
 // problems have already been written to the app's ErrWriter, one per line;
-// its own message is a summary: "2 problems in relay.yaml".
+// its own message is a summary: "2 problems in relay.yaml". Path may name
+// several files: "3 problems in configs/example" (see ReportProblems).
 type LoadError struct {
 	Path     string
 	Problems []error
@@ -78,6 +83,8 @@ func (e *LoadError) Unwrap() []error { return e.Problems }
 //	NAME pki ca --out DIR                  make a CA for the links' TLS (see pkiCommand)
 //	NAME pki issue --ca DIR --label LABEL --out DIR
 //	                                       make a node's key and certificate
+//	NAME completion [bash]                 print a bash completion script
+//	NAME ...                               spec.Commands (the chain daemons' "chain")
 //
 // --config (-c) defaults to ./NAME.yaml; --log-level (0..5) overrides the
 // file's log.level until the first SIGHUP, which calls Spec.Reload and
@@ -95,12 +102,15 @@ func App[C Config](spec Spec[C]) *cli.App {
 			Value:   "./" + spec.Name + ".yaml",
 		}
 	}
-	return &cli.App{
+	app := &cli.App{
 		Name:            spec.Name,
 		Usage:           spec.Usage,
 		HideVersion:     true, // -v/--version is ours, without cli's global printer
 		ExitErrHandler:  func(*cli.Context, error) {},
 		HideHelpCommand: true,
+		// "NAME ... --generate-bash-completion" lists what may come next;
+		// "NAME completion" prints the script that asks it.
+		EnableBashCompletion: true,
 		Flags: []cli.Flag{
 			configFlag(),
 			&cli.StringFlag{
@@ -131,7 +141,7 @@ func App[C Config](spec Spec[C]) *cli.App {
 			}
 			return runDaemon(c, spec, configPath(c), override)
 		},
-		Commands: []*cli.Command{{
+		Commands: append([]*cli.Command{{
 			Name:  "check",
 			Usage: "check the configuration file and exit",
 			Flags: []cli.Flag{configFlag()},
@@ -146,7 +156,19 @@ func App[C Config](spec Spec[C]) *cli.App {
 				_, err := fmt.Fprintf(c.App.Writer, "%s: configuration OK\n", path)
 				return err
 			},
-		}, pkiCommand(spec.Name)},
+		}, pkiCommand(spec.Name)}, append(spec.Commands, completionCommand(spec.Name))...),
+	}
+	hideHelpCommands(app.Commands)
+	return app
+}
+
+// hideHelpCommands leaves out the "help" subcommand that the CLI library
+// adds to every command (--help stays), as the app itself does: it would
+// be offered by completion where a file name is wanted.
+func hideHelpCommands(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.HideHelpCommand = true
+		hideHelpCommands(c.Subcommands)
 	}
 }
 
@@ -197,11 +219,21 @@ func load[C Config](c *cli.Context, spec Spec[C], path string) (C, error) {
 	if err == nil {
 		return cfg, nil
 	}
+	return cfg, ReportProblems(c.App.ErrWriter, path, err)
+}
+
+// ReportProblems writes each problem of err (an errors.Join tree, such as
+// Problems.Err returns) on its own line to w and returns them as a
+// *LoadError for what, the file or files they are in; Main then prints its
+// summary, "NAME: 2 problems in WHAT", and exits 1. A command that loads
+// configurations its own way (the chain daemons' "chain check") reports
+// with it as "check" does.
+func ReportProblems(w io.Writer, what string, err error) error {
 	problems := flatten(err)
 	for _, p := range problems {
-		fmt.Fprintln(c.App.ErrWriter, p)
+		fmt.Fprintln(w, p)
 	}
-	return cfg, &LoadError{Path: path, Problems: problems}
+	return &LoadError{Path: what, Problems: problems}
 }
 
 // flatten expands errors.Join trees into their leaves, in order.

@@ -57,6 +57,8 @@
 //	relay check --config relay.yaml  relay.yaml: configuration OK
 //	relay pki ca --out ca            a CA for the links' mutual TLS (package pki)
 //	relay pki issue --ca ca --label relay-dmz1 --out relay-dmz1
+//	relay completion                 a bash completion script
+//	relay ...                        Spec.Commands: the chain daemons add "chain" (package chain)
 //
 // and, while it runs, SIGUSR1 / SIGUSR2 (one level up / down) and SIGHUP
 // (Spec.Reload, then the level re-read from the file). Log lines look like

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Build identity, set with -ldflags "-X ...". The defaults mark a development build.
@@ -35,6 +36,10 @@ const unknown = "unknown"
 // String returns the one-line version of the daemon called name:
 //
 //	NAME VERSION (commit COMMIT, built DATE, GOVERSION GOOS/GOARCH)
+//
+// The commit appears once: a VERSION that is only the commit again (a
+// build stamped with "git describe --always" where no tag is reachable)
+// is shown as "dev".
 func String(name string) string {
 	info, _ := debug.ReadBuildInfo()
 	return format(name, Version, Commit, Date, info)
@@ -42,9 +47,6 @@ func String(name string) string {
 
 // format builds the line; info may be nil. Split out from String for tests.
 func format(name, ver, commit, date string, info *debug.BuildInfo) string {
-	if ver == "" {
-		ver = "dev"
-	}
 	if commit == "" {
 		commit = unknown
 	}
@@ -77,6 +79,30 @@ func format(name, ver, commit, date string, info *debug.BuildInfo) string {
 			}
 		}
 	}
+	if ver == "" || sameRevision(ver, commit) {
+		ver = "dev"
+	}
 	return fmt.Sprintf("%s %s (commit %s, built %s, %s %s/%s)",
 		name, ver, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// sameRevision reports whether ver names the commit commit, as
+// "git describe --always --dirty" writes it without a tag: both
+// abbreviations of one hexadecimal revision, "-dirty" aside.
+func sameRevision(ver, commit string) bool {
+	v := strings.TrimSuffix(ver, "-dirty")
+	c := strings.TrimSuffix(commit, "-dirty")
+	if len(v) < 7 || len(c) < 7 || !isHex(v) || !isHex(c) {
+		return false
+	}
+	return strings.HasPrefix(v, c) || strings.HasPrefix(c, v)
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -44,3 +44,39 @@ func TestStringIsOneLine(t *testing.T) {
 		t.Fatalf("String = %q", got)
 	}
 }
+
+// A build without a tag, stamped with "git describe --always", once gave
+// "relay 3f2a9c1 (commit 3f2a9c1, ...)": the commit is shown once.
+func TestStringCommitOnce(t *testing.T) {
+	tail := ", built 2026-11-21T10:04:05Z, " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + ")"
+	for _, tc := range []struct{ ver, commit, want string }{
+		{"3f2a9c1", "3f2a9c1", "relay dev (commit 3f2a9c1" + tail},
+		{"3f2a9c1-dirty", "3f2a9c1", "relay dev (commit 3f2a9c1" + tail},
+		{"3f2a9c1-dirty", "3f2a9c1-dirty", "relay dev (commit 3f2a9c1-dirty" + tail},
+		{"3f2a9c1d0e", "3f2a9c1", "relay dev (commit 3f2a9c1" + tail},
+		{"dev", "3f2a9c1-dirty", "relay dev (commit 3f2a9c1-dirty" + tail},
+		// A tag is kept, and so is git describe's form past a tag.
+		{"v1.2.0", "3f2a9c1", "relay v1.2.0 (commit 3f2a9c1" + tail},
+		{"v1.2.0-3-g3f2a9c1", "3f2a9c1", "relay v1.2.0-3-g3f2a9c1 (commit 3f2a9c1" + tail},
+		// Numbers that happen to be hexadecimal are versions, not commits.
+		{"2026", "2026abc", "relay 2026 (commit 2026abc" + tail},
+	} {
+		got := format("relay", tc.ver, tc.commit, "2026-11-21T10:04:05Z", nil)
+		if got != tc.want {
+			t.Errorf("format(%q, %q) = %q, want %q", tc.ver, tc.commit, got, tc.want)
+		}
+		if strings.Count(got, "3f2a9c1") > 1 && !strings.Contains(tc.ver, "-g") {
+			t.Errorf("format(%q, %q) = %q: the commit twice", tc.ver, tc.commit, got)
+		}
+	}
+}
+
+// A hash-only version with no commit stamped is checked against the
+// commit the Go toolchain recorded.
+func TestStringCommitOnceFromBuildInfo(t *testing.T) {
+	info := &debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef0123"}}}
+	got := format("relay", "0123456", "unknown", "unknown", info)
+	if !strings.HasPrefix(got, "relay dev (commit 0123456789ab, built unknown, go") {
+		t.Fatalf("format = %q", got)
+	}
+}
