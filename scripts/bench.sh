@@ -20,8 +20,9 @@
 #
 # The chain's throughput and session-open benchmarks run twice, links on
 # TLS (sub-benchmark tls) and Plaintext (plain); the summary puts the two
-# side by side with their ratio, the ratio of the medians, and the range of
-# the ratios of the single runs.
+# side by side with their ratio: the ratio of the medians, and the median
+# and range of the ratios within each run (the steadier figure when the
+# machine's load changes between runs).
 #
 # The targets are measured, never asserted: CPU per GB moved through
 # leaf-relay-root at most 1 s summed over the nodes, and with TLS at most
@@ -106,9 +107,10 @@ BEGIN {
 }
 END {
 	if (np > 0) {
-		print "Links on TLS and Plaintext (tls/plain: ratio of the medians; per run: the range of the single runs ratios)"
-		printf "%-24s %-14s %10s %10s %10s %13s  %s\n", "benchmark", "metric", "plain", "tls", "tls/plain", "per run", "target"
-		printf "%-24s %-14s %10s %10s %10s %13s  %s\n", "---------", "------", "-----", "---", "---------", "-------", "------"
+		print "Links on TLS and Plaintext. tls/plain: the ratio of the medians; per run: the median (and range)"
+		print "of the ratios of the two variants in each run."
+		printf "%-24s %-14s %9s %9s %9s %18s  %s\n", "benchmark", "metric", "plain", "tls", "tls/plain", "per run", "target"
+		printf "%-24s %-14s %9s %9s %9s %18s  %s\n", "---------", "------", "-----", "---", "---------", "-------", "------"
 		for (p = 1; p <= np; p++) {
 			split(porder[p], f, SUBSEP)
 			kt = f[1] "/tls" SUBSEP f[2]; kp = f[1] "/plain" SUBSEP f[2]
@@ -116,18 +118,19 @@ END {
 			ratio = ""; rng = ""
 			if (mt != "" && mp != "" && mp != 0) {
 				ratio = sprintf("%.2f", mt / mp)
-				lo = ""; hi = ""
+				rk = "ratio" SUBSEP porder[p]; n[rk] = 0; lo = ""; hi = ""
 				for (r = 1; r <= runs; r++) {
 					if (!((kt, r) in byRun) || !((kp, r) in byRun) || byRun[kp, r] == 0) continue
 					x = byRun[kt, r] / byRun[kp, r]
+					val[rk, ++n[rk]] = x
 					if (lo == "" || x < lo) lo = x
 					if (hi == "" || x > hi) hi = x
 				}
-				if (lo != "") rng = sprintf("%.2f-%.2f", lo, hi)
+				if (lo != "") rng = sprintf("%.2f (%.2f-%.2f)", median(rk), lo, hi)
 			}
 			t = target[f[1] " " f[2]]
 			if (ratioTarget[f[1] " " f[2]] != "") t = t (t != "" ? "; " : "") ratioTarget[f[1] " " f[2]]
-			printf "%-24s %-14s %10s %10s %10s %13s  %s\n", f[1], f[2], (mp == "" ? "-" : fmt(mp)), (mt == "" ? "-" : fmt(mt)), ratio, rng, t
+			printf "%-24s %-14s %9s %9s %9s %18s  %s\n", f[1], f[2], (mp == "" ? "-" : fmt(mp)), (mt == "" ? "-" : fmt(mt)), ratio, rng, t
 		}
 		print ""
 	}
