@@ -44,13 +44,13 @@ func benchEcho(_ context.Context, c *mux.Conn) {
 // BenchmarkRoundTripPerHop: a 64-byte ping-pong over an established
 // session from the leaf's Open to an in-process echo at the root, through
 // one link (leaf-root) and through the four-node chain (three links),
-// interleaved. ns/op is one round trip on each. Metrics: ns/rtt-1hop and
-// ns/rtt-3hop; ns/hop-rtt is what one more hop (a relay node and a link)
-// adds to a round trip: (rtt3 - rtt1) / 2.
+// interleaved; links on TLS. ns/op is one round trip on each. Metrics:
+// ns/rtt-1hop and ns/rtt-3hop; ns/hop-rtt is what one more hop (a relay
+// node and a link) adds to a round trip: (rtt3 - rtt1) / 2.
 func BenchmarkRoundTripPerHop(b *testing.B) {
 	svc := map[string]mux.Service{"echo": {Handler: benchEcho}}
-	one := startBenchLine(b, 1, svc, nil)
-	three := startBenchLine(b, 3, svc, nil)
+	one := startBenchLine(b, 1, false, svc, nil)
+	three := startBenchLine(b, 3, false, svc, nil)
 	ctx := context.Background()
 	c1, err := one.leaf().Open(ctx, "root", "echo")
 	if err != nil {
@@ -166,16 +166,20 @@ func BenchmarkSessionOpensDirect(b *testing.B) {
 // BenchmarkSessionOpens: complete sessions through leaf-relay-root, each a
 // TCP connect to the leaf's entry, the open to the root and its dial of a
 // TCP echo server, a 4-byte exchange, a half-close each way and the close;
-// 16 clients at once. Metrics: opens/s, and cpu-us/open, the process CPU
-// per session (three nodes, the clients and the echo server; subtract
-// BenchmarkSessionOpensDirect's for the nodes' share).
+// 16 clients at once; sub-benchmarks tls and plain (the links' TLS
+// handshakes happen once, before the timer starts: a session opens a yamux
+// stream on a link that is up). Metrics: opens/s, and cpu-us/open, the
+// process CPU per session (three nodes, the clients and the echo server;
+// subtract BenchmarkSessionOpensDirect's for the nodes' share).
 func BenchmarkSessionOpens(b *testing.B) {
-	echo := startEcho(b)
-	ln := listenEntry(b)
-	line := startBenchLine(b, 2, map[string]mux.Service{"echo": {Addrs: []string{echo.addr()}}},
-		[]muxtest.Option{muxtest.WithEntry(ln, "bench", "root", "echo")})
-	benchSessions(b, ln.Addr().String())
-	line.waitDrained(b)
+	benchBothVariants(b, func(b *testing.B, plain bool) {
+		echo := startEcho(b)
+		ln := listenEntry(b)
+		line := startBenchLine(b, 2, plain, map[string]mux.Service{"echo": {Addrs: []string{echo.addr()}}},
+			[]muxtest.Option{muxtest.WithEntry(ln, "bench", "root", "echo")})
+		benchSessions(b, ln.Addr().String())
+		line.waitDrained(b)
+	})
 }
 
 // benchIdleSessions is how many idle sessions BenchmarkIdleSessionHeap holds.
@@ -308,8 +312,8 @@ func benchMemNow() (heap, stack int64) {
 }
 
 // BenchmarkIdleSessionHeap: holds benchIdleSessions idle sessions through
-// leaf-relay-root (TCP client -> leaf entry -> relay -> root -> TCP target)
-// and reports the memory they take. Each op opens them all, exchanges one
+// leaf-relay-root (TCP client -> leaf entry -> relay -> root -> TCP target),
+// links on TLS, and reports the memory they take. Each op opens them all, exchanges one
 // byte on each, measures, and tears them down. The client's and the
 // target's own share (two sockets and the target's goroutine per session)
 // is measured the same way over direct connections and subtracted, so
@@ -322,7 +326,7 @@ func BenchmarkIdleSessionHeap(b *testing.B) {
 	const nodes = 3
 	hold := startBenchHoldServer(b)
 	ln := listenEntry(b)
-	line := startBenchLine(b, 2, map[string]mux.Service{"hold": {Addrs: []string{hold.ln.Addr().String()}}},
+	line := startBenchLine(b, 2, false, map[string]mux.Service{"hold": {Addrs: []string{hold.ln.Addr().String()}}},
 		[]muxtest.Option{muxtest.WithEntry(ln, "bench", "root", "hold")})
 	entryAddr := ln.Addr().String()
 	waitIdle := func(want int) {

@@ -31,6 +31,26 @@ import (
 //
 // Logging is off (level 0, to io.Discard) so that formatting log lines
 // does not distort the figures; nodes run with DefaultTuning.
+//
+// The chain's throughput and session-open benchmarks run in two variants,
+// sub-benchmarks "tls" (every link on TLS 1.3, the default, with test
+// credentials from muxtest's CA) and "plain" (every link Plaintext), one
+// after the other in the same process so that their figures compare.
+// The target for TLS: CPU per GB at most 1.4 times the plaintext figure.
+
+// benchVariants are the link variants of a chain benchmark, by
+// sub-benchmark name: plain is false for links on TLS.
+var benchVariants = []struct {
+	name  string
+	plain bool
+}{{"tls", false}, {"plain", true}}
+
+// benchBothVariants runs f once per link variant, as sub-benchmarks.
+func benchBothVariants(b *testing.B, f func(b *testing.B, plain bool)) {
+	for _, v := range benchVariants {
+		b.Run(v.name, func(b *testing.B) { f(b, v.plain) })
+	}
+}
 
 // benchLog is a silent logger.
 func benchLog() *logrus.Entry {
@@ -51,8 +71,9 @@ func (l *benchLine) leaf() *mux.Node { return l.nodes[len(l.nodes)-1] }
 
 // startBenchLine starts a line of hops links (hops+1 nodes) with quiet
 // logs. The root offers rootServices; leafOpts go to the leaf (its
-// entries). The nodes are shut down when the benchmark ends.
-func startBenchLine(b *testing.B, hops int, rootServices map[string]mux.Service, leafOpts []muxtest.Option) *benchLine {
+// entries). Every link is Plaintext when plain is set, else on TLS. The
+// nodes are shut down when the benchmark ends.
+func startBenchLine(b *testing.B, hops int, plain bool, rootServices map[string]mux.Service, leafOpts []muxtest.Option) *benchLine {
 	b.Helper()
 	labels := make([]string, hops+1)
 	labels[0], labels[hops] = "root", "leaf"
@@ -70,10 +91,10 @@ func startBenchLine(b *testing.B, hops int, rootServices map[string]mux.Service,
 		}
 		if i > 0 {
 			parent := l.nodes[i-1]
-			cfg.Links = append(cfg.Links, mux.LinkConfig{Peer: labels[i-1], Parent: true, Dial: parent.LinkAddr(label).String()})
+			cfg.Links = append(cfg.Links, mux.LinkConfig{Peer: labels[i-1], Parent: true, Dial: parent.LinkAddr(label).String(), Plaintext: plain})
 		}
 		if i < hops {
-			cfg.Links = append(cfg.Links, mux.LinkConfig{Peer: labels[i+1], Listen: "127.0.0.1:0"})
+			cfg.Links = append(cfg.Links, mux.LinkConfig{Peer: labels[i+1], Listen: "127.0.0.1:0", Plaintext: plain})
 		}
 		opts := []muxtest.Option{muxtest.WithLog(benchLog())}
 		if i == hops {
@@ -263,11 +284,11 @@ func BenchmarkThroughputDirect(b *testing.B) {
 }
 
 // benchThroughputLine: the client connects to the leaf's entry; the session
-// crosses hops links to the root, which dials the sink.
-func benchThroughputLine(b *testing.B, hops int) {
+// crosses hops links (Plaintext if plain) to the root, which dials the sink.
+func benchThroughputLine(b *testing.B, hops int, plain bool) {
 	addr, stop := startBenchSink(b)
 	ln := listenEntry(b)
-	line := startBenchLine(b, hops, map[string]mux.Service{"sink": {Addrs: []string{addr}}},
+	line := startBenchLine(b, hops, plain, map[string]mux.Service{"sink": {Addrs: []string{addr}}},
 		[]muxtest.Option{muxtest.WithEntry(ln, "bench", "root", "sink")})
 	entryAddr := ln.Addr().String()
 	benchThroughput(b, func() (net.Conn, error) { return net.Dial("tcp", entryAddr) }, true)
@@ -276,12 +297,17 @@ func benchThroughputLine(b *testing.B, hops int) {
 }
 
 // BenchmarkThroughputChain: the four-node chain, leaf entry -> relay2 ->
-// relay1 -> root -> sink.
-func BenchmarkThroughputChain(b *testing.B) { benchThroughputLine(b, 3) }
+// relay1 -> root -> sink; sub-benchmarks tls and plain.
+func BenchmarkThroughputChain(b *testing.B) {
+	benchBothVariants(b, func(b *testing.B, plain bool) { benchThroughputLine(b, 3, plain) })
+}
 
 // BenchmarkThroughputLeafRelayRoot: leaf entry -> relay -> root -> sink,
-// the chain the CPU target is set for (node-cpu-s/GB at most 1).
-func BenchmarkThroughputLeafRelayRoot(b *testing.B) { benchThroughputLine(b, 2) }
+// the chain the CPU target is set for (node-cpu-s/GB at most 1);
+// sub-benchmarks tls and plain.
+func BenchmarkThroughputLeafRelayRoot(b *testing.B) {
+	benchBothVariants(b, func(b *testing.B, plain bool) { benchThroughputLine(b, 2, plain) })
+}
 
 // startBenchTCPRelay accepts connections and copies each to a new connection to
 // next, both ways, with plain 64 KiB read/write loops (no yamux, no

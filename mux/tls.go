@@ -163,7 +163,7 @@ func (n *Node) dialTLS(lc LinkConfig, conn net.Conn) (net.Conn, error) {
 		why = n.checkPeerCert(lc, cs.PeerCertificates, m.Roots, x509.ExtKeyUsageServerAuth)
 		return why
 	}
-	tc := tls.Client(conn, cfg)
+	tc := tls.Client(newRecordBatchConn(conn), cfg)
 	if err := tc.Handshake(); err != nil {
 		if why != nil {
 			return nil, fmt.Errorf("%w: %s refused: %v", ErrRejected, lc.Peer, why)
@@ -237,7 +237,7 @@ func (n *Node) acceptTLS(ll *linkListener, conn net.Conn, log *logrus.Entry) (c 
 		lc, why = n.pickTLSLink(ll, cs.PeerCertificates)
 		return why
 	}
-	tc := tls.Server(c, cfg)
+	tc := tls.Server(newRecordBatchConn(c), cfg)
 	if err := tc.Handshake(); err != nil {
 		if why != nil {
 			return nil, lc, true, why
