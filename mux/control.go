@@ -195,7 +195,7 @@ func (l *link) logReceived(m ctrlMsg) {
 		log = log.WithFields(logrus.Fields{"removed": firstFew(m.Removed), "seq": m.Seq})
 	}
 	log.Infof("%s command received", m.Type)
-	if len(m.Labels) > 5 || len(m.Removed) > 5 {
+	if (len(m.Labels) > 5 || len(m.Removed) > 5) && l.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		l.log.WithFields(logrus.Fields{"labels": joinLabels(m.Labels), "removed": joinLabels(m.Removed)}).Debugf("%s command received in full", m.Type)
 	}
 }

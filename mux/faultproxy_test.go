@@ -4,19 +4,24 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // faultProxy forwards the TCP connections made to its address to target,
 // and fails like a network on request: cut resets every connection it
 // carries (SetLinger(0) and Close on both sides); blackhole stops
 // forwarding and stops reading, without closing anything, so that only the
-// ends' keepalives can notice.
+// ends' keepalives can notice. It counts the bytes it forwards each way.
 type faultProxy struct {
 	ln     net.Listener
 	target string
+	from   net.IP // the source address of its connections to target; nil: any
 	done   chan struct{}
 	wg     sync.WaitGroup
+
+	up, down atomic.Int64 // bytes forwarded to target, and back from it
 
 	mu     sync.Mutex
 	gate   chan struct{} // closed while forwarding
@@ -26,13 +31,20 @@ type faultProxy struct {
 
 func startProxy(t testing.TB, target string) *faultProxy {
 	t.Helper()
+	return startProxyFrom(t, target, nil)
+}
+
+// startProxyFrom is startProxy with the connections to target made from
+// the source address from.
+func startProxyFrom(t testing.TB, target string, from net.IP) *faultProxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	open := make(chan struct{})
 	close(open)
-	p := &faultProxy{ln: ln, target: target, done: make(chan struct{}), gate: open, conns: map[*net.TCPConn]struct{}{}}
+	p := &faultProxy{ln: ln, target: target, from: from, done: make(chan struct{}), gate: open, conns: map[*net.TCPConn]struct{}{}}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(p.close)
@@ -93,7 +105,11 @@ func (p *faultProxy) handle(a *net.TCPConn) {
 	if !p.waitGate() {
 		return
 	}
-	bc, err := net.Dial("tcp", p.target)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if p.from != nil {
+		d.LocalAddr = &net.TCPAddr{IP: p.from}
+	}
+	bc, err := d.Dial("tcp", p.target)
 	if err != nil {
 		resetConn(a)
 		return
@@ -108,26 +124,28 @@ func (p *faultProxy) handle(a *net.TCPConn) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p.pipe(b, a)
+		p.pipe(b, a, &p.down)
 	}()
-	p.pipe(a, b)
+	p.pipe(a, b, &p.up)
 	wg.Wait()
 }
 
-// pipe copies src to dst while the gate is open: a clean end half-closes
-// dst, an error resets both.
-func (p *faultProxy) pipe(src, dst *net.TCPConn) {
+// pipe copies src to dst while the gate is open, counting in n what it
+// wrote: a clean end half-closes dst, an error resets both.
+func (p *faultProxy) pipe(src, dst *net.TCPConn, n *atomic.Int64) {
 	buf := make([]byte, 32<<10)
 	for {
 		if !p.waitGate() {
 			return
 		}
-		n, err := src.Read(buf)
-		if n > 0 {
+		k, err := src.Read(buf)
+		if k > 0 {
 			if !p.waitGate() {
 				return
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			w, werr := dst.Write(buf[:k])
+			n.Add(int64(w))
+			if werr != nil {
 				resetConn(src)
 				resetConn(dst)
 				return

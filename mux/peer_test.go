@@ -2,6 +2,7 @@ package mux_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -37,26 +38,9 @@ func dialScripted(t testing.TB, addr, label string, role mux.Role, parent bool) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := tls.Client(raw, &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, Certificates: []tls.Certificate{creds.Cert}})
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write(mux.Hello{Version: mux.ProtoVersion, Role: role, Parent: parent, Label: label}.Encode()); err != nil {
-		t.Fatalf("scripted %s: hello: %v", label, err)
-	}
-	if _, err := mux.ReadHello(c); err != nil {
-		t.Fatalf("scripted %s: the node's hello: %v", label, err)
-	}
-	if ok, reason, err := mux.ReadVerdict(c); err != nil || !ok {
-		t.Fatalf("scripted %s: refused: %q %v", label, reason, err)
-	}
-	if _, err := c.Write(mux.EncodeVerdict("", true)); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Time{})
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	sess, err := yamux.Client(c, cfg)
+	sess, err := scriptedLink(raw, label, creds, role, parent)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("scripted %s: %v", label, err)
 	}
 	s := &scripted{t: t, sess: sess}
 	t.Cleanup(func() { _ = sess.Close() })
@@ -86,6 +70,40 @@ func dialScripted(t testing.TB, addr, label string, role mux.Role, parent bool) 
 		t.Cleanup(func() { _ = sess.Close(); <-done })
 	}
 	return s
+}
+
+// scriptedLink runs a link's handshake by hand on raw, as label with creds,
+// a child (parent false) or a parent (parent true) of the node at the
+// other end: TLS 1.3 (the node's certificate is not checked), the hellos
+// and verdicts, then yamux as the dialling side. It returns the yamux
+// session, which closes raw; on an error it closes raw itself.
+func scriptedLink(raw net.Conn, label string, creds *mux.TLSMaterial, role mux.Role, parent bool) (*yamux.Session, error) {
+	c := tls.Client(raw, &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, Certificates: []tls.Certificate{creds.Cert}})
+	fail := func(err error) (*yamux.Session, error) {
+		_ = raw.Close()
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(mux.Hello{Version: mux.ProtoVersion, Role: role, Parent: parent, Label: label}.Encode()); err != nil {
+		return fail(fmt.Errorf("hello: %w", err))
+	}
+	if _, err := mux.ReadHello(c); err != nil {
+		return fail(fmt.Errorf("the node's hello: %w", err))
+	}
+	if ok, reason, err := mux.ReadVerdict(c); err != nil || !ok {
+		return fail(fmt.Errorf("refused: %q %v", reason, err))
+	}
+	if _, err := c.Write(mux.EncodeVerdict("", true)); err != nil {
+		return fail(fmt.Errorf("verdict: %w", err))
+	}
+	_ = c.SetDeadline(time.Time{})
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	sess, err := yamux.Client(c, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	return sess, nil
 }
 
 // send writes control messages to the node.

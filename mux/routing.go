@@ -26,7 +26,7 @@ type routingTable struct {
 	mu        sync.Mutex
 	below     map[string]map[string]struct{} // labels announced by each child (refused ones left out)
 	routes    map[string]string              // label -> child label that leads to it
-	warned    map[string]bool                // labels told by two children, already warned about
+	warned    map[string]bool                // labels told by two children or more, already warned about: only these can move to another child
 	forbidden func(label string) bool        // this node's own label, its path to the root, its parents
 	refused   uint64                         // announcements refused in part or whole
 	parents   map[string]*link               // parent links that are up: each change of the routes goes to them
@@ -146,6 +146,9 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 		set = map[string]struct{}{}
 		t.below[child] = set
 	}
+	// The line per label is built only at debug level: building it to
+	// drop it would take a fifth of the time of taking 100,000 labels.
+	debug := t.log.Logger.IsLevelEnabled(logrus.DebugLevel)
 	var up, down []string
 	for _, l := range removed {
 		if _, had := set[l]; !had {
@@ -156,14 +159,24 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 			continue
 		}
 		delete(t.routes, l)
-		if other := t.claimantLocked(l); other != "" {
-			t.routes[l] = other
-			t.log.WithFields(logrus.Fields{"label": l, "via": other}).Debug("route moved")
-			continue
+		// Only a label told by another child too can move to it. Looking
+		// for that child costs a lookup per child: done for every label,
+		// it would make a node that loses all of its children do work
+		// quadratic in their number.
+		if t.warned[l] {
+			if other := t.claimantLocked(l); other != "" {
+				t.routes[l] = other
+				if debug {
+					t.log.WithFields(logrus.Fields{"label": l, "via": other}).Debug("route moved")
+				}
+				continue
+			}
+			delete(t.warned, l)
 		}
-		delete(t.warned, l)
 		down = append(down, l)
-		t.log.WithFields(logrus.Fields{"label": l, "via": child}).Debug("route removed")
+		if debug {
+			t.log.WithFields(logrus.Fields{"label": l, "via": child}).Debug("route removed")
+		}
 	}
 	for _, l := range added {
 		if l == t.self || t.forbidden(l) {
@@ -183,7 +196,9 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 		}
 		t.routes[l] = child
 		up = append(up, l)
-		t.log.WithFields(logrus.Fields{"label": l, "via": child}).Debug("route added")
+		if debug {
+			t.log.WithFields(logrus.Fields{"label": l, "via": child}).Debug("route added")
+		}
 	}
 	if len(refused) > 0 {
 		t.refused++
