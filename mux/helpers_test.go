@@ -2,6 +2,7 @@ package mux_test
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -212,13 +213,7 @@ func assertDrained(t testing.TB, nodes ...*mux.Node) {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
+	return "127.0.0.1:" + strconv.Itoa(muxtest.FreePort(t))
 }
 
 // listenEntry opens an entry listener on a free loopback port.

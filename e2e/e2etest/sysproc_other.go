@@ -10,8 +10,3 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
-
-// reserve would claim port p among the test binaries running at the same
-// time; without Linux's abstract unix sockets, ports are only unique
-// within one test binary.
-func reserve(int) bool { return true }
