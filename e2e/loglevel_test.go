@@ -12,7 +12,7 @@ import (
 	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
-var reLogLevel = regexp.MustCompile(`^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (\d) `)
+var reLogLevel = regexp.MustCompile(`^\d\d/\d\d/\d\d \d\d:\d\d:\d\d\.\d\d\d (\d) `)
 
 // linesAbove returns the log lines of p after offset from whose level is
 // above max.

@@ -103,7 +103,7 @@ func Component(log logrus.FieldLogger, name string) *logrus.Entry {
 
 // TextFormatter writes the classic layout, one line per entry:
 //
-//	YY/MM/DD HH:MM:SS N component: message [key=value key2=value2]
+//	YY/MM/DD HH:MM:SS.mmm N component: message [key=value key2=value2]
 //
 // N is the numeric level (1..5). "component: " is left out when the entry has
 // no component field; the other fields follow sorted by key, values that hold
@@ -117,7 +117,7 @@ func (TextFormatter) Format(e *logrus.Entry) ([]byte, error) {
 		return nil, nil
 	}
 	var b bytes.Buffer
-	b.WriteString(e.Time.Format("06/01/02 15:04:05"))
+	b.WriteString(e.Time.Format("06/01/02 15:04:05.000"))
 	b.WriteByte(' ')
 	b.WriteString(strconv.Itoa(entryLevel(e.Level)))
 	b.WriteByte(' ')

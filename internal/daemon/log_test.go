@@ -25,18 +25,18 @@ func TestTextFormatter(t *testing.T) {
 		want string
 	}{
 		{"classic", entry(logrus.InfoLevel, "WHO command received", logrus.Fields{"component": "routing", "l": "relay-dmz1"}),
-			"26/11/21 10:04:05 3 routing: WHO command received [l=relay-dmz1]\n"},
+			"26/11/21 10:04:05.123 3 routing: WHO command received [l=relay-dmz1]\n"},
 		{"no component no fields", entry(logrus.WarnLevel, "plain", nil),
-			"26/11/21 10:04:05 2 plain\n"},
+			"26/11/21 10:04:05.123 2 plain\n"},
 		{"sorted and quoted", entry(logrus.DebugLevel, "x", logrus.Fields{
 			"component": "mux", "zeta": 1, "alpha": "two words", "err": errors.New(`bad "thing"`), "empty": "", "eq": "a=b",
-		}), `26/11/21 10:04:05 4 mux: x [alpha="two words" empty="" eq="a=b" err="bad \"thing\"" zeta=1]` + "\n"},
+		}), `26/11/21 10:04:05.123 4 mux: x [alpha="two words" empty="" eq="a=b" err="bad \"thing\"" zeta=1]` + "\n"},
 		{"error level", entry(logrus.ErrorLevel, "boom\n", logrus.Fields{"component": "main"}),
-			"26/11/21 10:04:05 1 main: boom\n"},
+			"26/11/21 10:04:05.123 1 main: boom\n"},
 		{"trace", entry(logrus.TraceLevel, "t", logrus.Fields{"d": 1500 * time.Millisecond}),
-			"26/11/21 10:04:05 5 t [d=1.5s]\n"},
+			"26/11/21 10:04:05.123 5 t [d=1.5s]\n"},
 		{"panic counts as error", entry(logrus.PanicLevel, "p", nil),
-			"26/11/21 10:04:05 1 p\n"},
+			"26/11/21 10:04:05.123 1 p\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,7 +155,7 @@ func TestLevelsFilter(t *testing.T) {
 			t.Errorf("level %d: %d lines, want %d: %q", n, len(lines), want, lines)
 		}
 		for _, l := range lines {
-			if lv := int(l[18] - '0'); lv > n {
+			if lv := int(l[len("06/01/02 15:04:05.000 ")] - '0'); lv > n {
 				t.Errorf("level %d printed %q", n, l)
 			}
 		}
