@@ -332,10 +332,12 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	}
 	linkLog.Warn("link down")
 	if lc.Parent {
+		// l= names the parent now in use, not the one just lost.
+		rlog := n.log.WithField("component", "routing")
 		if parentNow != "" {
-			l.log.Infof("active parent is now %s", parentNow)
+			rlog.WithField("l", parentNow).Infof("active parent is now %s (%s is down)", parentNow, lc.Peer)
 		} else {
-			l.log.Warn("no parent link is up")
+			rlog.WithField("down", lc.Peer).Warn("no parent link is up")
 		}
 	}
 }
