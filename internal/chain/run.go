@@ -11,7 +11,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relaychain/relaychain/internal/admin"
 	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/internal/version"
 	"github.com/relaychain/relaychain/mux"
 )
 
@@ -39,7 +41,7 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Reload: func(cfg *Config, logger *logrus.Logger) {
 			cfg.ReloadTLS(daemon.Component(logger, "tls"))
 		},
-		Commands: []*cli.Command{chainCommand(k.Name)},
+		Commands: []*cli.Command{chainCommand(k.Name), statusCommand(k)},
 	}
 }
 
@@ -66,10 +68,27 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		}
 	}
 	defer release()
-	n, err := mux.New(cfg.MuxConfig(extra), log)
+	mc := cfg.MuxConfig(extra)
+	mc.Version = version.String(cfg.kind.Name)
+	n, err := mux.New(mc, log)
 	if err != nil {
 		return err
 	}
+	sock, err := admin.ListenSocket(cfg.AdminSocket(), n.Status, daemon.Component(log, "admin"))
+	if err != nil {
+		_ = n.Shutdown(context.Background())
+		return err
+	}
+	sockDone := make(chan struct{})
+	go func() {
+		defer close(sockDone)
+		_ = sock.Serve()
+	}()
+	// The socket answers while the node drains, and goes after it.
+	defer func() {
+		_ = sock.Close()
+		<-sockDone
+	}()
 	for _, e := range cfg.Entries {
 		ln, err := net.Listen("tcp", e.Listen)
 		if err != nil {
