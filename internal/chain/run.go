@@ -89,6 +89,28 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		_ = sock.Close()
 		<-sockDone
 	}()
+	if cfg.Admin.Listen != "" {
+		h, err := admin.ListenHTTP(cfg.Admin.Listen, n.Status, cfg.Admin.PProf)
+		if err != nil {
+			_ = n.Shutdown(context.Background())
+			return err
+		}
+		alog := daemon.Component(log, "admin")
+		alog.Infof("metrics, health and readiness on http://%s", h.Addr())
+		httpDone := make(chan struct{})
+		go func() {
+			defer close(httpDone)
+			if err := h.Serve(); err != nil {
+				alog.WithError(err).Error("admin listener failed")
+			}
+		}()
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = h.Shutdown(ctx)
+			<-httpDone
+		}()
+	}
 	for _, e := range cfg.Entries {
 		ln, err := net.Listen("tcp", e.Listen)
 		if err != nil {
