@@ -74,28 +74,30 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	if err != nil {
 		return err
 	}
-	sock, err := admin.ListenSocket(cfg.AdminSocket(), n.Status, daemon.Component(log, "admin"))
-	if err != nil {
-		_ = n.Shutdown(context.Background())
-		return err
+	// Without its admin socket (a read-only instance directory, a path
+	// too long for a Unix socket) the node still runs: status is for the
+	// operator, the links are for the traffic.
+	alog := daemon.Component(log, "admin")
+	if sock, err := admin.ListenSocket(cfg.AdminSocket(), n.Status, alog); err != nil {
+		alog.WithError(err).Errorf("no admin socket: %s status will not answer; set admin.socket to a writable place", cfg.kind.Name)
+	} else {
+		sockDone := make(chan struct{})
+		go func() {
+			defer close(sockDone)
+			_ = sock.Serve()
+		}()
+		// The socket answers while the node drains, and goes after it.
+		defer func() {
+			_ = sock.Close()
+			<-sockDone
+		}()
 	}
-	sockDone := make(chan struct{})
-	go func() {
-		defer close(sockDone)
-		_ = sock.Serve()
-	}()
-	// The socket answers while the node drains, and goes after it.
-	defer func() {
-		_ = sock.Close()
-		<-sockDone
-	}()
 	if cfg.Admin.Listen != "" {
 		h, err := admin.ListenHTTP(cfg.Admin.Listen, n.Status, cfg.Admin.PProf)
 		if err != nil {
 			_ = n.Shutdown(context.Background())
 			return err
 		}
-		alog := daemon.Component(log, "admin")
 		alog.Infof("metrics, health and readiness on http://%s", h.Addr())
 		httpDone := make(chan struct{})
 		go func() {

@@ -129,3 +129,17 @@ func TestAdminSocketKey(t *testing.T) {
 		t.Errorf("default admin socket %q, want relay.sock beside the file", cfg.AdminSocket())
 	}
 }
+
+// A node whose admin socket cannot be made still runs, and says why.
+func TestRunWithoutAdminSocket(t *testing.T) {
+	eppPath, _, _, _ := smallTree(t, echoServer(t), time.Second)
+	appendFile(t, eppPath, "admin:\n  socket: no/such/dir/epproxy.sock\n")
+	epp := startRun(t, EPProxy, eppPath)
+	epp.getNode(t)
+	if !strings.Contains(epp.logs.String(), "no admin socket: epproxy status will not answer") {
+		t.Errorf("no error about the admin socket in the log:\n%s", epp.logs.String())
+	}
+	if err := epp.stop(t, 10*time.Second); err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}
