@@ -108,7 +108,7 @@ func (n *Node) Status() NodeStatus {
 		Version: n.cfg.Version,
 		Started: n.started,
 		Uptime:  now.Sub(n.started),
-		Routes:  len(n.table.snapshot()),
+		Routes:  n.table.size(),
 		Stats:   n.Stats(),
 		Errors:  n.errs.snapshot(),
 	}
