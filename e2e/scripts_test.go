@@ -122,6 +122,17 @@ func TestScripts(t *testing.T) {
 		if out := in.must("status", 0); !strings.Contains(out, "running") || !strings.Contains(out, strconv.Itoa(pid)) {
 			t.Fatalf("status: %q", out)
 		}
+		// Once its admin socket answers, status adds the node's summary:
+		// its links, here all down (no neighbour runs).
+		e2etest.Eventually(t, 10*time.Second, "the node's summary in status", func() error {
+			out := in.must("status", 0)
+			for _, want := range []string{"relay-dmz2 (relay)", "relay-dmz1", "gwp-site-a", "never up"} {
+				if !strings.Contains(out, want) {
+					return fmt.Errorf("no %q in %q", want, out)
+				}
+			}
+			return nil
+		})
 
 		// A second start leaves the running process alone.
 		if out := in.must("start", 0); !strings.Contains(out, "already running") {

@@ -286,6 +286,8 @@ type Config struct {
 	// TLS is the node's certificate, key and trust bundle. Required unless
 	// every link is Plaintext or has its own TLS.
 	TLS Credentials
+	// Version is the daemon's version, shown in Status. Optional.
+	Version string
 }
 
 // Validate reports every problem of c at once.

@@ -159,6 +159,7 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 			// cut by shutdown is no refusal.
 			if n.acceptCtx.Err() == nil {
 				n.refusals.note(source, log.WithError(err), "link connection refused")
+				n.noteLinkErr("", "link connection from "+conn.RemoteAddr().String()+" refused: "+err.Error())
 			}
 			return nil, LinkConfig{}, hello{}, err
 		}
@@ -227,6 +228,7 @@ func (n *Node) dialLoop(lc LinkConfig) {
 		wait := b.Next()
 		if err != nil {
 			log.WithError(err).Warnf("link not up; retrying in %s", wait.Round(time.Millisecond))
+			n.noteLinkErr(lc.Peer, "link not up: "+err.Error())
 		} else {
 			log.Infof("reconnecting in %s", wait.Round(time.Millisecond))
 		}
@@ -251,14 +253,16 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	linkLog := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": conn.RemoteAddr().String()})
 	ycfg := n.tun.yamuxConfig(yamuxLogger{n.log.WithFields(logrus.Fields{"component": "yamux", "l": lc.Peer})})
 	var err error
+	cc := newCoalesceConn(conn)
 	if dialled {
-		l.sess, err = yamux.Client(newCoalesceConn(conn), ycfg)
+		l.sess, err = yamux.Client(cc, ycfg)
 	} else {
-		l.sess, err = yamux.Server(newCoalesceConn(conn), ycfg)
+		l.sess, err = yamux.Server(cc, ycfg)
 	}
 	if err != nil {
 		_ = conn.Close()
 		linkLog.WithError(err).Error("link setup failed")
+		n.noteLinkErr(lc.Peer, "link setup failed: "+err.Error())
 		return
 	}
 	n.mu.Lock()
@@ -269,6 +273,9 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		return
 	}
 	n.links[lc.Peer] = l
+	if st := n.linkStates[lc.Peer]; st != nil {
+		*st = linkState{since: time.Now(), remote: conn.RemoteAddr().String(), conn: cc}
+	}
 	if lc.Parent {
 		n.table.addParent(l)
 	}
@@ -302,6 +309,11 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		defer wg.Done()
 		l.notifyLoop()
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n.pingLoop(l)
+	}()
 	if !lc.Parent {
 		wg.Add(1)
 		go func() {
@@ -316,6 +328,12 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 
 	n.mu.Lock()
 	delete(n.links, lc.Peer)
+	if st := n.linkStates[lc.Peer]; st != nil {
+		st.since, st.rtt = time.Now(), 0
+		if n.acceptCtx.Err() == nil {
+			st.lastErr = "link down"
+		}
+	}
 	if !lc.Parent {
 		// nothing more
 	} else if p := n.activeParentLocked(); p != nil {
@@ -331,6 +349,9 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		n.table.drop(lc.Peer)
 	}
 	linkLog.Warn("link down")
+	if n.acceptCtx.Err() == nil {
+		n.errs.add(lc.Peer, "link down")
+	}
 	if lc.Parent {
 		// l= names the parent now in use, not the one just lost.
 		rlog := n.log.WithField("component", "routing")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // yamux's frame header (v0.1.2): version, type, flags (2), stream id (4),
@@ -29,10 +30,11 @@ const (
 // TLS connection (recordBatchConn) and leave in one write.
 type coalesceConn struct {
 	net.Conn
-	hdr   [yamuxHeaderLen]byte
-	held  bool
-	rec   []byte           // TLS only: one record's worth of plaintext
-	batch *recordBatchConn // TLS only: the socket under the TLS connection
+	in, out atomic.Uint64 // bytes yamux read and wrote on the link
+	hdr     [yamuxHeaderLen]byte
+	held    bool
+	rec     []byte           // TLS only: one record's worth of plaintext
+	batch   *recordBatchConn // TLS only: the socket under the TLS connection
 }
 
 // tlsRecordLen is the largest TLS record's plaintext.
@@ -53,7 +55,21 @@ func newCoalesceConn(c net.Conn) *coalesceConn {
 	return cc
 }
 
+// Read reads from the link and counts the bytes.
+func (c *coalesceConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(uint64(n))
+	return n, err
+}
+
+// Write writes p to the link (see coalesceConn) and counts the bytes.
 func (c *coalesceConn) Write(p []byte) (int, error) {
+	n, err := c.write(p)
+	c.out.Add(uint64(n))
+	return n, err
+}
+
+func (c *coalesceConn) write(p []byte) (int, error) {
 	if c.held && c.rec != nil {
 		c.held = false
 		return c.writeTLS(p)

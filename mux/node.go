@@ -34,17 +34,20 @@ type Node struct {
 	refusals  *refusalLog                     // link connections refused, flood-proof
 	denials   *refusalLog                     // sessions refused for their origin, flood-proof
 	ancestors atomic.Pointer[map[string]bool] // the labels of path, read without the lock
+	errs      errorRing                       // recent errors about links, for Status
+	started   time.Time
 
-	mu        sync.Mutex
-	links     map[string]*link // links that are up, by peer label
-	reserved  map[string]bool  // peer labels in a handshake
-	path      []string         // the active parent's label and its path to the root
-	sessions  map[uint64]sessionRec
-	perLink   map[string]int // sessions by the link they arrived through
-	perOrigin map[string]int // sessions by origin
-	draining  bool
-	dead      bool // no goroutine may be started
-	idle      chan struct{}
+	mu         sync.Mutex
+	links      map[string]*link      // links that are up, by peer label
+	linkStates map[string]*linkState // every configured link, up or down, by peer label
+	reserved   map[string]bool       // peer labels in a handshake
+	path       []string              // the active parent's label and its path to the root
+	sessions   map[uint64]sessionRec
+	perLink    map[string]int // sessions by the link they arrived through
+	perOrigin  map[string]int // sessions by origin
+	draining   bool
+	dead       bool // no goroutine may be started
+	idle       chan struct{}
 
 	wg        sync.WaitGroup // every goroutine the node starts
 	serveOnce sync.Once
@@ -76,14 +79,19 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		return nil, fmt.Errorf("mux config: %w", errors.Join(errs...))
 	}
 	n := &Node{
-		cfg:       cfg,
-		tun:       cfg.Tuning.withDefaults(),
-		log:       log.WithField("node", cfg.Label),
-		links:     map[string]*link{},
-		reserved:  map[string]bool{},
-		sessions:  map[uint64]sessionRec{},
-		perLink:   map[string]int{},
-		perOrigin: map[string]int{},
+		cfg:        cfg,
+		tun:        cfg.Tuning.withDefaults(),
+		log:        log.WithField("node", cfg.Label),
+		links:      map[string]*link{},
+		reserved:   map[string]bool{},
+		sessions:   map[uint64]sessionRec{},
+		perLink:    map[string]int{},
+		perOrigin:  map[string]int{},
+		started:    time.Now(),
+		linkStates: map[string]*linkState{},
+	}
+	for _, lc := range cfg.Links {
+		n.linkStates[lc.Peer] = &linkState{}
 	}
 	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tun.RefusalLogBurst)
 	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tun.RefusalLogBurst)

@@ -132,9 +132,14 @@ do_stop() {
 }
 
 do_status() {
-	local pid
+	local pid summary
 	if pid="$(running)"; then
 		echo "$DAEMON: running in $inst (pid $pid)"
+		# The node's own summary, when its admin socket answers.
+		if [ -n "$bin" ] && summary="$("$bin" status --config "$conf" 2>/dev/null)"; then
+			echo
+			echo "$summary"
+		fi
 		exit 0
 	fi
 	if [ -f "$pidfile" ]; then

@@ -90,6 +90,10 @@ type Config struct {
 	// that has no tls of its own and is not insecure_plaintext.
 	TLS *TLS `yaml:"tls"`
 
+	// Admin is the admin section: the status socket and the optional
+	// HTTP listener for metrics, health and profiling.
+	Admin Admin `yaml:"admin"`
+
 	kind     Kind
 	file     string
 	pos      *daemon.Positions // the lines of the file, for problems found later (Set.Check)
@@ -97,6 +101,29 @@ type Config struct {
 	// noTLSFiles: loaded with LoadOptions.SkipTLSFiles, without TLS
 	// material; Run refuses it.
 	noTLSFiles bool
+}
+
+// Admin is a node's admin section.
+type Admin struct {
+	// Socket is the Unix socket "NAME status" asks, mode 0600, removed on
+	// shutdown. Default "": NAME.sock beside the configuration file. A
+	// relative path is taken relative to the configuration file's
+	// directory.
+	Socket string `yaml:"socket"`
+	// Listen, when set, is a HOST:PORT for an HTTP listener serving
+	// /metrics (Prometheus), /healthz and /readyz. Default "": none. It is
+	// not authenticated: keep it on loopback or a management network.
+	Listen string `yaml:"listen"`
+	// PProf adds /debug/pprof/ to the HTTP listener. Default false.
+	PProf bool `yaml:"pprof"`
+}
+
+// AdminSocket returns the path of the admin socket.
+func (c *Config) AdminSocket() string {
+	if c.Admin.Socket != "" {
+		return c.Admin.Socket
+	}
+	return filepath.Join(filepath.Dir(c.file), c.kind.Name+".sock")
 }
 
 // Logging returns the log section (daemon.Config).
@@ -342,6 +369,9 @@ func LoadWith(k Kind, path string, o LoadOptions) (*Config, error) {
 	if c.Events != nil {
 		c.Events.resolve(filepath.Dir(path))
 	}
+	if c.Admin.Socket != "" && !filepath.IsAbs(c.Admin.Socket) {
+		c.Admin.Socket = filepath.Join(filepath.Dir(path), c.Admin.Socket)
+	}
 	if c.noTLSFiles {
 		return c, nil
 	}
@@ -476,6 +506,16 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 	} else if k.Name != EPProxy.Name && ps.Pos.Has("events") {
 		// "events:" with no value decodes to nil; still not for this kind.
 		ps.Errorf("events", "%s has no events section", k.withArticle())
+	}
+	if c.Admin.Listen != "" {
+		if err := daemon.CheckListenAddr(c.Admin.Listen, false); err != nil {
+			ps.Check("admin.listen", err)
+		} else {
+			listens = append(listens, listenUse{addr: c.Admin.Listen, path: "admin.listen"})
+		}
+	}
+	if c.Admin.PProf && c.Admin.Listen == "" {
+		ps.Errorf("admin.pprof", "needs admin.listen: profiling is served on the HTTP listener")
 	}
 	checkClashes(ps, listens)
 	c.Tuning.validate(ps)

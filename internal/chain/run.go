@@ -11,7 +11,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/relaychain/relaychain/internal/admin"
 	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/internal/version"
 	"github.com/relaychain/relaychain/mux"
 )
 
@@ -39,7 +41,7 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Reload: func(cfg *Config, logger *logrus.Logger) {
 			cfg.ReloadTLS(daemon.Component(logger, "tls"))
 		},
-		Commands: []*cli.Command{chainCommand(k.Name)},
+		Commands: []*cli.Command{chainCommand(k.Name), statusCommand(k)},
 	}
 }
 
@@ -66,9 +68,50 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		}
 	}
 	defer release()
-	n, err := mux.New(cfg.MuxConfig(extra), log)
+	mc := cfg.MuxConfig(extra)
+	mc.Version = version.String(cfg.kind.Name)
+	n, err := mux.New(mc, log)
 	if err != nil {
 		return err
+	}
+	// Without its admin socket (a read-only instance directory, a path
+	// too long for a Unix socket) the node still runs: status is for the
+	// operator, the links are for the traffic.
+	alog := daemon.Component(log, "admin")
+	if sock, err := admin.ListenSocket(cfg.AdminSocket(), n.Status, alog); err != nil {
+		alog.WithError(err).Errorf("no admin socket: %s status will not answer; set admin.socket to a writable place", cfg.kind.Name)
+	} else {
+		sockDone := make(chan struct{})
+		go func() {
+			defer close(sockDone)
+			_ = sock.Serve()
+		}()
+		// The socket answers while the node drains, and goes after it.
+		defer func() {
+			_ = sock.Close()
+			<-sockDone
+		}()
+	}
+	if cfg.Admin.Listen != "" {
+		h, err := admin.ListenHTTP(cfg.Admin.Listen, n.Status, cfg.Admin.PProf)
+		if err != nil {
+			_ = n.Shutdown(context.Background())
+			return err
+		}
+		alog.Infof("metrics, health and readiness on http://%s", h.Addr())
+		httpDone := make(chan struct{})
+		go func() {
+			defer close(httpDone)
+			if err := h.Serve(); err != nil {
+				alog.WithError(err).Error("admin listener failed")
+			}
+		}()
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = h.Shutdown(ctx)
+			<-httpDone
+		}()
 	}
 	for _, e := range cfg.Entries {
 		ln, err := net.Listen("tcp", e.Listen)

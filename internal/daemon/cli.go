@@ -199,6 +199,10 @@ func parseLevel(s string) (int, error) {
 	return n, nil
 }
 
+// ConfigPath returns --config as the app's commands read it (see
+// configPath), for commands a daemon adds (Spec.Commands).
+func ConfigPath(c *cli.Context) string { return configPath(c) }
+
 // configPath returns --config from the nearest command that sets it
 // ("NAME check -c F" and "NAME -c F check" both work), else the default.
 func configPath(c *cli.Context) string {

@@ -1,0 +1,93 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/relaychain/relaychain/mux"
+)
+
+// WriteSummary writes st for a person: the node, its links as a table,
+// its routes, sessions, refusals and recent errors.
+func WriteSummary(w io.Writer, st mux.NodeStatus) error {
+	now := time.Now()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s)", st.Label, st.Role)
+	if st.Version != "" {
+		fmt.Fprintf(&b, " %s", st.Version)
+	}
+	fmt.Fprintf(&b, ", up %s since %s\n", st.Uptime.Round(time.Second), st.Started.Format(time.RFC3339))
+	switch {
+	case st.Role == "root":
+		fmt.Fprintf(&b, "path to the root: (this is the root)\n")
+	case len(st.PathToRoot) == 0:
+		fmt.Fprintf(&b, "path to the root: none (no parent link is up)\n")
+	default:
+		fmt.Fprintf(&b, "path to the root: %s\n", strings.Join(st.PathToRoot, " > "))
+	}
+	b.WriteString("\nlinks:\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PEER\tSIDE\tSTATE\tSINCE\tRTT\tIN\tOUT\tSESSIONS\tADDR\tLAST ERROR")
+	for _, l := range st.Links {
+		state := "down"
+		if l.Up {
+			state = "up"
+		}
+		since := "never up"
+		if !l.Since.IsZero() {
+			since = now.Sub(l.Since).Round(time.Second).String() + " ago"
+		}
+		rtt := "-"
+		if l.Up && l.RTT > 0 {
+			rtt = l.RTT.Round(10 * time.Microsecond).String()
+		}
+		dir := "listen "
+		if l.Dialled {
+			dir = "dial "
+		}
+		lastErr := l.LastErr
+		if lastErr == "" {
+			lastErr = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", l.Peer, l.Side, state, since, rtt,
+			bytesString(l.BytesIn), bytesString(l.BytesOut), l.Sessions, dir+l.Addr, lastErr)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(&b, "\nroutes: %d labels below this node\n", st.Routes)
+	fmt.Fprintf(&b, "sessions: %d active\n", st.Sessions)
+	fmt.Fprintf(&b, "refused: %d link connections, %d announcements, %d forged origins; %d hellos in progress\n",
+		st.Stats.RefusedConnections, st.Stats.RefusedAnnouncements, st.Stats.ForgedOrigins, st.Hellos)
+	if len(st.Errors) == 0 {
+		b.WriteString("recent errors: none\n")
+	} else {
+		b.WriteString("recent errors:\n")
+		errs := append([]mux.ErrorRecord(nil), st.Errors...)
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Time.After(errs[j].Time) })
+		for _, e := range errs {
+			peer := ""
+			if e.Peer != "" {
+				peer = e.Peer + ": "
+			}
+			fmt.Fprintf(&b, "  %s  %s%s\n", e.Time.Format("2006-01-02 15:04:05"), peer, e.Msg)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func bytesString(n uint64) string {
+	const k = 1024
+	switch {
+	case n < k:
+		return fmt.Sprintf("%dB", n)
+	case n < k*k:
+		return fmt.Sprintf("%.1fKiB", float64(n)/k)
+	case n < k*k*k:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(k*k))
+	}
+	return fmt.Sprintf("%.1fGiB", float64(n)/(k*k*k))
+}
