@@ -15,16 +15,17 @@
 // shipped, the chain with every link insecure_plaintext, the reference;
 // then again), each round on freshly started processes:
 //
+//   - RSS and PSS (/proc/PID/smaps_rollup) per held connection with -held
+//     idle sessions open, and the RSS of the three at each -settle time
+//     after they closed (first, on processes that have carried nothing
+//     yet, so that the growth is not hidden in a heap grown before);
 //   - throughput with 1 and with -streams sessions, upload (client ->
 //     backend) and download (backend -> client), -mib MiB per test and
 //     direction; and the CPU seconds per GB (1e9 bytes) the three relay
 //     processes spent, utime+stime from /proc/PID/stat before and after;
 //   - the round trip of 64-byte messages on one session (p50, p99);
 //   - session opens per second: -open-clients clients open, exchange 16
-//     bytes and close, -opens sessions in all;
-//   - RSS and PSS (/proc/PID/smaps_rollup) per held connection with -held
-//     idle sessions open, and the RSS of the three at each -settle time
-//     after they closed.
+//     bytes and close, -opens sessions in all.
 //
 // The figures are the medians over the rounds; the table gives the ratios
 // to the reference and TLS/plaintext.
