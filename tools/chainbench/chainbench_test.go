@@ -16,11 +16,16 @@ import (
 )
 
 // TestMain lets the test binary play chainbench's roles: Run starts its
-// own executable as the backend and the plain relays.
+// own executable as the backend and the plain relays. Built with -race,
+// each of them would wait a second when it exits (the race runtime's
+// atexit_sleep_ms); they inherit the setting that spares it.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && (os.Args[1] == "backend" || os.Args[1] == "plainrelay") {
 		main()
 		return
+	}
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
 	e2etest.Main(m)
 }

@@ -220,12 +220,19 @@ func (s *system) tails() string {
 	return b.String()
 }
 
-// stop stops the relays, then the backend, and reports those that did
-// not end cleanly.
+// stop stops the relays together, then the backend, and reports those
+// that did not end cleanly.
 func (s *system) stop() error {
-	var errs []error
-	for _, p := range s.all() {
-		errs = append(errs, p.stop())
+	errs := make([]error, len(s.nodes)+1)
+	var wg sync.WaitGroup
+	for i, p := range s.nodes {
+		if p != nil {
+			wg.Go(func() { errs[i] = p.stop() })
+		}
+	}
+	wg.Wait()
+	if s.backend != nil {
+		errs[len(s.nodes)] = s.backend.stop()
 	}
 	return errors.Join(errs...)
 }
