@@ -18,7 +18,7 @@ const (
 	opensTimeout = 5 * time.Minute  // the opens test
 	holdTimeout  = 5 * time.Minute  // opening the held sessions
 	holdSettle   = time.Second      // between the last held open and the memory reading
-	quietTimeout = 15 * time.Second // for the relays to end the sessions of the tests before
+	quietTimeout = 15 * time.Second // for the relays to end the readiness probe's session
 	rttMessage   = 64               // bytes of a round trip message
 	rttWarmup    = 100              // round trips before the timed ones
 	openPayload  = 16               // bytes each opened session echoes
