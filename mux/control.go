@@ -140,6 +140,11 @@ func (l *link) controlAsParent() {
 		return
 	}
 	expect := uint32(0) // the next delta's sequence number; 0: wait for a TELL or WHO reply
+	// After an announcement refused for a cap, the child's later deltas
+	// are ignored; WHO asks for the whole again (at most once per
+	// resyncInterval) so that a subtree back within the caps is taken.
+	var refused, asked bool
+	var lastWho time.Time
 	for {
 		m, err := readCtrl(st)
 		if err != nil {
@@ -153,10 +158,10 @@ func (l *link) controlAsParent() {
 				l.protocolError(fmt.Errorf("%s must start with the sender's label %s", m.Type, l.cfg.Peer))
 				return
 			}
-			expect = 1
+			expect, refused, asked = 1, false, false
 			if _, err := l.n.table.replace(l.cfg.Peer, m.Labels[1:]); err != nil {
 				l.refuseAnnouncement(m, err)
-				expect = 0
+				expect, refused = 0, true
 			}
 			// Either full announcement gets the reply: it tells the child
 			// its path to the root.
@@ -165,11 +170,17 @@ func (l *link) controlAsParent() {
 			}
 		case ctrlDelta:
 			switch {
+			case expect == 0 && refused && !asked && time.Since(lastWho) >= resyncInterval:
+				asked, lastWho = true, time.Now()
+				if err := l.send(ctrlMsg{Type: ctrlWho}); err != nil {
+					return
+				}
+				continue
 			case expect == 0:
 				continue // refused or out of step: the resync's reply is coming
 			case m.Seq != expect:
 				l.log.WithFields(logrus.Fields{"seq": m.Seq, "expected": expect}).Warn("TELL delta out of sequence; asking for the whole announcement again")
-				expect = 0
+				expect, asked, lastWho = 0, true, time.Now()
 				if err := l.send(ctrlMsg{Type: ctrlWho}); err != nil {
 					return
 				}
@@ -178,7 +189,7 @@ func (l *link) controlAsParent() {
 			expect++
 			if _, err := l.n.table.apply(l.cfg.Peer, m.Labels, m.Removed); err != nil {
 				l.refuseAnnouncement(m, err)
-				expect = 0
+				expect, refused, asked = 0, true, false
 			}
 		default:
 			l.protocolError(fmt.Errorf("a parent does not expect %s", m.Type))
@@ -186,6 +197,10 @@ func (l *link) controlAsParent() {
 		}
 	}
 }
+
+// resyncInterval bounds how often a parent asks a child whose
+// announcement it refused for a cap to announce the whole again.
+const resyncInterval = 10 * time.Second
 
 // logReceived logs a control message at level 3, its labels in full only
 // at debug level.

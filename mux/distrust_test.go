@@ -254,6 +254,20 @@ func TestAnnouncementOverCap(t *testing.T) {
 	if _, ok := d.relay1.Routes()["ep-0000"]; ok {
 		t.Error("a label of the refused announcement was routed")
 	}
+	// The refused child was asked for its whole announcement again when
+	// its delta came (besides the WHO on connect).
+	whos := func() int {
+		evil.mu.Lock()
+		defer evil.mu.Unlock()
+		n := 0
+		for _, m := range evil.received {
+			if m.Type == mux.CtrlWho {
+				n++
+			}
+		}
+		return n
+	}
+	muxtest.WaitFor(t, 10*time.Second, "a second WHO to the refused child", func() bool { return whos() >= 2 })
 	// Within the cap it is taken again.
 	evil.send(announce("evil", labels[:50])...)
 	muxtest.WaitFor(t, 10*time.Second, "the announcement within the cap", func() bool { return d.root.Routes()["ep-0049"] == "relay1" })

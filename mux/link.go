@@ -100,7 +100,8 @@ func (n *Node) acceptLinks(ll *linkListener) {
 		n.refusals.count(sourceOf(conn))
 		return false
 	}
-	n.acceptLoop(ll.ln, log, gate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
+	ungate := func(conn net.Conn) { ll.gate.leave(sourceOf(conn)) }
+	n.acceptLoop(ll.ln, log, gate, ungate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
 }
 
 // acceptLoop accepts on ln until the node stops accepting and hands each
@@ -109,8 +110,9 @@ func (n *Node) acceptLinks(ll *linkListener) {
 // is logged and retried after a backoff: the node keeps serving.
 //
 // gate, when not nil, admits a connection before any goroutine is started
-// for it; a connection it refuses is closed at once.
-func (n *Node) acceptLoop(ln net.Listener, log *logrus.Entry, gate func(net.Conn) bool, serve func(net.Conn)) {
+// for it; a connection it refuses is closed at once. ungate undoes gate for
+// a connection that no goroutine was started for (the node is stopping).
+func (n *Node) acceptLoop(ln net.Listener, log *logrus.Entry, gate func(net.Conn) bool, ungate func(net.Conn), serve func(net.Conn)) {
 	b := Backoff{Min: 5 * time.Millisecond, Max: time.Second}
 	for {
 		conn, err := ln.Accept()
@@ -132,6 +134,9 @@ func (n *Node) acceptLoop(ln net.Listener, log *logrus.Entry, gate func(net.Conn
 		}
 		if !n.spawn(func() { serve(conn) }) {
 			_ = conn.Close()
+			if ungate != nil {
+				ungate(conn)
+			}
 		}
 	}
 }

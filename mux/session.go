@@ -249,7 +249,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 func (n *Node) acceptEntry(e *entry) {
 	log := n.log.WithFields(logrus.Fields{"component": "entry", "entry": e.name, "listen": e.ln.Addr().String()})
 	log.Infof("listening for %s at %s", e.service, e.dest)
-	n.acceptLoop(e.ln, log, nil, func(conn net.Conn) { n.serveEntry(e, conn) })
+	n.acceptLoop(e.ln, log, nil, nil, func(conn net.Conn) { n.serveEntry(e, conn) })
 }
 
 // serveEntry carries one accepted connection as a session. It closes conn.
