@@ -292,3 +292,40 @@ func (a labelAddr) Network() string { return "relaychain" }
 func (a labelAddr) String() string  { return string(a) }
 
 var _ net.Conn = (*Conn)(nil)
+
+// onLost registers f to run when the link ends (at once if it has ended)
+// and returns the function that unregisters it. The ends of sessions use
+// it to learn of a dead link even while both their directions wait on
+// their TCP peer, without a goroutine per session.
+func (l *link) onLost(f func()) (cancel func()) {
+	l.lostMu.Lock()
+	if l.lost {
+		l.lostMu.Unlock()
+		f()
+		return func() {}
+	}
+	l.lostSeq++
+	id := l.lostSeq
+	if l.onLostFn == nil {
+		l.onLostFn = map[uint64]func(){}
+	}
+	l.onLostFn[id] = f
+	l.lostMu.Unlock()
+	return func() {
+		l.lostMu.Lock()
+		delete(l.onLostFn, id)
+		l.lostMu.Unlock()
+	}
+}
+
+// fireLost runs the onLost functions once.
+func (l *link) fireLost() {
+	l.lostMu.Lock()
+	l.lost = true
+	fns := l.onLostFn
+	l.onLostFn = nil
+	l.lostMu.Unlock()
+	for _, f := range fns {
+		f()
+	}
+}

@@ -232,24 +232,6 @@ func (n *Node) Serve(ctx context.Context) error {
 	return nil
 }
 
-// summaryLoop writes the refusal summaries once per interval, and a last
-// time when the node stops accepting.
-func (n *Node) summaryLoop() {
-	t := time.NewTicker(refusalInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-n.acceptCtx.Done():
-			n.refusals.flush()
-			n.denials.flush()
-			return
-		}
-		n.refusals.flush()
-		n.denials.flush()
-	}
-}
-
 func (n *Node) stopAccepting() {
 	n.stopAccept()
 	n.closeListeners()
@@ -378,26 +360,6 @@ func (n *Node) release(id uint64) {
 		close(n.idle)
 		n.idle = nil
 	}
-}
-
-// Stats counts what the node refused of its neighbours since it started.
-type Stats struct {
-	// RefusedAnnouncements counts announcements from children refused in
-	// part (own, ancestors' or parents' labels) or whole (over a cap).
-	RefusedAnnouncements uint64
-	// RefusedConnections counts link connections refused before or at the
-	// hello, those closed at once over the hello caps included.
-	RefusedConnections uint64
-	// ForgedOrigins counts sessions refused for their origin.
-	ForgedOrigins uint64
-}
-
-// Stats returns the node's counts of refusals.
-func (n *Node) Stats() Stats {
-	n.table.mu.Lock()
-	ra := n.table.refused
-	n.table.mu.Unlock()
-	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total()}
 }
 
 // Sessions returns how many sessions the node carries now.

@@ -293,3 +293,21 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// checkOrigin decides whether a session that arrived on from may carry
+// origin (PROTOCOL.md section 4, "Origin"): from a child, the origin must
+// be the child or a label it announced; from a parent, it must not be
+// this node or a label below it. Then the origin that reaches a service
+// was proven on every hop, and allow lists mean something.
+func (n *Node) checkOrigin(from *link, origin string) error {
+	if from.cfg.Parent {
+		if _, below := n.table.lookup(origin); below || origin == n.cfg.Label {
+			return fmt.Errorf("origin %s is in the subtree of %s, but the session came from its parent %s", origin, n.cfg.Label, from.cfg.Peer)
+		}
+		return nil
+	}
+	if !n.table.inSubtree(from.cfg.Peer, origin) {
+		return fmt.Errorf("origin %s is not in the subtree of the child %s it came from", origin, from.cfg.Peer)
+	}
+	return nil
+}
