@@ -325,11 +325,12 @@ var (
 	reserved   []io.Closer
 )
 
-// reservePort claims p among the processes that follow the e2e harness's
-// convention: the abstract unix socket @relaychain-e2etest-port-P, which
-// one process at a time can hold, and which goes away with it.
+// reservePort claims p among the processes that follow the convention of
+// the test kit's muxtest.FreePort: the abstract unix socket
+// @relaychain-test-port-P, which one process at a time can hold, and which
+// goes away with it.
 func reservePort(p int) bool {
-	ln, err := net.Listen("unix", "@relaychain-e2etest-port-"+strconv.Itoa(p))
+	ln, err := net.Listen("unix", "@relaychain-test-port-"+strconv.Itoa(p))
 	if err != nil {
 		return false
 	}
