@@ -9,7 +9,7 @@ import (
 // Wire constants. See PROTOCOL.md.
 const (
 	helloMagic   = "RLYC"
-	ProtoVersion = 2 // the protocol version this code speaks
+	ProtoVersion = 3 // the protocol version this code speaks
 
 	maxLabel   = MaxLabelLen
 	maxReason  = 255
