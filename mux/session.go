@@ -59,7 +59,7 @@ func (n *Node) openOn(ctx context.Context, l *link, h Header) (*yamux.Stream, *S
 	if err != nil {
 		return fail(StatusNoRoute, "open stream to %s: %v", l.cfg.Peer, err)
 	}
-	deadline := time.Now().Add(n.tun.OpenTimeout)
+	deadline := time.Now().Add(n.tuning().OpenTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -77,7 +77,7 @@ func (n *Node) openOn(ctx context.Context, l *link, h Header) (*yamux.Stream, *S
 		case ctx.Err() != nil:
 			return fail(StatusTimeout, "cancelled waiting for %s: %v", l.cfg.Peer, ctx.Err())
 		case errors.Is(err, yamux.ErrTimeout):
-			return fail(StatusTimeout, "no answer from %s within %s", l.cfg.Peer, n.tun.OpenTimeout)
+			return fail(StatusTimeout, "no answer from %s within %s", l.cfg.Peer, n.tuning().OpenTimeout)
 		case l.sess.IsClosed():
 			return fail(StatusFailed, "link to %s lost during the open", l.cfg.Peer)
 		}
@@ -103,7 +103,7 @@ func abortStream(st *yamux.Stream) {
 
 // reply writes a status on st; for anything but ok it then closes st.
 func (n *Node) reply(st *yamux.Stream, se *StatusError) error {
-	_ = st.SetWriteDeadline(time.Now().Add(n.tun.WriteTimeout))
+	_ = st.SetWriteDeadline(time.Now().Add(n.tuning().WriteTimeout))
 	_, err := st.Write(encodeStatus(se))
 	_ = st.SetWriteDeadline(time.Time{})
 	if se.Code != StatusOK {
@@ -144,6 +144,10 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		refuse(StatusDenied, "%v", err)
 		return
 	}
+	if from.retired.Load() {
+		refuse(StatusNoRoute, "the link from %s is being removed from %s", from.cfg.Peer, n.cfg.Label)
+		return
+	}
 	if err := n.admit(h, from.cfg.Peer); err != nil {
 		refuse(StatusFailed, "%v", err)
 		return
@@ -179,7 +183,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	log = log.WithField("to", next.cfg.Peer)
 	log.Info("forwarded")
 	start := time.Now()
-	res := spliceRelay(st, out, n.tun.IdleTimeout)
+	res := spliceRelay(st, out, n.tuning().IdleTimeout)
 	logEnd(log, res, start)
 }
 
@@ -192,11 +196,12 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
 		_ = n.reply(st, se)
 	}
-	svc, ok := n.cfg.Services[h.Service]
+	slot, ok := (*n.services.Load())[h.Service]
 	if !ok {
 		refuse(StatusDenied, "service %s is not offered by %s", h.Service, n.cfg.Label)
 		return
 	}
+	svc := slot.svc
 	if len(svc.Allow) > 0 && !contains(svc.Allow, h.Origin) {
 		refuse(StatusDenied, "%s may not use service %s", h.Origin, h.Service)
 		return
@@ -209,6 +214,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		log.Info("opened (in process)")
 		c := newConn(from, st, h, nil)
 		defer c.Close()
+		defer slot.conns.track(c)()
 		svc.Handler(n.ctx, c)
 		return
 	}
@@ -216,7 +222,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	var errs []error
 	code := StatusRefused
 	for _, addr := range svc.Addrs {
-		d := net.Dialer{Timeout: n.tun.DialTimeout}
+		d := net.Dialer{Timeout: n.tuning().DialTimeout}
 		c, err := d.DialContext(n.ctx, "tcp", addr)
 		if err == nil {
 			conn = c
@@ -240,7 +246,10 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	log = log.WithField("target", conn.RemoteAddr().String())
 	log.Info("opened")
 	start := time.Now()
-	res := spliceEnd(conn, newConn(from, st, h, nil), n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
+	c := newConn(from, st, h, nil)
+	untrack := slot.conns.track(c)
+	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+	untrack()
 	logEnd(log, res, start)
 }
 
@@ -272,7 +281,9 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	}
 	log.Info("opened")
 	start := time.Now()
-	res := spliceEnd(conn, c, n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
+	untrack := e.conns.track(c)
+	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+	untrack()
 	logEnd(log, res, start)
 }
 
