@@ -53,6 +53,15 @@ type Spec[C Config] struct {
 	// Commands, when set, are more commands of the binary, beside check,
 	// pki and completion (the chain daemons' "chain").
 	Commands []*cli.Command
+
+	// Apply, when set, makes SIGHUP reload the whole configuration (see
+	// reload.go): the file is loaded and checked first, and one that does
+	// not load is refused, each problem logged, nothing changed. Then
+	// Apply is given the configuration Run was given and the new one, and
+	// applies the difference; its error refuses the reload and keeps the
+	// level. The log settings and the level are applied after it. Reload
+	// is not called when Apply is set.
+	Apply func(cfg, next C, log *logrus.Logger) error
 }
 
 // LoadError is returned by App when the configuration cannot be loaded. Its
@@ -277,6 +286,9 @@ func runDaemon[C Config](c *cli.Context, spec Spec[C], path string, override int
 	}()
 	lv := NewLevel(logger, lc.Level)
 	reload := func() (int, error) {
+		if spec.Apply != nil {
+			return reloadAll(spec, cfg, path, logger, &lc, &closer)
+		}
 		if spec.Reload != nil {
 			spec.Reload(cfg, logger)
 		}
