@@ -54,8 +54,8 @@ type Node struct {
 	shutErr   error
 
 	// What a reconfiguration changes while the node runs (reconfig.go).
-	// cfg.Links and cfg.Services are guarded by mu; the services are also
-	// read without it through services.
+	// cfg.Links is guarded by mu; cfg.Services and cfg.Tuning are not
+	// used: the ones in force are services and tunp.
 	tunp      atomic.Pointer[Tuning]                  // the tuning in force
 	services  atomic.Pointer[map[string]*serviceSlot] // the services in force
 	parentSet atomic.Pointer[map[string]bool]         // the labels of the configured parents
