@@ -391,7 +391,9 @@ func linkWhere(lc LinkConfig) string {
 func sameLink(a, b LinkConfig) bool { return reflect.DeepEqual(a, b) }
 
 // sameService reports whether two services are alike: every field, and the
-// same Handler function (functions compare only by identity).
+// same Handler function, compared by its code (Go compares functions no
+// other way): a caller that keeps a service passes the same Handler, as
+// chain does with the in-process services it built once.
 func sameService(a, b Service) bool {
 	if (a.Handler == nil) != (b.Handler == nil) {
 		return false

@@ -56,8 +56,10 @@ func (r *liveNode) current() *Config {
 // next (loaded and checked) replaces it where it differs. Changes that a
 // running node cannot take (restartNeeded) refuse it whole; so does a
 // listen address that cannot be bound. Each change applied is logged in
-// one line, then a summary.
-func Apply(cfg, next *Config, logger *logrus.Logger) error {
+// one line, then a summary, on the running node's logger. An entry whose
+// port is freed by an entry that goes, and cannot be bound after all, is
+// logged and left out; the rest stays applied.
+func Apply(cfg, next *Config, _ *logrus.Logger) error {
 	v, ok := runs.Load(cfg)
 	if !ok {
 		return errors.New("configuration not reloaded: the node is not liveNode")

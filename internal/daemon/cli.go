@@ -45,10 +45,9 @@ type Spec[C Config] struct {
 	// configuration's log section with --log-level applied; lv changes its
 	// level, and already follows SIGUSR1, SIGUSR2 and SIGHUP.
 	Run func(ctx context.Context, cfg C, log *logrus.Logger, lv *Level) error
-	// Reload, when set, is called on SIGHUP, before the level is re-read,
-	// with the configuration Run was given, to re-read what it holds
-	// loaded (a chain daemon's TLS certificates). It logs its own outcome
-	// and runs beside Run.
+	// Reload, when set and Apply is not, is called on SIGHUP, before the
+	// level is re-read, with the configuration Run was given, to re-read
+	// what it holds loaded. It logs its own outcome and runs beside Run.
 	Reload func(cfg C, log *logrus.Logger)
 	// Commands, when set, are more commands of the binary, beside check,
 	// pki and completion (the chain daemons' "chain").
@@ -96,8 +95,8 @@ func (e *LoadError) Unwrap() []error { return e.Problems }
 //	NAME ...                               spec.Commands (the chain daemons' "chain")
 //
 // --config (-c) defaults to ./NAME.yaml; --log-level (0..5) overrides the
-// file's log.level until the first SIGHUP, which calls Spec.Reload and
-// re-reads the level from the file (SIGUSR1/SIGUSR2 step from wherever it
+// file's log.level until the first SIGHUP, which reloads the file
+// (Spec.Apply, or Spec.Reload) and re-reads the level from it (SIGUSR1/SIGUSR2 step from wherever it
 // is). Configuration problems
 // are written to the app's ErrWriter, one "FILE:LINE: KEY: problem" per
 // line, and returned as a *LoadError. The app never exits the process: errors are returned
