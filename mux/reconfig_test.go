@@ -253,3 +253,95 @@ func TestReconfigureDialledParent(t *testing.T) {
 	muxtest.WaitFor(t, 10*time.Second, "the old parent link to close", func() bool { return len(leaf.Links()) == 0 })
 	waitGoroutines(t, "mux.(*Node).dialLoop", 1)
 }
+
+// TestReconfigureSharedPort adds a child on the port another child uses
+// (one port may serve several links), then removes the first: the port
+// stays open for the second, whose link stays up on the same connection,
+// and the removed child is refused there.
+func TestReconfigureSharedPort(t *testing.T) {
+	checkReleased(t)
+	echo := startEcho(t)
+	log, sink := captureLog(t)
+	rootCfg := muxtest.WithTLS(t, mux.Config{Label: "epp", Role: mux.RoleRoot, Tuning: muxtest.FastTuning(),
+		Services: map[string]mux.Service{"echo": {Addrs: []string{echo.ln.Addr().String()}}},
+		Links:    []mux.LinkConfig{{Peer: "gwp-a", Listen: "127.0.0.1:0"}}})
+	root := muxtest.StartNode(t, rootCfg, muxtest.WithLog(log))
+	port := root.LinkAddr("gwp-a").String()
+	leafA := muxtest.StartNode(t, mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: muxtest.FastTuning(),
+		Links: []mux.LinkConfig{{Peer: "epp", Parent: true, Dial: port}}})
+	muxtest.WaitFor(t, 10*time.Second, "gwp-a's route", func() bool { return root.Routes()["gwp-a"] == "gwp-a" })
+
+	both := rootCfg
+	both.Links = append(slices.Clone(rootCfg.Links), mux.LinkConfig{Peer: "gwp-c", Listen: "127.0.0.1:0"})
+	if _, err := root.Reconfigure(both, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := root.LinkAddr("gwp-c"); got == nil || got.String() != port {
+		t.Fatalf("gwp-c's port %v, want gwp-a's %s", got, port)
+	}
+	leafC := muxtest.StartNode(t, mux.Config{Label: "gwp-c", Role: mux.RoleLeaf, Tuning: muxtest.FastTuning(),
+		Links: []mux.LinkConfig{{Peer: "epp", Parent: true, Dial: port}}})
+	muxtest.WaitFor(t, 10*time.Second, "gwp-c's route", func() bool { return root.Routes()["gwp-c"] == "gwp-c" })
+	upSince := leafC.Status().Links[0].Since
+
+	onlyC := rootCfg
+	onlyC.Links = []mux.LinkConfig{both.Links[1]}
+	if _, err := root.Reconfigure(onlyC, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	muxtest.WaitFor(t, 10*time.Second, "gwp-a's link to close", func() bool { return len(leafA.Links()) == 0 })
+	sink.waitLog(t, "gwp-a refused on the shared port", func(r logRecord) bool {
+		return r.Message == "link connection refused" && strings.Contains(fmt.Sprint(r.Data["error"]), "gwp-a")
+	})
+	c, err := leafC.Open(context.Background(), "epp", "echo")
+	if err != nil {
+		t.Fatalf("a session from gwp-c after gwp-a was removed: %v", err)
+	}
+	echoRound(t, c, "gwp-c unchanged")
+	_ = c.Close()
+	if st := leafC.Status().Links[0]; !st.Up || !st.Since.Equal(upSince) {
+		t.Errorf("gwp-c's link: up %v since %s, want up since %s", st.Up, st.Since, upSince)
+	}
+	assertDrained(t, root, leafC)
+}
+
+// TestReconfigureTuning lowers max_sessions on a running leaf: the session
+// open goes on, a second one is refused by the new cap.
+func TestReconfigureTuning(t *testing.T) {
+	checkReleased(t)
+	echo := startEcho(t)
+	root := muxtest.StartNode(t, mux.Config{Label: "epp", Role: mux.RoleRoot, Tuning: muxtest.FastTuning(),
+		Services: map[string]mux.Service{"echo": {Addrs: []string{echo.ln.Addr().String()}}},
+		Links:    []mux.LinkConfig{{Peer: "gwp", Listen: "127.0.0.1:0"}}})
+	leafCfg := muxtest.WithTLS(t, mux.Config{Label: "gwp", Role: mux.RoleLeaf, Tuning: muxtest.FastTuning(),
+		Links: []mux.LinkConfig{{Peer: "epp", Parent: true, Dial: root.LinkAddr("gwp").String()}}})
+	leaf := muxtest.StartNode(t, leafCfg)
+	muxtest.WaitFor(t, 10*time.Second, "the leaf's path", func() bool { return len(leaf.PathToRoot()) == 1 })
+	first, err := leaf.Open(context.Background(), "epp", "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+
+	capped := leafCfg
+	capped.Tuning.MaxSessions = 1
+	changes, err := leaf.Reconfigure(capped, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 0 {
+		t.Errorf("changes %q for a tuning change, want none (the caller logs tuning)", changes)
+	}
+	echoRound(t, first, "open before the cap")
+	if _, err := leaf.Open(context.Background(), "epp", "echo"); err == nil || !strings.Contains(err.Error(), "session limit of 1 reached") {
+		t.Errorf("a second session under max_sessions 1: %v, want refused", err)
+	}
+	_ = first.Close()
+	assertDrained(t, root, leaf)
+	c, err := leaf.Open(context.Background(), "epp", "echo")
+	if err != nil {
+		t.Fatalf("a session once the first ended: %v", err)
+	}
+	echoRound(t, c, "under the cap")
+	_ = c.Close()
+}
