@@ -53,6 +53,12 @@ type Node struct {
 	serveOnce sync.Once
 	shutOnce  sync.Once
 	shutErr   error
+
+	// The status query of the tree (tree.go).
+	tree treeState
+
+	// Sessions ended, by outcome (outcome.go).
+	outcomes outcomeCounts
 }
 
 type linkListener struct {
