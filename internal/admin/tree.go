@@ -114,7 +114,7 @@ func WriteTree(w io.Writer, t mux.TreeNode) error {
 		if n.Truncated {
 			detail = append(detail, "nodes below left out (answer size cap)")
 		}
-		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", prefix+branch, n.Label, dash(n.Role), dash(n.Version),
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", prefix+branch, n.Label, dash(n.Role), dash(shortVersion(n.Version)),
 			n.State, uptime, sessions, link, strings.Join(detail, "; "))
 		next := prefix
 		switch branch {
@@ -146,7 +146,7 @@ func linkString(parent mux.TreeNode, peer string, now time.Time) string {
 	if l.Up {
 		s := "up " + now.Sub(l.Since).Round(time.Second).String()
 		if l.RTT > 0 {
-			s += ", rtt " + l.RTT.Round(10*time.Microsecond).String()
+			s += ", rtt " + l.RTT.Round(time.Microsecond).String()
 		}
 		return s
 	}
@@ -161,4 +161,13 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// shortVersion is the version's release alone ("v1.4.0" of "relay v1.4.0
+// (commit ..., built ...)"), for a table; the JSON has all of it.
+func shortVersion(v string) string {
+	if f := strings.Fields(v); len(f) >= 2 {
+		return f[1]
+	}
+	return v
 }
