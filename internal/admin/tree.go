@@ -96,8 +96,10 @@ func WriteTree(w io.Writer, t mux.TreeNode) error {
 			uptime = n.Uptime.Round(time.Second).String()
 			sessions = fmt.Sprint(n.Sessions)
 		}
+		// A parent that did not answer gives its links as last known:
+		// their ages now would mislead.
 		link := "-"
-		if parent != nil {
+		if parent != nil && parent.State == mux.TreeOK {
 			link = linkString(*parent, n.Label, now)
 		}
 		var detail []string
@@ -137,7 +139,7 @@ func WriteTree(w io.Writer, t mux.TreeNode) error {
 
 // linkString is the state of parent's link to peer: "up 5m3s, rtt 1.2ms",
 // "down 40s", "down, never up", or "-" when parent's answer has no such
-// link (a last-known subtree learned from routes).
+// link.
 func linkString(parent mux.TreeNode, peer string, now time.Time) string {
 	l, ok := parent.Link(peer)
 	if !ok {
