@@ -184,10 +184,9 @@ func (n *Node) collectTree(ctx context.Context, budget time.Duration, hops int) 
 		lk, _ := self.Link(peer)
 		switch {
 		case l == nil:
+			// Since when is in this node's links.
 			why := "link down"
-			if !lk.Since.IsZero() {
-				why += " since " + lk.Since.Format(time.RFC3339)
-			} else {
+			if lk.Since.IsZero() {
 				why += ", never up"
 			}
 			out[i] = n.lastKnown(peer, TreeUnreachable, why)
