@@ -296,9 +296,41 @@ func (n *Node) askTree(ctx context.Context, l *link, budget time.Duration, hops 
 	if n.tree.last == nil {
 		n.tree.last = map[string]TreeNode{}
 	}
+	if old, ok := n.tree.last[peer]; ok {
+		t = graftLastKnown(t, old)
+	}
 	n.tree.last[peer] = t
 	n.tree.mu.Unlock()
 	return t
+}
+
+// graftLastKnown fills in, from old (an earlier answer of the same
+// child), what fresh does not know: a node that did not answer and that
+// its parent never heard from (the parent restarted since, say) gets what
+// old had of it, marked as fresh marks it.
+func graftLastKnown(fresh, old TreeNode) TreeNode {
+	if fresh.State != TreeOK && fresh.AsOf.IsZero() {
+		if old.AsOf.IsZero() && (len(fresh.Children) > 0 || len(old.Children) == 0) {
+			return fresh
+		}
+		return markTree(old, fresh.State, fresh.Detail, "")
+	}
+	if len(fresh.Children) == 0 || len(old.Children) == 0 {
+		return fresh
+	}
+	byLabel := make(map[string]TreeNode, len(old.Children))
+	for _, c := range old.Children {
+		byLabel[c.Label] = c
+	}
+	kids := make([]TreeNode, len(fresh.Children))
+	for i, c := range fresh.Children {
+		if o, ok := byLabel[c.Label]; ok {
+			c = graftLastKnown(c, o)
+		}
+		kids[i] = c
+	}
+	fresh.Children = kids
+	return fresh
 }
 
 type treeTooLargeError struct{ size, max int }

@@ -229,3 +229,43 @@ func TestTreeAnswerSizeCap(t *testing.T) {
 		t.Errorf("relay-b: %+v, want its own status with the children left out", b)
 	}
 }
+
+// The root keeps what it learnt: a relay that restarted knows nothing of
+// its child that died meanwhile, and the root still shows that child's
+// subtree, unreachable.
+func TestTreeLastKnownAcrossRestart(t *testing.T) {
+	tun := muxtest.FastTuning()
+	root := muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Links: []mux.LinkConfig{
+		{Peer: "relay1", Listen: "127.0.0.1:0"}}})
+	r1cfg := mux.Config{Label: "relay1", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
+		{Peer: "root", Parent: true, Dial: root.LinkAddr("relay1").String()},
+		{Peer: "relay2", Listen: "127.0.0.1:0"}}}
+	var stopR1, stopR2 func()
+	r1 := muxtest.StartNode(t, r1cfg, muxtest.WithStop(&stopR1))
+	r2 := muxtest.StartNode(t, mux.Config{Label: "relay2", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
+		{Peer: "relay1", Parent: true, Dial: r1.LinkAddr("relay2").String()},
+		{Peer: "leaf", Listen: "127.0.0.1:0"}}}, muxtest.WithStop(&stopR2))
+	muxtest.StartNode(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: tun, Links: []mux.LinkConfig{
+		{Peer: "relay2", Parent: true, Dial: r2.LinkAddr("leaf").String()}}})
+	muxtest.WaitFor(t, 10*time.Second, "the routes", func() bool { return root.Routes()["leaf"] == "relay1" })
+	tree, err := root.Tree(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantShape(t, tree, "root(ok)\n  relay1(ok)\n    relay2(ok)\n      leaf(ok)\n")
+	asOf := tree.Children[0].Children[0].AsOf
+
+	stopR2()
+	stopR1()
+	muxtest.WaitFor(t, 10*time.Second, "the root to see relay1 go", func() bool { return len(root.Links()) == 0 })
+	muxtest.StartNode(t, r1cfg)
+	muxtest.WaitFor(t, 10*time.Second, "relay1 back", func() bool { return len(root.Links()) == 1 })
+	tree, err = root.Tree(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantShape(t, tree, "root(ok)\n  relay1(ok)\n    relay2(unreachable)\n      leaf(unreachable)\n")
+	if got := tree.Children[0].Children[0]; got.Detail != "link down, never up" || !got.AsOf.Equal(asOf) || got.Role != "relay" {
+		t.Errorf("relay2: %+v; want relay1's word on it, with the root's last answer from it", got)
+	}
+}
