@@ -53,6 +53,12 @@ type Node struct {
 	shutOnce  sync.Once
 	shutErr   error
 
+	// The status query of the tree (tree.go).
+	tree treeState
+
+	// Sessions ended, by outcome (outcome.go).
+	outcomes outcomeCounts
+
 	// What a reconfiguration changes while the node runs (reconfig.go).
 	// cfg.Links is guarded by mu; cfg.Services and cfg.Tuning are not
 	// used: the ones in force are services and tunp.

@@ -18,7 +18,16 @@ import (
 // caller owns the Conn and must Close it.
 func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
 	c, _, err := n.open(ctx, dest, service)
-	return c, err
+	if err != nil {
+		n.outcomes.add(errOutcome(err))
+		return nil, err
+	}
+	release := c.onClose
+	c.onClose = func() {
+		release()
+		n.outcomes.add(connOutcome(c))
+	}
+	return c, nil
 }
 
 func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, error) {
@@ -137,6 +146,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(code))
 		_ = n.reply(st, se)
 	}
 	if err := n.checkOrigin(from, h.Origin); err != nil {
@@ -171,6 +181,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	out, se := n.openOn(n.ctx, next, fwd)
 	if se.Code != StatusOK {
 		log.WithFields(logrus.Fields{"to": next.cfg.Peer, "status": se.Code.String()}).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(se.Code))
 		_ = n.reply(st, se)
 		return
 	}
@@ -178,6 +189,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		abortStream(out)
 		abortStream(st)
 		log.WithError(err).Info("aborted: status not delivered back")
+		n.outcomes.add(OutcomeAborted)
 		return
 	}
 	log = log.WithField("to", next.cfg.Peer)
@@ -185,6 +197,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	start := time.Now()
 	res := spliceRelay(st, out, n.tuning().IdleTimeout)
 	logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 // exit serves a session whose destination is this node: it resolves the
@@ -194,6 +207,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(code))
 		_ = n.reply(st, se)
 	}
 	slot, ok := (*n.services.Load())[h.Service]
@@ -209,10 +223,12 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	if svc.Handler != nil {
 		if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 			abortStream(st)
+			n.outcomes.add(OutcomeAborted)
 			return
 		}
 		log.Info("opened (in process)")
 		c := newConn(from, st, h, nil)
+		c.onClose = func() { n.outcomes.add(connOutcome(c)) }
 		defer c.Close()
 		defer slot.conns.track(c)()
 		svc.Handler(n.ctx, c)
@@ -241,6 +257,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 		_ = conn.Close()
 		abortStream(st)
+		n.outcomes.add(OutcomeAborted)
 		return
 	}
 	log = log.WithField("target", conn.RemoteAddr().String())
@@ -251,6 +268,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
 	untrack()
 	logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 // acceptEntry accepts connections on an entry listener; each becomes a
@@ -273,6 +291,7 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {
 		log.WithError(err).Error("open failed")
+		n.outcomes.add(errOutcome(err))
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
@@ -285,6 +304,7 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
 	untrack()
 	logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 func logEnd(log *logrus.Entry, res endResult, start time.Time) {
