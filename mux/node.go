@@ -53,6 +53,12 @@ type Node struct {
 	serveOnce sync.Once
 	shutOnce  sync.Once
 	shutErr   error
+
+	// Sessions alive here and how to abort each, so that a shutdown's
+	// abort names itself on every hop (sessionlog.go).
+	liveMu  sync.Mutex
+	live    map[uint64]func(error)
+	liveSeq uint64
 }
 
 type linkListener struct {
@@ -256,6 +262,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	if left := n.waitSessions(ctx); left > 0 {
 		forced = ctx.Err()
 		log.Warnf("shutdown: aborting %d sessions left after the grace period", left)
+		n.abortLive()
 	}
 	n.cancel()
 	n.mu.Lock()
