@@ -199,7 +199,8 @@ func (c *Conn) logEnd(log *logrus.Entry, res endResult, start time.Time) {
 	}
 }
 
-// result is how an in-process end (Open, a Handler) ended, from its Conn.
+// result is how an in-process end (Open, a Handler) ended, from its Conn,
+// counted as spliceEnd counts: up is what the local side sent.
 func (c *Conn) result() endResult {
 	res := endResult{up: c.stats.bytesOut.Load(), down: c.stats.bytesIn.Load()}
 	select {
@@ -207,10 +208,6 @@ func (c *Conn) result() endResult {
 		res.aborted = true
 		res.reason = c.abortWhy
 	default:
-	}
-	if c.side == whoTarget {
-		// endResult counts from the local peer's view: up is what it sent.
-		res.up, res.down = res.down, res.up
 	}
 	return res
 }
@@ -270,23 +267,41 @@ func (w *relayWatch) fin(d int) {
 
 // sendAborts runs as the relay aborts for why, before it closes the
 // streams: each stream that is between frames and has seen no abort gets
-// an abort frame naming who.
+// an abort frame naming who. Both directions are held while the frames go
+// out, so that a FIN passed on by the other direction (closeDst) cannot
+// overtake a frame.
 func (w *relayWatch) sendAborts(why error, streams [2]*yamux.Stream) {
 	if errors.Is(why, errPeerAborted) {
 		return // the ends know
 	}
 	who := w.localWho(why)
+	var held [2]bool
+	for d := range w.dir {
+		held[d] = w.dir[d].mu.TryLock()
+	}
 	for d := range w.dir {
 		rd := &w.dir[d]
-		if !rd.mu.TryLock() {
+		if !held[d] {
 			continue
 		}
 		if !rd.broken && rd.scan.who == "" && rd.scan.between() && !streams[d].Session().IsClosed() {
 			_ = streams[d].SetWriteDeadline(time.Now().Add(abortFrameWait))
 			_, _ = streams[d].Write(encodeAbort(who))
 		}
-		rd.mu.Unlock()
 	}
+	for d := range w.dir {
+		if held[d] {
+			w.dir[d].mu.Unlock()
+		}
+	}
+}
+
+// closeDst passes on the clean end of direction d's source: the FIN of
+// its destination stream, after any abort frame being sent there.
+func (w *relayWatch) closeDst(d int, dst *yamux.Stream) {
+	w.dir[d].mu.Lock()
+	_ = dst.Close()
+	w.dir[d].mu.Unlock()
 }
 
 // setAbort records the abort function of the splice, for abortAll.
@@ -443,7 +458,11 @@ func (n *Node) addLive(abort func(error)) (remove func()) {
 	}
 }
 
-// abortLive aborts every session still alive on this node as a shutdown.
+// abortLive aborts every session still alive on this node as a shutdown,
+// then gives the abort frames up to abortDeliverWait to reach the
+// neighbours: a link closed while its peer still sends resets, and the
+// reset can drop the frames in flight. The wait ends as soon as each link
+// carries no session stream (the neighbours closed theirs).
 func (n *Node) abortLive() {
 	n.liveMu.Lock()
 	fns := make([]func(error), 0, len(n.live))
@@ -454,7 +473,22 @@ func (n *Node) abortLive() {
 	for _, f := range fns {
 		f(errShutdown)
 	}
+	n.mu.Lock()
+	links := make([]*link, 0, len(n.links))
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	n.mu.Unlock()
+	deadline := time.Now().Add(abortDeliverWait)
+	for _, l := range links {
+		for l.sess.NumStreams() > 1 && !l.sess.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
+
+// abortDeliverWait bounds abortLive's wait for its abort frames.
+const abortDeliverWait = time.Second
 
 // countOut counts a data frame of n payload bytes sent.
 func (c *Conn) countOut(n int) {

@@ -349,7 +349,7 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration, w *relayWatch) endResul
 			w.fin(si)
 			finned[si].Store(true)
 			_ = src.SetWriteDeadline(time.Now())
-			_ = dst.Close() // FIN: the clean end goes on
+			w.closeDst(si, dst) // FIN: the clean end goes on
 		case rerr == io.EOF:
 			abort(errLinkLost)
 		default:
