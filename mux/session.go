@@ -238,11 +238,13 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		log.Info("opened (in process)")
 		c := newConn(from, st, h, nil)
 		c.side, c.log = whoTarget, log
+		defer c.Close()
 		start := time.Now()
-		remove := n.addLive(c.Abort)
-		svc.Handler(n.ctx, c)
+		func() {
+			defer n.addLive(c.Abort)()
+			svc.Handler(n.ctx, c)
+		}()
 		_ = c.Close()
-		remove()
 		c.logEnd(log, c.result(), start)
 		return
 	}
