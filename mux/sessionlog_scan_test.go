@@ -48,3 +48,19 @@ func TestFrameScan(t *testing.T) {
 		t.Fatalf("an unknown frame type was followed: %+v", s)
 	}
 }
+
+// BenchmarkFrameScan is what a relay spends following the frames of a
+// bulk transfer: 64 KiB chunks of 64 KiB data frames.
+func BenchmarkFrameScan(b *testing.B) {
+	const n = 64 << 10
+	chunk := make([]byte, frameHeaderLen+n)
+	putFrameHeader(chunk, frameData, n)
+	var s frameScan
+	b.SetBytes(int64(len(chunk)))
+	for i := 0; i < b.N; i++ {
+		s.scan(chunk)
+	}
+	if s.payload != int64(b.N)*n {
+		b.Fatalf("payload %d, want %d", s.payload, int64(b.N)*n)
+	}
+}
