@@ -54,6 +54,12 @@ type Node struct {
 	shutOnce  sync.Once
 	shutErr   error
 
+	// The status query of the tree (tree.go).
+	tree treeState
+
+	// Sessions ended, by outcome (outcome.go).
+	outcomes outcomeCounts
+
 	// Sessions alive here and how to abort each, so that a shutdown's
 	// abort names itself on every hop (sessionlog.go).
 	liveMu  sync.Mutex

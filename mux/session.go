@@ -23,7 +23,13 @@ func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
 	c, h, err := n.open(ctx, dest, service, nil)
 	if err != nil {
 		n.sessionLog(h).WithError(err).Debug("open failed")
+		n.outcomes.add(errOutcome(err))
 		return nil, err
+	}
+	release := c.onClose
+	c.onClose = func() {
+		release()
+		n.outcomes.add(connOutcome(c))
 	}
 	c.logOnClose = true
 	c.opened = time.Now()
@@ -154,6 +160,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(code))
 		_ = n.reply(st, se)
 	}
 	if err := n.checkOrigin(from, h.Origin); err != nil {
@@ -185,6 +192,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	out, se := n.openOn(n.ctx, next, fwd)
 	if se.Code != StatusOK {
 		log.WithFields(logrus.Fields{"to": next.cfg.Peer, "status": se.Code.String()}).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(se.Code))
 		_ = n.reply(st, se)
 		return
 	}
@@ -192,6 +200,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		abortStream(out)
 		abortStream(st)
 		log.WithError(err).Info("aborted: status not delivered back")
+		n.outcomes.add(OutcomeAborted)
 		return
 	}
 	log = log.WithField("to", next.cfg.Peer)
@@ -209,6 +218,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	})()
 	res := spliceRelay(st, out, n.tun.IdleTimeout, w)
 	w.logEnd(res, start)
+	n.outcomes.add(w.endOutcome(res))
 }
 
 // exit serves a session whose destination is this node: it resolves the
@@ -218,6 +228,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(code))
 		_ = n.reply(st, se)
 	}
 	svc, ok := n.cfg.Services[h.Service]
@@ -232,12 +243,14 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	if svc.Handler != nil {
 		if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 			abortStream(st)
+			n.outcomes.add(OutcomeAborted)
 			return
 		}
 		log.WithField("status", StatusOK.String()).Debug("status")
 		log.Info("opened (in process)")
 		c := newConn(from, st, h, nil)
 		c.side, c.log = whoTarget, log
+		c.onClose = func() { n.outcomes.add(connOutcome(c)) }
 		defer c.Close()
 		start := time.Now()
 		func() {
@@ -273,6 +286,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 		_ = conn.Close()
 		abortStream(st)
+		n.outcomes.add(OutcomeAborted)
 		return
 	}
 	log = log.WithField("target", conn.RemoteAddr().String())
@@ -284,6 +298,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	defer n.addLive(c.Abort)()
 	res := spliceEnd(conn, c, n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
 	c.logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 // acceptEntry accepts connections on an entry listener; each becomes a
@@ -306,6 +321,7 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {
 		log.WithError(err).Error("open failed")
+		n.outcomes.add(errOutcome(err))
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
@@ -317,6 +333,7 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	defer n.addLive(c.Abort)()
 	res := spliceEnd(conn, c, n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
 	c.logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 func contains(list []string, s string) bool {

@@ -503,3 +503,12 @@ func (c *Conn) logOpenEnd() {
 	}
 	c.endOnce.Do(func() { c.logEnd(c.log, c.result(), c.opened) })
 }
+
+// endOutcome is the outcome the relay counts (outcome.go): the one every
+// hop names.
+func (w *relayWatch) endOutcome(res endResult) string {
+	if aborted, _ := w.outcome(res); aborted {
+		return OutcomeAborted
+	}
+	return OutcomeClosed
+}

@@ -75,6 +75,15 @@ func assertEnds(t *testing.T, tc *tchain, want endLine) string {
 	if t.Failed() {
 		t.FailNow()
 	}
+	// Each node counts the session under the outcome it logged.
+	muxtest.WaitFor(t, 10*time.Second, "every node to count the session as "+want.outcome, func() bool {
+		for _, n := range tc.nodes() {
+			if n.SessionsEnded()[want.outcome] != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	return id
 }
 
