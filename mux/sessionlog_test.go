@@ -141,9 +141,16 @@ func tcpTarget(t *testing.T) (addr string, conns <-chan *net.TCPConn) {
 // service "t" at a TCP target and the leaf an entry to it.
 func logChain(t *testing.T, tun mux.Tuning) (tc *tchain, entry string, conns <-chan *net.TCPConn) {
 	t.Helper()
+	return logChainWith(t, tun, false)
+}
+
+// logChainWith is logChain, with relay1's links through fault proxies
+// when proxied.
+func logChainWith(t *testing.T, tun mux.Tuning, proxied bool) (tc *tchain, entry string, conns <-chan *net.TCPConn) {
+	t.Helper()
 	addr, conns := tcpTarget(t)
 	ln := listenEntry(t)
-	tc = startTestChain(t, tchainOpts{trace: true, chainOpts: chainOpts{
+	tc = startTestChain(t, tchainOpts{trace: true, proxied: proxied, chainOpts: chainOpts{
 		tuning:       tun,
 		rootServices: map[string]mux.Service{"t": {Addrs: []string{addr}}},
 		leafOpts:     []muxtest.Option{muxtest.WithEntry(ln, "t", "root", "t")},
@@ -275,6 +282,19 @@ func TestSessionLogShutdown(t *testing.T) {
 		t.Fatal("the client's socket ended cleanly after the relay's shutdown")
 	}
 	assertEnds(t, tc, endLine{outcome: "aborted", who: "shutdown:relay1", up: upBytes, down: downBytes})
+}
+
+// TestSessionLogLinkLost: the link between relay1 and relay2 is cut (both
+// its TCP ends reset); the two relays see it die, and every hop, the ends
+// beyond them included, names that link as who aborted.
+func TestSessionLogLinkLost(t *testing.T) {
+	tc, entry, conns := logChainWith(t, muxtest.FastTuning(), true)
+	client, _ := exchangeLogged(t, entry, conns)
+	tc.childProxy.cut()
+	if _, err := io.ReadAll(client); err == nil {
+		t.Fatal("the client's socket ended cleanly after the link was cut")
+	}
+	assertEnds(t, tc, endLine{outcome: "aborted", who: "link:relay1/relay2", up: upBytes, down: downBytes})
 }
 
 // TestSessionLogInProcess: a session opened in process (Node.Open, as the
