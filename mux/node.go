@@ -69,6 +69,12 @@ type Node struct {
 	dialStop  map[string]context.CancelFunc           // ends the dial loop of each dialled link, by peer label; guarded by mu
 	serving   bool                                    // Serve has started the node's loops; guarded by mu
 	reconfMu  sync.Mutex                              // one reconfiguration at a time
+
+	// Sessions alive here and how to abort each, so that a shutdown's
+	// abort names itself on every hop (sessionlog.go).
+	liveMu  sync.Mutex
+	live    map[uint64]func(error)
+	liveSeq uint64
 }
 
 type linkListener struct {
@@ -323,6 +329,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	if left := n.waitSessions(ctx); left > 0 {
 		forced = ctx.Err()
 		log.Warnf("shutdown: aborting %d sessions left after the grace period", left)
+		n.abortLive()
 	}
 	n.cancel()
 	n.mu.Lock()

@@ -16,9 +16,13 @@ import (
 // returns this end of it once the destination answered ok. Any other
 // answer is a *StatusError (errors.Is(err, ErrNoRoute) and so on). The
 // caller owns the Conn and must Close it.
+//
+// The session is logged like an entry's: opened at level 3 (its steps at
+// level 4), and its end, closed or aborted, when the Conn is closed.
 func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
-	c, _, err := n.open(ctx, dest, service)
+	c, h, err := n.open(ctx, dest, service, nil)
 	if err != nil {
+		n.sessionLog(h).WithError(err).Debug("open failed")
 		n.outcomes.add(errOutcome(err))
 		return nil, err
 	}
@@ -27,11 +31,16 @@ func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
 		release()
 		n.outcomes.add(connOutcome(c))
 	}
+	c.logOnClose = true
+	c.opened = time.Now()
+	c.log.Info("opened")
 	return c, nil
 }
 
-func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, error) {
+// open opens a session; fields are added to its log.
+func (n *Node) open(ctx context.Context, dest, service string, fields logrus.Fields) (*Conn, Header, error) {
 	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, Service: service}
+	log := n.sessionLog(h).WithFields(fields)
 	if err := CheckLabel(dest); err != nil {
 		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "bad destination label: " + err.Error()}
 	}
@@ -49,12 +58,16 @@ func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, e
 		n.release(h.ID)
 		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: err.Error()}
 	}
+	log.WithField("to", next.cfg.Peer).Debug("route chosen")
 	st, se := n.openOn(ctx, next, h)
 	if se.Code != StatusOK {
 		n.release(h.ID)
 		return nil, h, se
 	}
-	return newConn(next, st, h, func() { n.release(h.ID) }), h, nil
+	log.WithFields(logrus.Fields{"to": next.cfg.Peer, "status": se.Code.String()}).Debug("status")
+	c := newConn(next, st, h, func() { n.release(h.ID) })
+	c.side, c.log = whoClient, log
+	return c, h, nil
 }
 
 // openOn opens a stream on l, sends the open header and waits for the
@@ -143,6 +156,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	}
 	_ = st.SetReadDeadline(time.Time{})
 	log := n.sessionLog(h).WithField("from", from.cfg.Peer)
+	log.Debug("open received")
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
@@ -176,6 +190,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		refuse(StatusNoRoute, "%v", err)
 		return
 	}
+	log.WithField("to", next.cfg.Peer).Debug("route chosen")
 	fwd := h
 	fwd.Hops--
 	out, se := n.openOn(n.ctx, next, fwd)
@@ -193,11 +208,21 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		return
 	}
 	log = log.WithField("to", next.cfg.Peer)
+	log.WithField("status", se.Code.String()).Debug("status")
 	log.Info("forwarded")
 	start := time.Now()
-	res := spliceRelay(st, out, n.tuning().IdleTimeout)
-	logEnd(log, res, start)
-	n.outcomes.add(endOutcome(res))
+	w := newRelayWatch(n, from, next, log)
+	defer n.addLive(func(why error) {
+		w.mu.Lock()
+		abort := w.abort
+		w.mu.Unlock()
+		if abort != nil {
+			abort(why)
+		}
+	})()
+	res := spliceRelay(st, out, n.tuning().IdleTimeout, w)
+	w.logEnd(res, start)
+	n.outcomes.add(w.endOutcome(res))
 }
 
 // exit serves a session whose destination is this node: it resolves the
@@ -226,24 +251,34 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 			n.outcomes.add(OutcomeAborted)
 			return
 		}
+		log.WithField("status", StatusOK.String()).Debug("status")
 		log.Info("opened (in process)")
 		c := newConn(from, st, h, nil)
+		c.side, c.log = whoTarget, log
 		c.onClose = func() { n.outcomes.add(connOutcome(c)) }
 		defer c.Close()
 		defer slot.conns.track(c)()
-		svc.Handler(n.ctx, c)
+		start := time.Now()
+		func() {
+			defer n.addLive(c.Abort)()
+			svc.Handler(n.ctx, c)
+		}()
+		_ = c.Close()
+		c.logEnd(log, c.result(), start)
 		return
 	}
 	var conn net.Conn
 	var errs []error
 	code := StatusRefused
 	for _, addr := range svc.Addrs {
+		log.WithField("addr", addr).Debug("dial")
 		d := net.Dialer{Timeout: n.tuning().DialTimeout}
 		c, err := d.DialContext(n.ctx, "tcp", addr)
 		if err == nil {
 			conn = c
 			break
 		}
+		log.WithField("addr", addr).WithError(err).Debug("dial failed")
 		errs = append(errs, err)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, syscall.ECONNREFUSED) {
@@ -261,13 +296,16 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		return
 	}
 	log = log.WithField("target", conn.RemoteAddr().String())
+	log.WithField("status", StatusOK.String()).Debug("status")
 	log.Info("opened")
 	start := time.Now()
 	c := newConn(from, st, h, nil)
+	c.side, c.log = whoTarget, log
+	defer n.addLive(c.Abort)()
 	untrack := slot.conns.track(c)
 	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
 	untrack()
-	logEnd(log, res, start)
+	c.logEnd(log, res, start)
 	n.outcomes.add(endOutcome(res))
 }
 
@@ -287,7 +325,7 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
-	c, h, err := n.open(n.ctx, e.dest, e.service)
+	c, h, err := n.open(n.ctx, e.dest, e.service, logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {
 		log.WithError(err).Error("open failed")
@@ -300,20 +338,12 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	}
 	log.Info("opened")
 	start := time.Now()
+	defer n.addLive(c.Abort)()
 	untrack := e.conns.track(c)
 	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
 	untrack()
-	logEnd(log, res, start)
+	c.logEnd(log, res, start)
 	n.outcomes.add(endOutcome(res))
-}
-
-func logEnd(log *logrus.Entry, res endResult, start time.Time) {
-	log = log.WithFields(logrus.Fields{"up": res.up, "down": res.down, "dur": time.Since(start).Round(time.Millisecond).String()})
-	if res.aborted {
-		log.WithField("reason", fmt.Sprint(res.reason)).Info("aborted")
-		return
-	}
-	log.Info("closed")
 }
 
 func contains(list []string, s string) bool {
