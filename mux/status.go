@@ -24,6 +24,10 @@ type NodeStatus struct {
 	Stats      Stats         `json:"refusals"`
 	Hellos     int           `json:"hellos_in_progress"`
 	Errors     []ErrorRecord `json:"recent_errors"`
+
+	// Sessions that ended on this node since it started, by outcome
+	// (OutcomeClosed, OutcomeAborted, or the refusing status's name).
+	Ended map[string]uint64 `json:"sessions_ended"`
 }
 
 // LinkStatus is one configured link in a NodeStatus. A link configured
@@ -111,10 +115,13 @@ func (n *Node) Status() NodeStatus {
 		Routes:  n.table.size(),
 		Stats:   n.Stats(),
 		Errors:  n.errs.snapshot(),
+		Ended:   n.outcomes.snapshot(),
 	}
+	n.lnMu.Lock()
 	for _, ll := range n.listeners {
 		s.Hellos += ll.gate.inProgress()
 	}
+	n.lnMu.Unlock()
 	n.mu.Lock()
 	s.PathToRoot = append([]string{}, n.path...)
 	s.Sessions = len(n.sessions)
@@ -149,7 +156,7 @@ func (n *Node) Status() NodeStatus {
 // pingLoop measures the link's round trip at once and every keepalive
 // interval, until the link ends.
 func (n *Node) pingLoop(l *link) {
-	t := time.NewTicker(n.tun.KeepAliveInterval)
+	t := time.NewTicker(n.tuning().KeepAliveInterval)
 	defer t.Stop()
 	for {
 		if rtt, err := l.sess.Ping(); err == nil {
