@@ -64,7 +64,8 @@ func (n *Node) acceptLinks(ll *linkListener) {
 		return false
 	}
 	ungate := func(conn net.Conn) { ll.gate.leave(sourceOf(conn)) }
-	n.acceptLoop(ll.ln, log, gate, ungate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
+	paced := pacedListener{Listener: ll.ln, ctx: n.acceptCtx, bucket: newHandshakeBucket(n.tun.MaxHandshakeRate, n.tun.HandshakeBurst)}
+	n.acceptLoop(paced, log, gate, ungate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
 }
 
 // acceptLoop accepts on ln until the node stops accepting and hands each
@@ -194,6 +195,11 @@ func (n *Node) dialLoop(lc LinkConfig) {
 			return
 		}
 		wait := b.Next()
+		if err == nil {
+			// The link was up: its peer may have restarted with many
+			// other children, which must not all come back at once.
+			wait += Jitter(n.tun.ReconnectSpread)
+		}
 		if err != nil {
 			log.WithError(err).Warnf("link not up; retrying in %s", wait.Round(time.Millisecond))
 			n.noteLinkErr(lc.Peer, "link not up: "+err.Error())
