@@ -3,6 +3,7 @@ package mux
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -320,6 +321,13 @@ type Config struct {
 	TLS Credentials
 	// Version is the daemon's version, shown in Status. Optional.
 	Version string
+
+	// Inherited are listening sockets taken over from a predecessor
+	// process (Node.HandOver), by the listen address of the links they
+	// serve; New uses them instead of binding those addresses, and then
+	// accepts links only once a parent link is up (at most the hello
+	// timeout). The node closes them.
+	Inherited map[string]net.Listener
 }
 
 // Validate reports every problem of c at once.

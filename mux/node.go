@@ -53,6 +53,13 @@ type Node struct {
 	serveOnce sync.Once
 	shutOnce  sync.Once
 	shutErr   error
+
+	// Handing the node's place over to a successor process, or taking it
+	// over from a predecessor (handover.go).
+	handingOver  atomic.Bool
+	standby      map[string]*link // successors' links beside their predecessors', by peer label; guarded by mu
+	parentUp     chan struct{}    // closed when a parent link is first up
+	parentUpOnce sync.Once
 }
 
 type linkListener struct {
@@ -89,6 +96,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		perOrigin:  map[string]int{},
 		started:    time.Now(),
 		linkStates: map[string]*linkState{},
+		parentUp:   make(chan struct{}),
 	}
 	for _, lc := range cfg.Links {
 		n.linkStates[lc.Peer] = &linkState{}
@@ -118,7 +126,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		}
 		ll := byAddr[lc.Listen]
 		if ll == nil {
-			ln, err := net.Listen("tcp", lc.Listen)
+			ln, err := n.listen(lc.Listen)
 			if err != nil {
 				n.closeListeners()
 				return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
@@ -235,6 +243,9 @@ func (n *Node) Serve(ctx context.Context) error {
 func (n *Node) stopAccepting() {
 	n.stopAccept()
 	n.closeListeners()
+	if n.handingOver.Load() {
+		return // it carries what reaches it until Drain
+	}
 	n.mu.Lock()
 	n.draining = true
 	n.mu.Unlock()
