@@ -49,6 +49,8 @@ type Socket struct {
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+
+	handover func() ([]mux.ListenerFile, error) // OnHandover, handover.go
 }
 
 // ListenSocket binds the Unix socket at path, mode 0600. A socket file
@@ -116,6 +118,8 @@ func (s *Socket) serveConn(c net.Conn) {
 	switch strings.TrimSpace(line) {
 	case "status":
 		_ = json.NewEncoder(c).Encode(s.status())
+	case "handover":
+		s.serveHandover(c)
 	default:
 		_, _ = fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request "+strings.TrimSpace(line))
 	}
