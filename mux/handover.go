@@ -266,7 +266,8 @@ func (n *Node) afterReplaced(l *link, promoted *link) {
 }
 
 // awaitEndOrRedial waits until the link ends (false) or its peer said
-// DRAIN before its successor's link came up (true: dial it).
+// HANDOVER, or DRAIN before its successor's link came up (true: dial the
+// successor).
 func (l *link) awaitEndOrRedial() bool {
 	select {
 	case <-l.sess.CloseChan():
@@ -288,8 +289,14 @@ func (l *link) handoverMsg(m ctrlMsg) {
 	n := l.n
 	switch m.Type {
 	case ctrlHandover:
+		// A side that dials dials the successor now: its link waits
+		// beside this one.
 		n.mu.Lock()
 		l.peerHandover = true
+		if l.cfg.Dial != "" && !l.redialed {
+			l.redialed = true
+			close(l.redial)
+		}
 		n.mu.Unlock()
 	case ctrlDrain:
 		n.mu.Lock()
@@ -341,12 +348,18 @@ func (l *link) announce(added, removed []string, whole bool) error {
 }
 
 // awaitParentFirst holds a node that took its listening sockets over from
-// a predecessor from accepting links until one of its parent links is up
-// (at most the hello timeout), so that the children that come over find
-// their way up at once. A root does not wait.
-func (n *Node) awaitParentFirst() {
+// a predecessor from accepting links of its children on ll until one of
+// its parent links is up (at most the hello timeout), so that the
+// children that come over find their way up at once. A root does not
+// wait, nor a listener of a parent link.
+func (n *Node) awaitParentFirst(ll *linkListener) {
 	if len(n.cfg.Inherited) == 0 || n.cfg.Role == RoleRoot {
 		return
+	}
+	for _, lc := range ll.links {
+		if lc.Parent {
+			return
+		}
 	}
 	t := time.NewTimer(n.tun.HelloTimeout)
 	defer t.Stop()

@@ -77,16 +77,32 @@ func (e *longEcho) end(t testing.TB) {
 // sessions, both ways, go through at every moment; the root and the leaf
 // end with their links to the successor, and the predecessor drains
 // without aborting a session and stops.
+// The relay dials its parent, or its parent dials it (then the parent
+// dials the successor when told HANDOVER, and the successor has two
+// listening sockets to take over).
 func TestHandOver(t *testing.T) {
+	t.Run("relay dials", func(t *testing.T) { testHandOver(t, false) })
+	t.Run("parent dials", func(t *testing.T) { testHandOver(t, true) })
+}
+
+func testHandOver(t *testing.T, parentDials bool) {
 	checkReleased(t)
 	tun := muxtest.FastTuning()
 	echo := map[string]mux.Service{"echo": {Handler: echoHandler}}
-	root := muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Services: echo,
-		Links: []mux.LinkConfig{{Peer: "relay", Listen: "127.0.0.1:0"}}})
 	relayCfg := mux.Config{Label: "relay", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
-		{Peer: "root", Parent: true, Dial: root.LinkAddr("relay").String()},
+		{Peer: "root", Parent: true},
 		{Peer: "leaf", Listen: freeAddr(t)},
 	}}
+	rootLink := mux.LinkConfig{Peer: "relay", Listen: "127.0.0.1:0"}
+	if parentDials {
+		relayCfg.Links[0].Listen = freeAddr(t)
+		rootLink = mux.LinkConfig{Peer: "relay", Dial: relayCfg.Links[0].Listen}
+	}
+	root := muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Services: echo,
+		Links: []mux.LinkConfig{rootLink}})
+	if !parentDials {
+		relayCfg.Links[0].Dial = root.LinkAddr("relay").String()
+	}
 	var stopOld func()
 	oldLog, oldSink := captureLog(t)
 	oldLog.Logger.SetLevel(logrus.InfoLevel) // the control messages received are logged at level 3
@@ -109,8 +125,12 @@ func TestHandOver(t *testing.T) {
 	if err != nil {
 		t.Fatalf("hand over: %v", err)
 	}
-	if len(files) != 1 || files[0].Addr != relayCfg.Links[1].Listen {
-		t.Fatalf("handed over %v, want the listener on %s", files, relayCfg.Links[1].Listen)
+	wantFiles := 1
+	if parentDials {
+		wantFiles = 2
+	}
+	if len(files) != wantFiles {
+		t.Fatalf("handed over %v, want %d listening sockets", files, wantFiles)
 	}
 	inherited := map[string]net.Listener{}
 	for _, f := range files {

@@ -78,7 +78,7 @@ func (n *Node) acceptLinks(ll *linkListener) {
 		return false
 	}
 	ungate := func(conn net.Conn) { ll.gate.leave(sourceOf(conn)) }
-	n.awaitParentFirst()
+	n.awaitParentFirst(ll)
 	paced := pacedListener{Listener: ll.ln, ctx: n.acceptCtx, bucket: newHandshakeBucket(n.tun.MaxHandshakeRate, n.tun.HandshakeBurst)}
 	n.acceptLoop(paced, log, gate, ungate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
 }
