@@ -163,7 +163,11 @@ func TestRollingUpgrade(t *testing.T) {
 	if newPid == 0 || newPid == old.Pid() {
 		t.Fatalf("after the upgrade the pid file names %d (the old process was %d)", newPid, old.Pid())
 	}
-	defer func() { if t.Failed() { t.Log(e2etest.FileText(old.Log)) } }()
+	defer func() {
+		if t.Failed() {
+			t.Log(e2etest.FileText(old.Log))
+		}
+	}()
 	old.WaitLog(t, skip, 20*time.Second, `main: handing over to the successor: draining \d+ sessions`)
 	if old.Exited() {
 		t.Fatalf("the old relay exited with sessions in flight: %v", old.Err())
