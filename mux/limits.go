@@ -193,9 +193,9 @@ func newHandshakeBucket(rate float64, burst int) *handshakeBucket {
 }
 
 // take takes a token, waiting for one until ctx ends; it reports false
-// when ctx ended first.
+// when ctx ended (or had ended) first.
 func (b *handshakeBucket) take(ctx context.Context) bool {
-	for {
+	for ctx.Err() == nil {
 		b.mu.Lock()
 		now := time.Now()
 		if !b.last.IsZero() {
@@ -213,6 +213,7 @@ func (b *handshakeBucket) take(ctx context.Context) bool {
 			return false
 		}
 	}
+	return false
 }
 
 // pacedListener accepts a connection only once the bucket gives a token:
