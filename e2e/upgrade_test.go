@@ -106,23 +106,32 @@ func probeSession(t testing.TB, r entryRoute) error {
 	return checkClean(cs.res, ts.res, pl)
 }
 
-// TestRollingUpgrade upgrades relay-dmz2 (its parent relay-dmz1 dials it,
-// the two gwproxies below dial it) with scripts/relay.sh upgrade while an
+// TestRollingUpgrade upgrades a node with scripts/NAME.sh upgrade while an
 // upcall and a downcall of 16 MiB each way are in flight through it: both
-// complete with every byte (SHA-256 both ways); new sessions through it,
-// up and down, to both sites, succeed before, during and after; the pid
-// file names the new process, the only one left running the instance; and
-// the old one exits 0 once its sessions ended, within shutdown_grace,
-// without aborting any.
+// complete with every byte (SHA-256 both ways); new sessions through the
+// chain, up and down, to both sites, succeed before, during and after; the
+// pid file names the new process, the only one left running the instance;
+// and the old one exits 0 once its sessions ended, within shutdown_grace,
+// without aborting any. The nodes: relay-dmz2 (its parent relay-dmz1 dials
+// it, the two gwproxies below dial it), gwp-site-a (the entry of the
+// upcall and the exit of the downcall; it dials its parent and its
+// eventsink would dial it) and epp-main (the root: the exit of the upcall,
+// the entry of the downcall; it dials relay-dmz1).
 func TestRollingUpgrade(t *testing.T) {
+	for _, n := range []e2etest.Node{{Name: "relay-dmz2", Daemon: "relay"}, {Name: "gwp-site-a", Daemon: "gwproxy"}, {Name: "epp-main", Daemon: "epproxy"}} {
+		t.Run(n.Name, func(t *testing.T) { testRollingUpgrade(t, n) })
+	}
+}
+
+func testRollingUpgrade(t *testing.T, node e2etest.Node) {
 	const grace = 5 * time.Second // shutdown_grace of configs/example
 	tg := startTargets(t)
 	c := startChain(t, tg)
 	routes := entryRoutes(c, tg)
-	old := c.Proc("relay-dmz2")
-	dir := c.NodeDir("relay-dmz2")
-	in := newInstance(t, "relay", dir)
-	if err := os.WriteFile(filepath.Join(dir, "relay.pid"), []byte(strconv.Itoa(old.Pid())+"\n"), 0o644); err != nil {
+	old := c.Proc(node.Name)
+	dir := c.NodeDir(node.Name)
+	in := newInstance(t, node.Daemon, dir)
+	if err := os.WriteFile(filepath.Join(dir, node.Daemon+".pid"), []byte(strconv.Itoa(old.Pid())+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -158,7 +167,7 @@ func TestRollingUpgrade(t *testing.T) {
 	skip := old.LogSize()
 	upgradeAt := time.Now()
 	out := in.must("upgrade", 0)
-	t.Logf("relay.sh upgrade: %s", out)
+	t.Logf("%s.sh upgrade: %s", node.Daemon, out)
 	newPid := in.pid()
 	if newPid == 0 || newPid == old.Pid() {
 		t.Fatalf("after the upgrade the pid file names %d (the old process was %d)", newPid, old.Pid())
@@ -170,7 +179,7 @@ func TestRollingUpgrade(t *testing.T) {
 	}()
 	old.WaitLog(t, skip, 20*time.Second, `main: handing over to the successor: draining \d+ sessions`)
 	if old.Exited() {
-		t.Fatalf("the old relay exited with sessions in flight: %v", old.Err())
+		t.Fatalf("the old %s exited with sessions in flight: %v", node.Name, old.Err())
 	}
 	// The long sessions go on through the old process.
 	for _, l := range longs {
@@ -184,15 +193,15 @@ func TestRollingUpgrade(t *testing.T) {
 		}
 	}
 	if err := old.Wait(t, grace+10*time.Second); err != nil {
-		t.Errorf("the old relay: want exit status 0, got %v; output:\n%s", err, e2etest.FileText(old.Out))
+		t.Errorf("the old %s: want exit status 0, got %v; output:\n%s", node.Name, err, e2etest.FileText(old.Out))
 	}
 	exitAt := old.ExitedAt()
 	if took := exitAt.Sub(upgradeAt); took > grace+5*time.Second {
-		t.Errorf("the old relay exited %s after the upgrade, beyond shutdown_grace %s", took.Round(time.Millisecond), grace)
+		t.Errorf("the old %s exited %s after the upgrade, beyond shutdown_grace %s", node.Name, took.Round(time.Millisecond), grace)
 	}
 
 	// New sessions after the old process is gone, through the new one.
-	e2etest.Eventually(t, 30*time.Second, "sessions after the old relay exited", func() error {
+	e2etest.Eventually(t, 30*time.Second, "sessions after the old process exited", func() error {
 		if n, _, _ := pr.count(exitAt, time.Now()); n < 2*len(routes) {
 			return fmt.Errorf("%d sessions so far", n)
 		}

@@ -334,6 +334,9 @@ func (l *link) announce(added, removed []string, whole bool) error {
 	l.n.mu.Lock()
 	superseded, standby := l.superseded, l.standby
 	l.n.mu.Unlock()
+	if whole {
+		l.announced.Store(true)
+	}
 	var err error
 	switch {
 	case superseded:
@@ -376,4 +379,35 @@ func (n *Node) listen(addr string) (net.Listener, error) {
 		return ln, nil
 	}
 	return net.Listen("tcp", addr)
+}
+
+// awaitLinksFirst holds a node that took its listening sockets over from
+// a predecessor from accepting on its entries until every configured link
+// is up and every child announced what is below it (at most the hello
+// timeout): the sessions of an entry need the routes its neighbours
+// announce, which move to the successor with their links. Connections
+// wait in the listen queue meanwhile.
+func (n *Node) awaitLinksFirst() {
+	if len(n.cfg.Inherited) == 0 {
+		return
+	}
+	deadline := time.Now().Add(n.tun.HelloTimeout)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for time.Now().Before(deadline) {
+		n.mu.Lock()
+		ready := len(n.links) >= len(n.cfg.Links)
+		for _, l := range n.links {
+			ready = ready && (l.cfg.Parent || l.announced.Load())
+		}
+		n.mu.Unlock()
+		if ready {
+			return
+		}
+		select {
+		case <-t.C:
+		case <-n.acceptCtx.Done():
+			return
+		}
+	}
 }

@@ -54,7 +54,8 @@ type link struct {
 	redialed     bool
 	drainReplied chan struct{} // closed when the peer answered this node's DRAIN
 	replied      bool
-	predecessor  *link // a parent's predecessor's link, to answer once the parent took this node's TELL
+	predecessor  *link       // a parent's predecessor's link, to answer once the parent took this node's TELL
+	announced    atomic.Bool // a child's link: its whole announcement arrived
 }
 
 func (l *link) close() {
