@@ -158,6 +158,19 @@ type Tuning struct {
 	// free. Defaults 200 per second and a burst of 64; zero: the default.
 	MaxHandshakeRate float64
 	HandshakeBurst   int
+
+	// The status query of the tree (PROTOCOL.md section 2.1); zero is the
+	// default.
+
+	// TreeTimeout bounds how long the root waits for the tree's answer; each
+	// hop gives its children three quarters of the time it was given, and a
+	// child that does not answer in that time shows as "no answer".
+	// Default 5s.
+	TreeTimeout time.Duration
+	// TreeAnswerMax caps a node's answer to a tree query, in bytes: an
+	// answer over it is cut down by its sender (the deepest levels first)
+	// and refused by its reader. Default 1 MiB.
+	TreeAnswerMax int
 }
 
 // DefaultTuning returns the defaults documented on Tuning.

@@ -368,6 +368,7 @@ func (n *Node) endLink(l *link, wg *sync.WaitGroup, linkLog *logrus.Entry) {
 		n.table.removeParent(lc.Peer)
 		n.refreshPath()
 	} else {
+		n.rememberSubtree(lc.Peer)
 		n.table.drop(lc.Peer)
 	}
 	linkLog.Warn("link down")
@@ -426,6 +427,8 @@ func (n *Node) serveStream(l *link, st *yamux.Stream) {
 	case typ[0] == streamControl && l.cfg.Parent:
 		_ = st.SetReadDeadline(time.Time{})
 		l.controlAsChild(st)
+	case typ[0] == streamTree:
+		n.serveTree(l, st)
 	default:
 		n.log.WithFields(logrus.Fields{"component": "link", "l": l.cfg.Peer}).Errorf("unexpected stream type %#x; closing the link", typ[0])
 		l.close()

@@ -60,6 +60,12 @@ type Node struct {
 	standby      map[string]*link // successors' links beside their predecessors', by peer label; guarded by mu
 	parentUp     chan struct{}    // closed when a parent link is first up
 	parentUpOnce sync.Once
+
+	// The status query of the tree (tree.go).
+	tree treeState
+
+	// Sessions ended, by outcome (outcome.go).
+	outcomes outcomeCounts
 }
 
 type linkListener struct {

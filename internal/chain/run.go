@@ -92,6 +92,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		alog.WithError(err).Errorf("no admin socket: %s status will not answer; set admin.socket to a writable place", cfg.kind.Name)
 	} else {
 		sock = s
+		sock.SetTree(n.Tree)
 		sockDone := make(chan struct{})
 		go func() {
 			defer close(sockDone)
