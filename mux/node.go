@@ -268,6 +268,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 func (n *Node) shutdown(ctx context.Context) error {
 	log := n.log.WithField("component", "node")
+	n.handingOver.Store(false) // a handover's Drain is over: no new session now
 	n.stopAccepting()
 	var forced error
 	if left := n.waitSessions(ctx); left > 0 {
