@@ -10,7 +10,7 @@ import (
 // 1/rate; a wait ends with its context. (Lower bounds only: a loaded
 // machine may only make the waits longer.)
 func TestHandshakeBucket(t *testing.T) {
-	b := newHandshakeBucket(20, 5) // a token every 50ms after 5
+	b := newHandshakeBucket(func() (float64, int) { return 20, 5 }) // a token every 50ms after 5
 	ctx := context.Background()
 	start := time.Now()
 	for i := 0; i < 5; i++ {

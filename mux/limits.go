@@ -180,26 +180,29 @@ func (g *helloGate) inProgress() int {
 // that are up; the connections not admitted yet wait in the kernel's
 // listen queue, which holds no descriptor, goroutine or CPU of the node.
 type handshakeBucket struct {
-	rate  float64 // tokens per second
-	burst float64
+	limits func() (rate float64, burst int) // read at each take: a reconfiguration applies at once
 
 	mu     sync.Mutex
 	tokens float64
 	last   time.Time
+	filled bool
 }
 
-func newHandshakeBucket(rate float64, burst int) *handshakeBucket {
-	return &handshakeBucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+func newHandshakeBucket(limits func() (float64, int)) *handshakeBucket {
+	return &handshakeBucket{limits: limits}
 }
 
 // take takes a token, waiting for one until ctx ends; it reports false
 // when ctx ended (or had ended) first.
 func (b *handshakeBucket) take(ctx context.Context) bool {
 	for ctx.Err() == nil {
+		rate, burst := b.limits()
 		b.mu.Lock()
 		now := time.Now()
-		if !b.last.IsZero() {
-			b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		if !b.filled {
+			b.tokens, b.filled = float64(burst), true
+		} else {
+			b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
 		}
 		b.last = now
 		if b.tokens >= 1 {
@@ -207,7 +210,7 @@ func (b *handshakeBucket) take(ctx context.Context) bool {
 			b.mu.Unlock()
 			return true
 		}
-		wait := time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+		wait := time.Duration((1 - b.tokens) / rate * float64(time.Second))
 		b.mu.Unlock()
 		if !SleepCtx(ctx, max(wait, time.Millisecond)) {
 			return false

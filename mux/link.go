@@ -42,6 +42,10 @@ type link struct {
 	lostSeq  uint64
 	onLostFn map[uint64]func() // called once when the link ends
 
+	// retired: a reconfiguration removed the link; it takes no new session
+	// and closes once its sessions are done or the grace ended (reconfig.go).
+	retired atomic.Bool
+
 	// Handing a node's place over to a successor (handover.go); the
 	// flags are guarded by n.mu.
 	cc           *coalesceConn // the connection under yamux, for its byte counts
@@ -80,7 +84,10 @@ func (n *Node) acceptLinks(ll *linkListener) {
 	}
 	ungate := func(conn net.Conn) { ll.gate.leave(sourceOf(conn)) }
 	n.awaitParentFirst(ll)
-	paced := pacedListener{Listener: ll.ln, ctx: n.acceptCtx, bucket: newHandshakeBucket(n.tun.MaxHandshakeRate, n.tun.HandshakeBurst)}
+	paced := pacedListener{Listener: ll.ln, ctx: n.acceptCtx, bucket: newHandshakeBucket(func() (float64, int) {
+		t := n.tuning()
+		return t.MaxHandshakeRate, t.HandshakeBurst
+	})}
 	n.acceptLoop(paced, log, gate, ungate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
 }
 
@@ -167,7 +174,7 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (net.Conn, LinkConfig, hello, error)) (redial bool, err error) {
 	res := &reservation{n: n}
 	defer res.release()
-	_ = conn.SetDeadline(time.Now().Add(n.tun.HelloTimeout))
+	_ = conn.SetDeadline(time.Now().Add(n.tuning().HelloTimeout))
 	stop := context.AfterFunc(n.acceptCtx, func() { _ = conn.SetDeadline(time.Now()) })
 	c, lc, peer, err := hs(res)
 	if !stop() && err == nil {
@@ -182,14 +189,14 @@ func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (net
 }
 
 // dialLoop keeps the dialled link to lc.Peer up: it dials, runs the link
-// until it ends, and dials again after a backoff, until the node stops
-// accepting.
-func (n *Node) dialLoop(lc LinkConfig) {
+// until it ends, and dials again after a backoff, until ctx ends (the node
+// stops accepting, or a reconfiguration removed the link).
+func (n *Node) dialLoop(ctx context.Context, lc LinkConfig) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": lc.Dial})
-	b := Backoff{Min: n.tun.BackoffMin, Max: n.tun.BackoffMax}
-	for n.acceptCtx.Err() == nil {
-		d := net.Dialer{Timeout: n.tun.HelloTimeout}
-		conn, err := d.DialContext(n.acceptCtx, "tcp", lc.Dial)
+	b := Backoff{Min: n.tuning().BackoffMin, Max: n.tuning().BackoffMax}
+	for ctx.Err() == nil {
+		d := net.Dialer{Timeout: n.tuning().HelloTimeout}
+		conn, err := d.DialContext(ctx, "tcp", lc.Dial)
 		redial := false
 		if err == nil {
 			redial, err = n.establish(conn, true, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
@@ -208,14 +215,14 @@ func (n *Node) dialLoop(lc LinkConfig) {
 				return c, lc, peer, err
 			})
 		}
-		if n.acceptCtx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 		wait := b.Next()
 		if err == nil {
 			// The link was up: its peer may have restarted with many
 			// other children, which must not all come back at once.
-			wait += Jitter(n.tun.ReconnectSpread)
+			wait += Jitter(n.tuning().ReconnectSpread)
 		}
 		switch {
 		case err != nil:
@@ -226,7 +233,7 @@ func (n *Node) dialLoop(lc LinkConfig) {
 		default:
 			log.Infof("reconnecting in %s", wait.Round(time.Millisecond))
 		}
-		if !SleepCtx(n.acceptCtx, wait) {
+		if !SleepCtx(ctx, wait) {
 			return
 		}
 	}
@@ -252,7 +259,7 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		drainReplied: make(chan struct{}),
 	}
 	linkLog := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": conn.RemoteAddr().String()})
-	ycfg := n.tun.yamuxConfig(yamuxLogger{n.log.WithFields(logrus.Fields{"component": "yamux", "l": lc.Peer})})
+	ycfg := n.tuning().yamuxConfig(yamuxLogger{n.log.WithFields(logrus.Fields{"component": "yamux", "l": lc.Peer})})
 	var err error
 	cc := newCoalesceConn(conn)
 	l.cc = cc
@@ -269,7 +276,7 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	}
 	n.mu.Lock()
 	res.takeLocked()
-	if n.dead {
+	if n.dead || !n.configuredLocked(lc) {
 		n.mu.Unlock()
 		l.close()
 		return false
@@ -362,7 +369,7 @@ func (n *Node) serveStream(l *link, st *yamux.Stream) {
 			_ = st.Close()
 		}
 	}()
-	_ = st.SetReadDeadline(time.Now().Add(n.tun.OpenTimeout))
+	_ = st.SetReadDeadline(time.Now().Add(n.tuning().OpenTimeout))
 	var typ [1]byte
 	if _, err := io.ReadFull(st, typ[:]); err != nil {
 		_ = st.Close()

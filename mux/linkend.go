@@ -26,7 +26,7 @@ func (n *Node) endLink(l *link, wg *sync.WaitGroup, linkLog *logrus.Entry) {
 		n.afterReplaced(l, promoted)
 		return
 	}
-	if st := n.linkStates[lc.Peer]; st != nil {
+	if st := n.linkStates[lc.Peer]; st != nil && !l.retired.Load() {
 		st.since, st.rtt = time.Now(), 0
 		if n.acceptCtx.Err() == nil {
 			st.lastErr = "link down"

@@ -19,12 +19,12 @@ func (n *Node) awaitParentFirst(ll *linkListener) {
 	if len(n.cfg.Inherited) == 0 || n.cfg.Role == RoleRoot {
 		return
 	}
-	for _, lc := range ll.links {
+	for _, lc := range ll.set.Load().links {
 		if lc.Parent {
 			return
 		}
 	}
-	t := time.NewTimer(n.tun.HelloTimeout)
+	t := time.NewTimer(n.tuning().HelloTimeout)
 	defer t.Stop()
 	select {
 	case <-n.parentUp:
@@ -51,7 +51,7 @@ func (n *Node) awaitLinksFirst() {
 	if len(n.cfg.Inherited) == 0 {
 		return
 	}
-	deadline := time.Now().Add(n.tun.HelloTimeout)
+	deadline := time.Now().Add(n.tuning().HelloTimeout)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for time.Now().Before(deadline) {

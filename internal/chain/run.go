@@ -38,10 +38,10 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Run: func(ctx context.Context, cfg *Config, logger *logrus.Logger, _ *daemon.Level) error {
 			return Run(ctx, cfg, logger, h)
 		},
-		Reload: func(cfg *Config, logger *logrus.Logger) {
-			cfg.ReloadTLS(daemon.Component(logger, "tls"))
-		},
 		Commands: []*cli.Command{chainCommand(k.Name), statusCommand(k)},
+		// SIGHUP reloads the whole file (reload.go); the TLS files are
+		// read again there.
+		Apply: Apply,
 	}
 }
 
@@ -152,6 +152,9 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			return files, nil
 		})
 	}
+	run := &liveNode{cur: cfg, node: n, extra: extra, log: daemon.Component(log, "config")}
+	runs.Store(cfg, run)
+	defer runs.Delete(cfg)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Serve(gctx) })
 	if stores := cfg.TLSStores(); len(stores) > 0 {
@@ -165,18 +168,19 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		g.Go(func() error { return h.Run(gctx, cfg, n, log) })
 	}
 	runErr := g.Wait()
+	grace := run.current().ShutdownGrace
 	// A fresh context: the one given to Run is already cancelled.
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if handedOver.Load() {
-		mlog.Infof("handing over to the successor: draining %d sessions for up to %s", n.Sessions(), cfg.ShutdownGrace)
+		mlog.Infof("handing over to the successor: draining %d sessions for up to %s", n.Sessions(), grace)
 		if left := n.Drain(sctx); left > 0 {
 			mlog.Warnf("handover: %d sessions left after the grace period", left)
 		} else {
 			mlog.Info("handover: every session ended")
 		}
 	}
-	mlog.Infof("shutting down: draining %d sessions for up to %s", n.Sessions(), cfg.ShutdownGrace)
+	mlog.Infof("shutting down: draining %d sessions for up to %s", n.Sessions(), grace)
 	if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		runErr = errors.Join(runErr, err)
 	}
