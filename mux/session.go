@@ -147,7 +147,30 @@ func (n *Node) sessionLog(h Header) *logrus.Entry {
 // forward serves a session stream that arrived on from: it reads the open
 // header, then either serves the session here (this node is the
 // destination) or opens the next hop and relays the status and the bytes.
+// The open runs through shallow, the bytes on this goroutine.
 func (n *Node) forward(from *link, st *yamux.Stream) {
+	var p forwardPlan
+	shallow(func() { p = n.openForward(from, st) })
+	if p.admitted {
+		defer n.release(p.id)
+	}
+	if p.carry != nil {
+		p.carry()
+	}
+}
+
+// forwardPlan is what the open of a forwarded session leaves to do: the
+// admission to release, and the carrying of the bytes (nil when the
+// session was refused or aborted while it opened).
+type forwardPlan struct {
+	admitted bool
+	id       uint64
+	carry    func()
+}
+
+// openForward is forward's open: everything up to the bytes. It returns
+// what forward does after it.
+func (n *Node) openForward(from *link, st *yamux.Stream) (p forwardPlan) {
 	h, err := readHeader(st)
 	if err != nil {
 		n.log.WithFields(logrus.Fields{"component": "session", "l": from.cfg.Peer}).WithError(err).Warn("bad open header; stream closed")
@@ -176,9 +199,9 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		refuse(StatusFailed, "%v", err)
 		return
 	}
-	defer n.release(h.ID)
+	p.admitted, p.id = true, h.ID
 	if h.Dest == n.cfg.Label {
-		n.exit(from, st, h, log)
+		p.carry = n.exit(from, st, h, log)
 		return
 	}
 	if h.Hops == 0 {
@@ -212,23 +235,28 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	log.Info("forwarded")
 	start := time.Now()
 	w := newRelayWatch(n, from, next, log)
-	defer n.addLive(func(why error) {
+	unlive := n.addLive(func(why error) {
 		w.mu.Lock()
 		abort := w.abort
 		w.mu.Unlock()
 		if abort != nil {
 			abort(why)
 		}
-	})()
-	res := spliceRelay(st, out, n.tuning().IdleTimeout, w)
-	w.logEnd(res, start)
-	n.outcomes.add(w.endOutcome(res))
+	})
+	p.carry = func() {
+		defer unlive()
+		res := spliceRelay(st, out, n.tuning().IdleTimeout, w)
+		w.logEnd(res, start)
+		n.outcomes.add(w.endOutcome(res))
+	}
+	return p
 }
 
 // exit serves a session whose destination is this node: it resolves the
-// service, dials it (or runs its handler), answers the status and carries
-// the bytes.
-func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
+// service, dials it (or readies its handler) and answers the status. It
+// returns the carrying of the bytes (or the run of the handler), nil when
+// the session was refused or aborted.
+func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) (carry func()) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
@@ -256,16 +284,18 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		c := newConn(from, st, h, nil)
 		c.side, c.log = whoTarget, log
 		c.onClose = func() { n.outcomes.add(connOutcome(c)) }
-		defer c.Close()
-		defer slot.conns.track(c)()
-		start := time.Now()
-		func() {
-			defer n.addLive(c.Abort)()
-			svc.Handler(n.ctx, c)
-		}()
-		_ = c.Close()
-		c.logEnd(log, c.result(), start)
-		return
+		untrack := slot.conns.track(c)
+		return func() {
+			defer c.Close()
+			defer untrack()
+			start := time.Now()
+			func() {
+				defer n.addLive(c.Abort)()
+				svc.Handler(n.ctx, c)
+			}()
+			_ = c.Close()
+			c.logEnd(log, c.result(), start)
+		}
 	}
 	var conn net.Conn
 	var errs []error
@@ -301,12 +331,15 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	start := time.Now()
 	c := newConn(from, st, h, nil)
 	c.side, c.log = whoTarget, log
-	defer n.addLive(c.Abort)()
+	unlive := n.addLive(c.Abort)
 	untrack := slot.conns.track(c)
-	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
-	untrack()
-	c.logEnd(log, res, start)
-	n.outcomes.add(endOutcome(res))
+	return func() {
+		defer unlive()
+		res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+		untrack()
+		c.logEnd(log, res, start)
+		n.outcomes.add(endOutcome(res))
+	}
 }
 
 // acceptEntry accepts connections on an entry listener; each becomes a
@@ -326,6 +359,17 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
+	var carry func()
+	shallow(func() { carry = n.openEntry(e, conn) })
+	if carry != nil {
+		carry()
+	}
+}
+
+// openEntry is serveEntry's open, run through shallow: everything up to
+// the bytes. It returns the carrying of the bytes, nil when the open
+// failed (conn is closed then).
+func (n *Node) openEntry(e *entry, conn net.Conn) (carry func()) {
 	c, h, err := n.open(n.ctx, e.dest, e.service, logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {
@@ -339,12 +383,15 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	}
 	log.Info("opened")
 	start := time.Now()
-	defer n.addLive(c.Abort)()
+	unlive := n.addLive(c.Abort)
 	untrack := e.conns.track(c)
-	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
-	untrack()
-	c.logEnd(log, res, start)
-	n.outcomes.add(endOutcome(res))
+	return func() {
+		defer unlive()
+		res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+		untrack()
+		c.logEnd(log, res, start)
+		n.outcomes.add(endOutcome(res))
+	}
 }
 
 func contains(list []string, s string) bool {
