@@ -176,7 +176,7 @@ func (r *Report) Markdown() string {
 	b.WriteString("\nThe three: the relay processes only (gwproxy, relay, epproxy; or the three plain relays), never the client or the backend. ")
 	b.WriteString("CPU is utime+stime from /proc/PID/stat; GB is 1e9 bytes, MB 1e6. ")
 	b.WriteString("Memory per held session is the growth of RSS or PSS (/proc/PID/smaps_rollup) from before opening to while holding, over the sessions held. ")
-	b.WriteString("The two splice relays are two processes, not three; the descriptors they leave after close are the pipes Go keeps for splice(2), closed at their next garbage collection. ")
+	b.WriteString("The two splice relays are two processes, not three, and hold at most 3,000 sessions (six descriptors each per relay); the descriptors they leave after close are the pipes Go keeps for splice(2), closed at their next garbage collection. ")
 	b.WriteString("A ratio above 1 means more: faster for throughput and opens/s, dearer for the rest.\n")
 	return b.String()
 }
