@@ -5,7 +5,9 @@
 // own "pki" commands), with an entry on the gwproxy to a service on the
 // epproxy whose address is a backend; and beside it, in the same run, a
 // reference of the same shape: three plain relays that copy with read and
-// write through 32 KiB buffers, each its own process.
+// write through 32 KiB buffers, each its own process. With -systems splice,
+// also the round-trip reference: two plain relays that splice(2)
+// between their TCP connections (chainbench splicerelay).
 //
 //	chainbench [flags]              run the bench, print a Markdown table
 //	chainbench -quick               a small run, for a check that it works
