@@ -49,6 +49,17 @@ type LinkConfig struct {
 	Pins [][32]byte
 	// TLS, when set, replaces the node's TLS material for this link.
 	TLS Credentials
+
+	// Source and more listen addresses.
+
+	// Source, for a dialled link, is the local "IP" or "IP:PORT" it dials
+	// from. Default "": the system's choice. A pinned port is bound with
+	// SO_REUSEADDR, so a reconnect does not wait for TIME_WAIT; a port
+	// held by another socket fails the dial with a clear error.
+	Source string
+	// ListenAlso are more addresses the link is listened for on, beside
+	// Listen (a multihomed host). Default none.
+	ListenAlso []string
 }
 
 // Service is what a destination node offers under a name: either TCP
@@ -62,6 +73,19 @@ type Service struct {
 	// It owns c and must close it. ctx is cancelled when the node shuts
 	// down.
 	Handler func(ctx context.Context, c *Conn)
+
+	// Rules and source address.
+
+	// Rules are first-match rules over the origin, the service and the
+	// address dialled (acl.go), decided before Allow: when no rule
+	// matches, Allow decides (an origin in it is allowed, any other
+	// denied), and without Allow the session is allowed. An address a
+	// rule denies is skipped; a session whose every address is denied is
+	// refused with StatusDenied.
+	Rules ACL
+	// Source is the local "IP" or "IP:PORT" the service's addresses are
+	// dialled from. Default "": the system's choice.
+	Source string
 }
 
 // Tuning holds the timeouts, limits and yamux settings. The same values
@@ -348,6 +372,17 @@ func (c Config) Validate() []error {
 		}
 		if len(s.Addrs) == 0 && s.Handler == nil {
 			errs = append(errs, fmt.Errorf("service %q: no address", name))
+		}
+		if err := validateSource(fmt.Sprintf("service %q", name), s.Source); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, l := range c.Links {
+		if err := validateSource(fmt.Sprintf("link %d (%s)", i, l.Peer), l.Source); err != nil {
+			errs = append(errs, err)
+		}
+		if len(l.ListenAlso) > 0 && l.Listen == "" {
+			errs = append(errs, fmt.Errorf("link %d (%s): more listen addresses without a first", i, l.Peer))
 		}
 	}
 	errs = append(errs, c.Tuning.Validate()...)

@@ -179,6 +179,10 @@ type Stats struct {
 	RefusedConnections uint64
 	// ForgedOrigins counts sessions refused for their origin.
 	ForgedOrigins uint64
+
+	// DeniedByRules counts sessions an entry's or a service's rules (or
+	// allow list, or default) denied.
+	DeniedByRules uint64
 }
 
 // Stats returns the node's counts of refusals.
@@ -186,7 +190,8 @@ func (n *Node) Stats() Stats {
 	n.table.mu.Lock()
 	ra := n.table.refused
 	n.table.mu.Unlock()
-	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total()}
+	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
+		DeniedByRules: n.ruleDenials.Load()}
 }
 
 // summaryLoop writes the refusal summaries once per interval, and a last

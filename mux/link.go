@@ -171,8 +171,8 @@ func (n *Node) dialLoop(lc LinkConfig) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": lc.Dial})
 	b := Backoff{Min: n.tun.BackoffMin, Max: n.tun.BackoffMax}
 	for n.acceptCtx.Err() == nil {
-		d := net.Dialer{Timeout: n.tun.HelloTimeout}
-		conn, err := d.DialContext(n.acceptCtx, "tcp", lc.Dial)
+		d := sourceDialer(lc.Source, n.tun.HelloTimeout)
+		conn, err := dialFrom(d, func(d net.Dialer) (net.Conn, error) { return d.DialContext(n.acceptCtx, "tcp", lc.Dial) }, lc.Source)
 		if err == nil {
 			err = n.establish(conn, true, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
 				c := conn

@@ -53,6 +53,9 @@ type Node struct {
 	serveOnce sync.Once
 	shutOnce  sync.Once
 	shutErr   error
+
+	// Rules.
+	ruleDenials atomic.Uint64 // sessions denied by rules, for Stats
 }
 
 type linkListener struct {
@@ -70,6 +73,9 @@ type entry struct {
 	name    string
 	dest    string
 	service string
+
+	// Rules.
+	rules ACL
 }
 
 // New checks cfg, binds every link listen address and returns the node.
@@ -113,22 +119,21 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	byAddr := map[string]*linkListener{}
 	for _, lc := range cfg.Links {
-		if lc.Listen == "" {
-			continue
-		}
-		ll := byAddr[lc.Listen]
-		if ll == nil {
-			ln, err := net.Listen("tcp", lc.Listen)
-			if err != nil {
-				n.closeListeners()
-				return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
+		for _, addr := range lc.listenAddrs() {
+			ll := byAddr[addr]
+			if ll == nil {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					n.closeListeners()
+					return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
+				}
+				ll = &linkListener{ln: ln, addr: addr, links: map[string]LinkConfig{},
+					gate: &helloGate{max: n.tun.MaxHellos, perSource: n.tun.MaxHellosPerSource}}
+				byAddr[addr] = ll
+				n.listeners = append(n.listeners, ll)
 			}
-			ll = &linkListener{ln: ln, addr: lc.Listen, links: map[string]LinkConfig{},
-				gate: &helloGate{max: n.tun.MaxHellos, perSource: n.tun.MaxHellosPerSource}}
-			byAddr[lc.Listen] = ll
-			n.listeners = append(n.listeners, ll)
+			ll.links[lc.Peer] = lc
 		}
-		ll.links[lc.Peer] = lc
 	}
 	for _, ll := range n.listeners {
 		tlsLinks := 0
@@ -174,7 +179,7 @@ func (n *Node) LinkAddr(peer string) net.Addr {
 // AddEntry makes ln an entry: every connection accepted on it becomes a
 // session to service at dest. Call before Serve. The node closes ln.
 func (n *Node) AddEntry(ln net.Listener, name, dest, service string) {
-	n.entries = append(n.entries, &entry{ln: ln, name: name, dest: dest, service: service})
+	n.AddEntryWith(ln, EntryConfig{Name: name, Dest: dest, Service: service})
 }
 
 // spawn runs f in a goroutine the node waits for. It returns false, without

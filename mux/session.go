@@ -197,8 +197,9 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		refuse(StatusDenied, "service %s is not offered by %s", h.Service, n.cfg.Label)
 		return
 	}
-	if len(svc.Allow) > 0 && !contains(svc.Allow, h.Origin) {
-		refuse(StatusDenied, "%s may not use service %s", h.Origin, h.Service)
+	addrs, err := n.policeService(svc, h, log)
+	if err != nil {
+		_ = n.reply(st, asStatus(err))
 		return
 	}
 	if svc.Handler != nil {
@@ -215,9 +216,9 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	var conn net.Conn
 	var errs []error
 	code := StatusRefused
-	for _, addr := range svc.Addrs {
-		d := net.Dialer{Timeout: n.tun.DialTimeout}
-		c, err := d.DialContext(n.ctx, "tcp", addr)
+	for _, addr := range addrs {
+		d := sourceDialer(svc.Source, n.tun.DialTimeout)
+		c, err := dialFrom(d, func(d net.Dialer) (net.Conn, error) { return d.DialContext(n.ctx, "tcp", addr) }, svc.Source)
 		if err == nil {
 			conn = c
 			break
@@ -260,6 +261,10 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
+	if n.policeClient(e, conn) != nil {
+		abortConn(conn) // denied by the entry's rules, and logged so
+		return
+	}
 	c, h, err := n.open(n.ctx, e.dest, e.service)
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {
