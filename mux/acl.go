@@ -110,10 +110,11 @@ func (r *ACLRule) Matches(req ACLRequest) bool {
 	return true
 }
 
-// describe names the rule that decided, for logs: "rule 2 (epproxy.yaml:40)".
+// describe names the rule that decided, for logs: "rule 2
+// (epproxy.yaml:40)", or "default (no rule matched)".
 func (a ACL) describe(rule int) string {
 	if rule < 0 || rule >= len(a) {
-		return "no rule matched: denied by default"
+		return "default (no rule matched)"
 	}
 	if a[rule].Where != "" {
 		return fmt.Sprintf("rule %d (%s)", rule, a[rule].Where)

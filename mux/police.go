@@ -62,7 +62,7 @@ func (n *Node) denied(acl ACL, rule int, what string, log *logrus.Entry) error {
 	if rule >= 0 && rule < len(acl) && acl[rule].Where != "" {
 		f["where"] = acl[rule].Where
 	}
-	reason := fmt.Sprintf("%s denied: %s", what, acl.describe(rule))
+	reason := fmt.Sprintf("%s: denied by %s", what, acl.describe(rule))
 	log.WithFields(f).Infof("refused: %s", reason)
 	return &StatusError{Code: StatusDenied, Node: n.cfg.Label, Reason: reason}
 }
@@ -85,7 +85,7 @@ func (n *Node) policeClient(e *entry, conn net.Conn) error {
 // Handler service, when allowed), or the denial.
 func (n *Node) policeService(svc Service, h Header, log *logrus.Entry) ([]string, error) {
 	req := ACLRequest{Origin: h.Origin, Dest: h.Dest, Service: h.Service}
-	what := fmt.Sprintf("%s using service %s", h.Origin, h.Service)
+	what := fmt.Sprintf("service %s for %s", h.Service, h.Origin)
 	// The allow list, after the rules: an origin in it is allowed, any
 	// other denied.
 	tail := func() error {
