@@ -59,8 +59,8 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 	_ = tw.Flush()
 	fmt.Fprintf(&b, "\nroutes: %d labels below this node\n", st.Routes)
 	fmt.Fprintf(&b, "sessions: %d active\n", st.Sessions)
-	fmt.Fprintf(&b, "refused: %d link connections, %d announcements, %d forged origins; %d hellos in progress\n",
-		st.Stats.RefusedConnections, st.Stats.RefusedAnnouncements, st.Stats.ForgedOrigins, st.Hellos)
+	fmt.Fprintf(&b, "refused: %d link connections, %d announcements, %d forged origins, %d denied by rules; %d hellos in progress\n",
+		st.Stats.RefusedConnections, st.Stats.RefusedAnnouncements, st.Stats.ForgedOrigins, st.Stats.DeniedByRules, st.Hellos)
 	if len(st.Errors) == 0 {
 		b.WriteString("recent errors: none\n")
 	} else {

@@ -143,8 +143,9 @@ type Link struct {
 	// connection. Exactly one of Dial and Listen.
 	Dial string `yaml:"dial"`
 	// Listen is this node's HOST:PORT when the neighbour opens the
-	// connection. Several links may share one listen address.
-	Listen string `yaml:"listen"`
+	// connection, or a list of them (a host with several addresses).
+	// Several links may share one listen address.
+	Listen Addrs `yaml:"listen"`
 	// TLS, when set, replaces the node's tls section for this link (all
 	// three files). Default: the node's.
 	TLS *TLS `yaml:"tls"`
@@ -160,6 +161,14 @@ type Link struct {
 	InsecurePlaintext bool `yaml:"insecure_plaintext"`
 
 	tlsStore *pki.Store // TLS, loaded by Load
+
+	// Source address.
+
+	// Source, on a dialled link, is the local "IP" or "IP:PORT" it dials
+	// from, for a firewall that matches the source. Default: the system's
+	// choice. A pinned port is bound with SO_REUSEADDR, so a reconnect
+	// does not wait for TIME_WAIT.
+	Source string `yaml:"source"`
 }
 
 // Service is a named exit: addresses this node dials for sessions that
@@ -171,18 +180,35 @@ type Service struct {
 	Addrs []string `yaml:"addrs"`
 	// Allow lists the origin labels that may use the service; empty: all.
 	Allow []string `yaml:"allow"`
+
+	// Rules and source address.
+
+	// Rules are first-match rules over the origin and each address
+	// dialled; when none matches, allow decides (and without allow, the
+	// session is allowed). An address denied is skipped.
+	Rules []Rule `yaml:"rules"`
+	// Source is the local "IP" or "IP:PORT" the addresses are dialled
+	// from. Default: the system's choice.
+	Source string `yaml:"source"`
 }
 
 // Entry is a listener whose connections become sessions.
 type Entry struct {
 	// Name appears in the logs. Required.
 	Name string `yaml:"name"`
-	// Listen is the HOST:PORT clients connect to.
-	Listen string `yaml:"listen"`
+	// Listen is the HOST:PORT clients connect to, or a list of them (a
+	// host with several addresses).
+	Listen Addrs `yaml:"listen"`
 	// Dest is the label of the node that serves the session.
 	Dest string `yaml:"dest"`
 	// Service is the service name at Dest.
 	Service string `yaml:"service"`
+
+	// Rules.
+
+	// Rules are first-match rules over the client's source address (and
+	// dests, services); when none matches, the client is allowed.
+	Rules []Rule `yaml:"rules"`
 }
 
 // Tuning mirrors mux.Tuning in the configuration file. Every field has
@@ -416,19 +442,19 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 				}
 			}
 			switch {
-			case l.Dial == "" && l.Listen == "":
+			case l.Dial == "" && len(l.Listen) == 0:
 				ps.Errorf(p, "link to %s has no direction: set dial (this node connects) or listen (the neighbour connects)", l.Label)
-			case l.Dial != "" && l.Listen != "":
+			case l.Dial != "" && len(l.Listen) > 0:
 				ps.Errorf(p, "link to %s sets both dial and listen; choose one", l.Label)
 			case l.Dial != "":
 				ps.Check(p+".dial", daemon.CheckDialAddr(l.Dial))
 			default:
-				if err := daemon.CheckListenAddr(l.Listen, false); err != nil {
-					ps.Check(p+".listen", err)
-				} else {
-					listens = append(listens, listenUse{addr: l.Listen, path: p + ".listen", link: true})
-				}
+				listens = append(listens, checkListens(ps, p+".listen", l.Listen, true)...)
 			}
+			if l.Source != "" && l.Dial == "" {
+				ps.Errorf(p+".source", "only a dialled link has a source address")
+			}
+			checkSource(ps, p+".source", l.Source)
 		}
 	}
 	checkLinks("parents", c.Parents, k.Parents, "parents")
@@ -462,6 +488,8 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		for j, a := range s.Allow {
 			ps.Check(fmt.Sprintf("%s.allow[%d]", p, j), mux.CheckLabel(a))
 		}
+		parseRules(ps, p+".rules", s.Rules, false)
+		checkSource(ps, p+".source", s.Source)
 	}
 
 	if len(c.Entries) > 0 && !k.Entries {
@@ -477,13 +505,12 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 			ps.Errorf(p+".name", "entry %s is defined twice", e.Name)
 		}
 		enames[e.Name] = true
-		if e.Listen == "" {
+		if len(e.Listen) == 0 {
 			ps.Errorf(p+".listen", "missing: the HOST:PORT clients connect to")
-		} else if err := daemon.CheckListenAddr(e.Listen, false); err != nil {
-			ps.Check(p+".listen", err)
 		} else {
-			listens = append(listens, listenUse{addr: e.Listen, path: p + ".listen"})
+			listens = append(listens, checkListens(ps, p+".listen", e.Listen, false)...)
 		}
+		parseRules(ps, p+".rules", e.Rules, true)
 		switch {
 		case e.Dest == "":
 			ps.Errorf(p+".dest", "missing: the label of the node that serves the sessions")
@@ -682,8 +709,9 @@ func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 	for _, l := range c.Children {
 		mc.Links = append(mc.Links, l.linkConfig(false))
 	}
-	for _, s := range c.Services {
-		mc.Services[s.Name] = mux.Service{Addrs: s.Addrs, Allow: s.Allow}
+	for i, s := range c.Services {
+		mc.Services[s.Name] = mux.Service{Addrs: s.Addrs, Allow: s.Allow, Source: s.Source,
+			Rules: c.rules(fmt.Sprintf("services[%d].rules", i), s.Rules, false)}
 	}
 	for name, s := range extra {
 		mc.Services[name] = s

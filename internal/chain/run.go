@@ -113,13 +113,17 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			<-httpDone
 		}()
 	}
-	for _, e := range cfg.Entries {
-		ln, err := net.Listen("tcp", e.Listen)
-		if err != nil {
-			_ = n.Shutdown(context.Background())
-			return fmt.Errorf("entry %s: %w", e.Name, err)
+	for i, e := range cfg.Entries {
+		ec := mux.EntryConfig{Name: e.Name, Dest: e.Dest, Service: e.Service,
+			Rules: cfg.rules(fmt.Sprintf("entries[%d].rules", i), e.Rules, true)}
+		for _, addr := range e.Listen {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				_ = n.Shutdown(context.Background())
+				return fmt.Errorf("entry %s: %w", e.Name, err)
+			}
+			n.AddEntryWith(ln, ec)
 		}
-		n.AddEntry(ln, e.Name, e.Dest, e.Service)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Serve(gctx) })
