@@ -2,6 +2,7 @@ package chain
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -63,8 +64,9 @@ func (a *Addrs) UnmarshalYAML(n *yaml.Node) error {
 		*a = l
 		return nil
 	}
+	// The text yaml.v3 itself writes for a value of the wrong type.
 	return &yaml.TypeError{Errors: []string{
-		fmt.Sprintf("line %d: cannot unmarshal %s into chain.Addrs (want HOST:PORT or a list of them)", n.Line, n.ShortTag()),
+		fmt.Sprintf("line %d: cannot unmarshal %s into chain.Addrs", n.Line, n.ShortTag()),
 	}}
 }
 
@@ -99,10 +101,9 @@ func checkListens(ps *daemon.Problems, base string, addrs Addrs, link bool) []li
 			ps.Check(p, err)
 			continue
 		}
-		for _, b := range addrs[:i] {
-			if b == a {
-				ps.Errorf(p, "%s is listed twice", a)
-			}
+		if slices.Contains(addrs[:i], a) {
+			ps.Errorf(p, "%s is listed twice", a)
+			continue
 		}
 		out = append(out, listenUse{addr: a, path: p, link: link})
 	}
