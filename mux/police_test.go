@@ -251,3 +251,29 @@ func TestSourcePortClash(t *testing.T) {
 		t.Errorf("links up %v with a clashing source", up)
 	}
 }
+
+// Police is what a dynamic entry calls for each destination its client
+// names: default deny, each denial logged with its rule and counted.
+func TestPoliceDefaultDeny(t *testing.T) {
+	log, sink := captureLog(t)
+	log.Logger.SetLevel(logrus.InfoLevel)
+	n := muxtest.StartNode(t, mux.Config{Label: "epp", Role: mux.RoleRoot, Tuning: muxtest.FastTuning()}, muxtest.WithLog(log))
+	acl := mux.ACL{rule(t, "epp.yaml:7", mux.ACLRuleSpec{Action: "allow", Nets: []string{"10.0.0.0/8"}, Ports: []string{"22"}})}
+	if err := n.Police(acl, mux.ACLRequest{Origin: "epp", Host: "10.9.8.7", Port: 22}, false, "destination 10.9.8.7:22", log); err != nil {
+		t.Fatalf("an allowed destination: %v", err)
+	}
+	err := n.Police(acl, mux.ACLRequest{Origin: "epp", Host: "192.0.2.1", Port: 22}, false, "destination 192.0.2.1:22", log)
+	var se *mux.StatusError
+	if !errors.As(err, &se) || se.Code != mux.StatusDenied || se.Reason != "destination 192.0.2.1:22: denied by default (no rule matched)" {
+		t.Fatalf("Police = %v; want denied by default", err)
+	}
+	rec := sink.waitLog(t, "the default denial", func(r logRecord) bool {
+		return r.Message == "refused: destination 192.0.2.1:22: denied by default (no rule matched)"
+	})
+	if rec.Data["rule"] != -1 || rec.Data["where"] != nil {
+		t.Errorf("logged with %v", rec.Data)
+	}
+	if got := n.Stats().DeniedByRules; got != 1 {
+		t.Errorf("DeniedByRules = %d, want 1", got)
+	}
+}
