@@ -55,7 +55,7 @@ type Node struct {
 	shutErr   error
 
 	// Rules.
-	ruleDenials atomic.Uint64 // sessions denied by rules, for Stats
+	ruleLog *refusalLog // sessions denied by rules, flood-proof, for Stats
 }
 
 type linkListener struct {
@@ -101,6 +101,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	}
 	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tun.RefusalLogBurst)
 	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tun.RefusalLogBurst)
+	n.ruleLog = newRefusalLogAt(n.log.WithField("component", "session"), "sessions denied by rules", n.tun.RefusalLogBurst, logrus.InfoLevel)
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tun.MaxLabelsPerLink, n.tun.MaxRoutes)
 	parents := map[string]bool{}
 	for _, lc := range cfg.Links {
@@ -282,6 +283,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	case <-done:
 		n.refusals.flush()
 		n.denials.flush()
+		n.ruleLog.flush()
 	case <-time.After(n.tun.ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")
 		return errors.New("shutdown: goroutines still running")

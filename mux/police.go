@@ -11,8 +11,10 @@ import (
 
 // This file applies the rules of acl.go where sessions begin and end: an
 // entry decides on its client before it opens a session, a service on the
-// session before it dials. Every denial is logged with the rule that
-// decided and counted in Stats.DeniedByRules.
+// session before it dials. Every denial is counted in Stats.DeniedByRules
+// and logged at level 3 with the rule that decided, flood-proof: the first
+// Tuning.RefusalLogBurst a minute in full, the rest in one summary line
+// with their top sources (a client's address, an origin label).
 
 // EntryConfig is an entry: a listener whose connections become sessions
 // to Service at Dest.
@@ -42,28 +44,40 @@ func (lc LinkConfig) listenAddrs() []string {
 	return append([]string{lc.Listen}, lc.ListenAlso...)
 }
 
-// Police decides req by acl, defaultAllow deciding when no rule matches.
-// A denial is logged on log at level 3 with the rule that decided (its
+// Police decides req by acl, defaultAllow deciding when no rule matches
+// (a dynamic entry, whose client names the destination, denies by
+// default). A denial is logged on log with the rule that decided (its
 // index and where it was written), counted in Stats.DeniedByRules, and
 // returned as a *StatusError with StatusDenied; what names what was asked
-// ("client 10.1.2.3 of entry ssh-a").
+// ("destination 10.1.2.3:22 for client 192.0.2.7").
 func (n *Node) Police(acl ACL, req ACLRequest, defaultAllow bool, what string, log *logrus.Entry) error {
 	allow, rule := acl.Decide(req, defaultAllow)
 	if allow {
 		return nil
 	}
-	return n.denied(acl, rule, what, log)
+	return n.denied(acl, rule, what, policeSource(req), log)
+}
+
+// policeSource names who asked, for the summary of denials.
+func policeSource(req ACLRequest) string {
+	if req.Source.IsValid() {
+		return req.Source.String()
+	}
+	return req.Origin
 }
 
 // denied logs and counts a denial by rule of acl (-1: by default).
-func (n *Node) denied(acl ACL, rule int, what string, log *logrus.Entry) error {
-	n.ruleDenials.Add(1)
+func (n *Node) denied(acl ACL, rule int, what, source string, log *logrus.Entry) error {
 	f := logrus.Fields{"status": StatusDenied.String(), "rule": rule}
 	if rule >= 0 && rule < len(acl) && acl[rule].Where != "" {
 		f["where"] = acl[rule].Where
 	}
-	reason := fmt.Sprintf("%s: denied by %s", what, acl.describe(rule))
-	log.WithFields(f).Infof("refused: %s", reason)
+	return n.deny(fmt.Sprintf("%s: denied by %s", what, acl.describe(rule)), source, log.WithFields(f))
+}
+
+// deny logs and counts a denial for reason and returns it as a status.
+func (n *Node) deny(reason, source string, log *logrus.Entry) error {
+	n.ruleLog.note(source, log.WithField("status", StatusDenied.String()), "refused: "+reason)
 	return &StatusError{Code: StatusDenied, Node: n.cfg.Label, Reason: reason}
 }
 
@@ -90,17 +104,14 @@ func (n *Node) policeService(svc Service, h Header, log *logrus.Entry) ([]string
 	// other denied.
 	tail := func() error {
 		if len(svc.Allow) > 0 && !contains(svc.Allow, h.Origin) {
-			n.ruleDenials.Add(1)
-			reason := fmt.Sprintf("%s may not use service %s: not in its allow list", h.Origin, h.Service)
-			log.WithField("status", StatusDenied.String()).Infof("refused: %s", reason)
-			return &StatusError{Code: StatusDenied, Node: n.cfg.Label, Reason: reason}
+			return n.deny(fmt.Sprintf("%s may not use service %s: not in its allow list", h.Origin, h.Service), h.Origin, log)
 		}
 		return nil
 	}
 	if svc.Handler != nil || len(svc.Rules) == 0 {
 		if allow, rule := svc.Rules.Decide(req, true); rule >= 0 {
 			if !allow {
-				return nil, n.denied(svc.Rules, rule, what, log)
+				return nil, n.denied(svc.Rules, rule, what, h.Origin, log)
 			}
 			return svc.Addrs, nil
 		}
@@ -128,7 +139,11 @@ func (n *Node) policeService(svc Service, h Header, log *logrus.Entry) ([]string
 	if firstDeny == -1 {
 		return nil, tail()
 	}
-	return nil, n.denied(svc.Rules, firstDeny, what+" at "+svc.Addrs[0], log)
+	if r := svc.Rules[firstDeny]; len(r.Nets) > 0 || len(r.Hosts) > 0 || len(r.Ports) > 0 {
+		// The rule looked at the address: name the first (each was denied).
+		what += " at " + svc.Addrs[0]
+	}
+	return nil, n.denied(svc.Rules, firstDeny, what, h.Origin, log)
 }
 
 // abortConn closes a client's connection with a reset: the session it
