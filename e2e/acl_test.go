@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -196,5 +198,34 @@ func TestEntryListensOnTwoAddresses(t *testing.T) {
 		if err := routeSession(t, entryRoute{name: addr, entry: addr, tg: tg.endpointA}); err != nil {
 			t.Errorf("downcall through %s: %v", addr, err)
 		}
+	}
+}
+
+// A rule after the catch-all of epp-main's downcall entry can never match:
+// "check" and "chain check" say so, with its line and the rule before it.
+func TestCheckShadowedRule(t *testing.T) {
+	dir := e2etest.NewChain(t, e2etest.Options{}).Dir // with the certificates "check" reads
+	conf := filepath.Join(dir, "epp-main", "epproxy.yaml")
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "        sources: [127.0.0.1]\n      - action: deny\n"
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s: no catch-all deny after the rule for 127.0.0.1", conf)
+	}
+	text := strings.Replace(string(b), old, old+"      - action: allow\n        sources: [127.0.0.2]\n", 1)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deny := lineOf(t, conf, "name: downcall-site-a", "- action: deny", 0)
+	want := fmt.Sprintf("%s:%d: entries[0].rules[2]: can never match: entries[0].rules[1] (line %d) matches everything it does", conf, deny+1, deny)
+	_, stderr, code := e2etest.RunCommand(t, t.TempDir(), e2etest.Bin(t, "relay"), "chain", "check", dir)
+	if code != 1 || !strings.Contains(stderr, want+"\n") {
+		t.Errorf("chain check: exit %d, stderr:\n%s\nwant exit 1 and %s", code, stderr, want)
+	}
+	_, stderr, code = e2etest.RunCommand(t, t.TempDir(), e2etest.Bin(t, "epproxy"), "check", "--config", conf)
+	if code != 1 || !strings.Contains(stderr, want+"\n") {
+		t.Errorf("epproxy check: exit %d, stderr:\n%s\nwant exit 1 and %s", code, stderr, want)
 	}
 }
