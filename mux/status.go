@@ -24,6 +24,10 @@ type NodeStatus struct {
 	Stats      Stats         `json:"refusals"`
 	Hellos     int           `json:"hellos_in_progress"`
 	Errors     []ErrorRecord `json:"recent_errors"`
+
+	// Sessions that ended on this node since it started, by outcome
+	// (OutcomeClosed, OutcomeAborted, or the refusing status's name).
+	Ended map[string]uint64 `json:"sessions_ended"`
 }
 
 // LinkStatus is one configured link in a NodeStatus. A link configured
@@ -111,6 +115,7 @@ func (n *Node) Status() NodeStatus {
 		Routes:  n.table.size(),
 		Stats:   n.Stats(),
 		Errors:  n.errs.snapshot(),
+		Ended:   n.outcomes.snapshot(),
 	}
 	for _, ll := range n.listeners {
 		s.Hellos += ll.gate.inProgress()
