@@ -122,6 +122,9 @@ func TestServiceRules(t *testing.T) {
 	if got := root.Stats().DeniedByRules; got != 2 {
 		t.Errorf("DeniedByRules = %d, want 2", got)
 	}
+	if got := root.Status().Ended["denied"]; got != 2 {
+		t.Errorf("sessions ended denied at the root: %d, want 2", got)
+	}
 	checkNoSessions(t, root, leaf)
 }
 
@@ -170,6 +173,9 @@ func TestEntryRulesBySource(t *testing.T) {
 	}
 	if tg.accepted.Load() != 1 || leaf.Stats().DeniedByRules != 1 {
 		t.Errorf("target connections %d (want 1), denials %d (want 1)", tg.accepted.Load(), leaf.Stats().DeniedByRules)
+	}
+	if got := leaf.Status().Ended["denied"]; got != 1 {
+		t.Errorf("sessions ended denied: %d, want 1", got)
 	}
 	checkNoSessions(t, root, leaf)
 }
