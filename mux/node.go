@@ -125,22 +125,23 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.acceptCtx, n.stopAccept = context.WithCancel(context.Background())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	byAddr := map[string]*linkListener{}
-	for _, lc := range cfg.Links {
-		for _, addr := range lc.listenAddrs() {
-			ll := byAddr[addr]
-			if ll == nil {
-				ln, err := net.Listen("tcp", addr)
-				if err != nil {
-					n.closeListeners()
-					return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
-				}
-				ll = &linkListener{ln: ln, addr: addr, links: map[string]LinkConfig{},
-					gate: &helloGate{max: n.tun.MaxHellos, perSource: n.tun.MaxHellosPerSource}}
-				byAddr[addr] = ll
-				n.listeners = append(n.listeners, ll)
-			}
-			ll.links[lc.Peer] = lc
+	for _, lc := range listenEach(cfg.Links) {
+		if lc.Listen == "" {
+			continue
 		}
+		ll := byAddr[lc.Listen]
+		if ll == nil {
+			ln, err := net.Listen("tcp", lc.Listen)
+			if err != nil {
+				n.closeListeners()
+				return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
+			}
+			ll = &linkListener{ln: ln, addr: lc.Listen, links: map[string]LinkConfig{},
+				gate: &helloGate{max: n.tun.MaxHellos, perSource: n.tun.MaxHellosPerSource}}
+			byAddr[lc.Listen] = ll
+			n.listeners = append(n.listeners, ll)
+		}
+		ll.links[lc.Peer] = lc
 	}
 	for _, ll := range n.listeners {
 		tlsLinks := 0

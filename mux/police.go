@@ -36,14 +36,6 @@ func (n *Node) AddEntryWith(ln net.Listener, e EntryConfig) {
 	n.entries = append(n.entries, &entry{ln: ln, name: e.Name, dest: e.Dest, service: e.Service, rules: e.Rules})
 }
 
-// listenAddrs are the addresses the link is listened for on.
-func (lc LinkConfig) listenAddrs() []string {
-	if lc.Listen == "" {
-		return nil
-	}
-	return append([]string{lc.Listen}, lc.ListenAlso...)
-}
-
 // Police decides req by acl, defaultAllow deciding when no rule matches
 // (a dynamic entry, whose client names the destination, denies by
 // default). A denial is logged on log with the rule that decided (its

@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// This file holds source addresses: the local address (and port) that
-// dialled links and service dials leave from, for firewalls that match
-// the source.
+// This file holds the local addresses of a node's connections beyond the
+// plain ones: the source address (and port) that dialled links and service
+// dials leave from, for firewalls that match the source, and the more
+// addresses a link is listened for on (a multihomed host).
 
 // ParseSource reads a source address: "IP" (any port) or "IP:PORT" (IPv6
 // as "[::1]:PORT"). A port of 0 is any port.
@@ -80,4 +81,18 @@ func validateSource(what, source string) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// listenEach returns links with one copy of a link per address it is
+// listened for on (Listen, then each of ListenAlso), for binding them.
+func listenEach(links []LinkConfig) []LinkConfig {
+	var out []LinkConfig
+	for _, lc := range links {
+		out = append(out, lc)
+		for _, a := range lc.ListenAlso {
+			lc.Listen = a
+			out = append(out, lc)
+		}
+	}
+	return out
 }
