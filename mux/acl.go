@@ -58,28 +58,44 @@ type ACLRequest struct {
 // Decide returns whether req is allowed, and the index of the rule that
 // decided (-1: no rule matched, and defaultAllow decided).
 func (a ACL) Decide(req ACLRequest, defaultAllow bool) (allow bool, rule int) {
+	d := parseDest(req)
 	for i := range a {
-		if a[i].Matches(req) {
+		if a[i].matches(req, d) {
 			return a[i].Allow, i
 		}
 	}
 	return defaultAllow, -1
 }
 
+// dest is a request's destination host, parsed once for all the rules.
+type dest struct {
+	ip   netip.Addr // valid when the host is an address
+	name string     // else the host name, normalised
+}
+
+func parseDest(req ACLRequest) dest {
+	if ip, err := netip.ParseAddr(req.Host); err == nil {
+		return dest{ip: ip}
+	}
+	return dest{name: normHost(req.Host)}
+}
+
 // Matches reports whether every condition of r matches req.
-func (r *ACLRule) Matches(req ACLRequest) bool {
+func (r *ACLRule) Matches(req ACLRequest) bool { return r.matches(req, parseDest(req)) }
+
+func (r *ACLRule) matches(req ACLRequest, d dest) bool {
 	if len(r.Origins) > 0 && !matchGlobs(r.Origins, req.Origin) {
 		return false
 	}
 	if len(r.Nets) > 0 || len(r.Hosts) > 0 {
-		if req.Host == "" {
+		switch {
+		case req.Host == "":
 			return false
-		}
-		if ip, err := netip.ParseAddr(req.Host); err == nil {
-			if !matchPrefixes(r.Nets, ip) {
+		case d.ip.IsValid():
+			if !matchPrefixes(r.Nets, d.ip) {
 				return false
 			}
-		} else if !matchGlobs(r.Hosts, normHost(req.Host)) {
+		case !matchGlobs(r.Hosts, d.name):
 			return false
 		}
 	}

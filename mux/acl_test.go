@@ -3,6 +3,7 @@ package mux_test
 import (
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -154,6 +155,29 @@ func TestParseSource(t *testing.T) {
 	for _, bad := range []string{"", "host.example:1", "127.0.0.1:x", "127.0.0.1:70000", "fe80::1%eth0"} {
 		if _, err := mux.ParseSource(bad); err == nil {
 			t.Errorf("ParseSource(%q) accepted", bad)
+		}
+	}
+}
+
+// BenchmarkACLDecide decides a request that only the last of 20 rules
+// matches: the cost of a first-match ACL per session open.
+func BenchmarkACLDecide(b *testing.B) {
+	var acl mux.ACL
+	for i := 0; i < 19; i++ {
+		r, err := mux.ParseACLRule(mux.ACLRuleSpec{Action: "deny", Origins: []string{"gwp-lab-*"},
+			Nets: []string{"10." + strconv.Itoa(i) + ".0.0/16"}, Ports: []string{"22", "8000-8999"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		acl = append(acl, r)
+	}
+	last, _ := mux.ParseACLRule(mux.ACLRuleSpec{Action: "allow", Hosts: []string{"*.site-a.example"}})
+	acl = append(acl, last)
+	req := mux.ACLRequest{Origin: "gwp-site-a", Host: "db1.site-a.example", Port: 5432, Source: netip.MustParseAddr("127.0.0.1")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if allow, rule := acl.Decide(req, false); !allow || rule != 19 {
+			b.Fatal(allow, rule)
 		}
 	}
 }
