@@ -454,7 +454,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 			if l.Source != "" && l.Dial == "" {
 				ps.Errorf(p+".source", "only a dialled link has a source address")
 			}
-			checkSource(ps, p+".source", l.Source)
+			listens = append(listens, checkSource(ps, p+".source", l.Source)...)
 		}
 	}
 	checkLinks("parents", c.Parents, k.Parents, "parents")
@@ -489,7 +489,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 			ps.Check(fmt.Sprintf("%s.allow[%d]", p, j), mux.CheckLabel(a))
 		}
 		parseRules(ps, p+".rules", s.Rules, false)
-		checkSource(ps, p+".source", s.Source)
+		listens = append(listens, checkSource(ps, p+".source", s.Source)...)
 	}
 
 	if len(c.Entries) > 0 && !k.Entries {

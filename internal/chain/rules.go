@@ -146,14 +146,23 @@ func parseRules(ps *daemon.Problems, key string, rules []Rule, forEntry bool) mu
 	return acl
 }
 
-// checkSource checks a source key.
-func checkSource(ps *daemon.Problems, key, source string) {
+// checkSource checks a source key. A pinned port is returned as a use of
+// the port, for clash checks: with this node's listeners (the bind would
+// fail) and with another pinned source (two dials to one destination
+// would take the same address pair).
+func checkSource(ps *daemon.Problems, key, source string) []listenUse {
 	if source == "" {
-		return
+		return nil
 	}
-	if _, err := mux.ParseSource(source); err != nil {
+	ap, err := mux.ParseSource(source)
+	if err != nil {
 		ps.Errorf(key, "%v", err)
+		return nil
 	}
+	if ap.Port() == 0 {
+		return nil
+	}
+	return []listenUse{{addr: ap.String(), path: key}}
 }
 
 // rules converts rules that Validate accepted, with their file:line.

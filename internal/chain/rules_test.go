@@ -123,6 +123,10 @@ func TestLoadRulesRejects(t *testing.T) {
 			[]problem{{26, "entries[0].listen[1]", "127.0.0.1:9494 is listed twice"}}},
 		{"a listen list clashes with an entry", edit("127.0.0.2:7201]", "127.0.0.1:9494]"),
 			[]problem{{25, "entries[0].listen[0]", "port clash: 127.0.0.1:9494 is also used at children[0].listen[1]"}}},
+		{"a pinned source on a listened port", edit("source: 127.0.0.1:40103", "source: 127.0.0.1:7201"),
+			[]problem{{9, "children[0].listen[0]", "port clash: 127.0.0.1:7201 is also used at parents[0].source"}}},
+		{"a pinned source twice", edit("source: 10.1.2.1", "source: 127.0.0.1:40103"),
+			[]problem{{14, "services[0].source", "port clash: 127.0.0.1:40103 is also used at parents[0].source"}}},
 		{"a map for listen", edit("listen: [127.0.0.1:7201, 127.0.0.2:7201]", "listen: {a: 1}"),
 			[]problem{{9, "children[0].listen", "cannot use a mapping as chain.Addrs"}}},
 	} {
