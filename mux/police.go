@@ -29,11 +29,25 @@ type EntryConfig struct {
 }
 
 // AddEntryWith makes ln an entry as e says: every connection accepted on it
-// becomes a session, if e's rules allow its client. Call before Serve; the
-// node closes ln. Several listeners may carry one entry (a multihomed
-// host): add each with the same e.
-func (n *Node) AddEntryWith(ln net.Listener, e EntryConfig) {
-	n.entries = append(n.entries, &entry{ln: ln, name: e.Name, dest: e.Dest, service: e.Service, rules: e.Rules})
+// becomes a session, if its rules allow the client. Before Serve, or while
+// the node serves (a reconfiguration; see RemoveEntry, which removes every
+// listener of a name). The node closes ln. Several listeners may carry one
+// entry (a multihomed host): add each with the same ec.
+func (n *Node) AddEntryWith(ln net.Listener, ec EntryConfig) {
+	e := &entry{ln: ln, name: ec.Name, dest: ec.Dest, service: ec.Service, rules: ec.Rules}
+	n.mu.Lock()
+	serving, stopping := n.serving, n.draining || n.dead
+	n.mu.Unlock()
+	if stopping {
+		_ = ln.Close()
+		return
+	}
+	n.lnMu.Lock()
+	n.entries = append(n.entries, e)
+	n.lnMu.Unlock()
+	if serving && !n.spawn(func() { n.acceptEntry(e) }) {
+		_ = ln.Close()
+	}
 }
 
 // Police decides req by acl, defaultAllow deciding when no rule matches

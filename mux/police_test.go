@@ -330,3 +330,36 @@ func TestRuleDenialsFloodProof(t *testing.T) {
 		t.Errorf("summary %v (found %v), want 3 more from 192.0.2.7 at level 3", rec, ok)
 	}
 }
+
+// An entry on two listeners is removed whole: neither address takes a
+// client any more.
+func TestRemoveEntryOnTwoListeners(t *testing.T) {
+	tg := startTarget(t, echo)
+	ln1, ln2 := listenEntry(t), listenEntry(t)
+	ec := mux.EntryConfig{Name: "up", Dest: "epp", Service: "echo"}
+	root, leaf := startRootLeaf(t, map[string]mux.Service{"echo": {Addrs: []string{tg.ln.Addr().String()}}}, nil,
+		[]muxtest.Option{muxtest.WithEntryConfig(ln1, ec), muxtest.WithEntryConfig(ln2, ec)})
+	for _, ln := range []net.Listener{ln1, ln2} {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := echoOnce(t, c, "both"); got != "both" {
+			t.Errorf("through %s: %q", ln.Addr(), got)
+		}
+		_ = c.Close()
+	}
+	if !leaf.RemoveEntry("up", time.Second) {
+		t.Fatal("RemoveEntry: no entry up")
+	}
+	for _, ln := range []net.Listener{ln1, ln2} {
+		if c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second); err == nil {
+			_ = c.Close()
+			t.Errorf("%s still takes clients after RemoveEntry", ln.Addr())
+		}
+	}
+	if leaf.RemoveEntry("up", time.Second) {
+		t.Error("RemoveEntry found up a second time")
+	}
+	checkNoSessions(t, root, leaf)
+}

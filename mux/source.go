@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -84,7 +85,9 @@ func validateSource(what, source string) error {
 }
 
 // listenEach returns links with one copy of a link per address it is
-// listened for on (Listen, then each of ListenAlso), for binding them.
+// listened for on (Listen, then each of ListenAlso), for binding them. The
+// copies are for binding only: a listener serves the links as configured
+// (listenLinksAt, listensOn), which a link that comes up must match.
 func listenEach(links []LinkConfig) []LinkConfig {
 	var out []LinkConfig
 	for _, lc := range links {
@@ -95,4 +98,9 @@ func listenEach(links []LinkConfig) []LinkConfig {
 		}
 	}
 	return out
+}
+
+// listensOn reports whether the link is listened for on addr.
+func (lc LinkConfig) listensOn(addr string) bool {
+	return addr != "" && (lc.Listen == addr || slices.Contains(lc.ListenAlso, addr))
 }

@@ -117,9 +117,11 @@ func (n *Node) Status() NodeStatus {
 		Errors:  n.errs.snapshot(),
 		Ended:   n.outcomes.snapshot(),
 	}
+	n.lnMu.Lock()
 	for _, ll := range n.listeners {
 		s.Hellos += ll.gate.inProgress()
 	}
+	n.lnMu.Unlock()
 	n.mu.Lock()
 	s.PathToRoot = append([]string{}, n.path...)
 	s.Sessions = len(n.sessions)
@@ -154,7 +156,7 @@ func (n *Node) Status() NodeStatus {
 // pingLoop measures the link's round trip at once and every keepalive
 // interval, until the link ends.
 func (n *Node) pingLoop(l *link) {
-	t := time.NewTicker(n.tun.KeepAliveInterval)
+	t := time.NewTicker(n.tuning().KeepAliveInterval)
 	defer t.Stop()
 	for {
 		if rtt, err := l.sess.Ping(); err == nil {

@@ -169,3 +169,15 @@ func checkSource(ps *daemon.Problems, key, source string) []listenUse {
 func (c *Config) rules(key string, rules []Rule, forEntry bool) mux.ACL {
 	return parseRules(&daemon.Problems{Pos: c.pos}, key, rules, forEntry)
 }
+
+// entryConfig is the mux configuration of the entry e of c, its rules
+// with their file:line.
+func (c *Config) entryConfig(e Entry) mux.EntryConfig {
+	ec := mux.EntryConfig{Name: e.Name, Dest: e.Dest, Service: e.Service}
+	for i := range c.Entries {
+		if c.Entries[i].Name == e.Name {
+			ec.Rules = c.rules(fmt.Sprintf("entries[%d].rules", i), e.Rules, true)
+		}
+	}
+	return ec
+}
