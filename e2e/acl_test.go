@@ -229,3 +229,34 @@ func TestCheckShadowedRule(t *testing.T) {
 		t.Errorf("epproxy check: exit %d, stderr:\n%s\nwant exit 1 and %s", code, stderr, want)
 	}
 }
+
+// A reload that gives epp-main's downcall entry of site B a catch-all deny
+// puts it in force at once, the rule named in the log with its new line.
+func TestReloadRules(t *testing.T) {
+	tg := startTargets(t)
+	c := startChain(t, tg)
+	epp := c.Proc("epp-main")
+	downB := entryRoutes(c, tg)[3]
+	if err := routeSession(t, downB); err != nil {
+		t.Fatalf("before the reload: %v", err)
+	}
+	b, err := os.ReadFile(epp.Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "    dest: gwp-site-b\n    service: endpoint\n"
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("no downcall-site-b entry in %s", epp.Conf)
+	}
+	text := strings.Replace(string(b), old, old+"    rules:\n      - action: deny\n", 1)
+	if err := os.WriteFile(epp.Conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	skip := epp.LogSize()
+	epp.Signal(t, syscall.SIGHUP)
+	epp.WaitLog(t, skip, 10*time.Second, `3 config: entry downcall-site-b changed on `+regexp.QuoteMeta(downB.entry)+` for endpoint at gwp-site-b\n`)
+	refusedClient(t, "127.0.0.1", downB.entry)
+	line := lineOf(t, epp.Conf, "dest: gwp-site-b", "- action: deny", 0)
+	epp.WaitLog(t, skip, 20*time.Second, `refused: client 127\.0\.0\.1 of entry downcall-site-b: denied by rule 0 \(`+
+		regexp.QuoteMeta(epp.Conf)+`:`+strconv.Itoa(line)+`\)`)
+}
