@@ -41,6 +41,10 @@ type link struct {
 	lost     bool
 	lostSeq  uint64
 	onLostFn map[uint64]func() // called once when the link ends
+
+	// The networks that changed below this node since the last message to
+	// this parent; guarded by the routing table's lock, as pendAdd.
+	pendNetAdd, pendNetDel map[NetAd]struct{}
 }
 
 func (l *link) close() {

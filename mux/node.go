@@ -53,6 +53,11 @@ type Node struct {
 	serveOnce sync.Once
 	shutOnce  sync.Once
 	shutErr   error
+
+	// The address form of sessions (dest.go): this node's own networks,
+	// and the sessions refused for a destination outside them.
+	serves      []Network
+	destDenials *refusalLog
 }
 
 type linkListener struct {
@@ -70,6 +75,8 @@ type entry struct {
 	name    string
 	dest    string
 	service string
+
+	addr *AddrEntry // an entry that takes the destination from its client; nil: a static entry
 }
 
 // New checks cfg, binds every link listen address and returns the node.
@@ -96,6 +103,8 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tun.RefusalLogBurst)
 	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tun.RefusalLogBurst)
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tun.MaxLabelsPerLink, n.tun.MaxRoutes)
+	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tun.RefusalLogBurst)
+	n.initServes()
 	parents := map[string]bool{}
 	for _, lc := range cfg.Links {
 		if lc.Parent {
@@ -277,6 +286,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	case <-done:
 		n.refusals.flush()
 		n.denials.flush()
+		n.destDenials.flush()
 	case <-time.After(n.tun.ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")
 		return errors.New("shutdown: goroutines still running")

@@ -23,11 +23,18 @@ func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
 
 func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, error) {
 	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, Service: service}
-	if err := CheckLabel(dest); err != nil {
-		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "bad destination label: " + err.Error()}
-	}
 	if err := CheckLabel(service); err != nil {
 		return nil, h, &StatusError{Code: StatusDenied, Node: n.cfg.Label, Reason: "bad service name: " + err.Error()}
+	}
+	return n.openHeader(ctx, h)
+}
+
+// openHeader opens the session that h describes (a new id, this node as
+// its origin, its service or destination address checked).
+func (n *Node) openHeader(ctx context.Context, h Header) (*Conn, Header, error) {
+	dest := h.Dest
+	if err := CheckLabel(dest); err != nil {
+		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "bad destination label: " + err.Error()}
 	}
 	if dest == n.cfg.Label {
 		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "the destination is this node itself"}
@@ -118,7 +125,7 @@ func (n *Node) sessionLog(h Header) *logrus.Entry {
 		"id":        h.IDString(),
 		"origin":    h.Origin,
 		"dest":      h.Dest,
-		"service":   h.Service,
+		"service":   h.Target(),
 	})
 }
 
@@ -192,6 +199,10 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
 		_ = n.reply(st, se)
 	}
+	if h.Addressed() {
+		n.exitAddr(from, st, h, log, refuse)
+		return
+	}
 	svc, ok := n.cfg.Services[h.Service]
 	if !ok {
 		refuse(StatusDenied, "service %s is not offered by %s", h.Service, n.cfg.Label)
@@ -212,15 +223,25 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		svc.Handler(n.ctx, c)
 		return
 	}
-	var conn net.Conn
+	conn, code, err := n.dialAddrs(svc.Addrs)
+	if conn == nil {
+		refuse(code, "dial %s: %v", h.Service, err)
+		return
+	}
+	n.serveDialled(from, st, h, log, conn)
+}
+
+// dialAddrs dials addrs in order and returns the first connection that
+// answers; else the status that says why (refused, or timeout when a dial
+// timed out) and every dial's error.
+func (n *Node) dialAddrs(addrs []string) (net.Conn, Status, error) {
 	var errs []error
 	code := StatusRefused
-	for _, addr := range svc.Addrs {
+	for _, addr := range addrs {
 		d := net.Dialer{Timeout: n.tun.DialTimeout}
 		c, err := d.DialContext(n.ctx, "tcp", addr)
 		if err == nil {
-			conn = c
-			break
+			return c, StatusOK, nil
 		}
 		errs = append(errs, err)
 		var ne net.Error
@@ -228,10 +249,12 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 			code = StatusTimeout
 		}
 	}
-	if conn == nil {
-		refuse(code, "dial %s: %v", h.Service, errors.Join(errs...))
-		return
-	}
+	return nil, code, errors.Join(errs...)
+}
+
+// serveDialled answers ok on st and carries the session between st and
+// conn, the target this node dialled, until it ends. It closes conn.
+func (n *Node) serveDialled(from *link, st *yamux.Stream, h Header, log *logrus.Entry, conn net.Conn) {
 	if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 		_ = conn.Close()
 		abortStream(st)
@@ -248,6 +271,11 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 // session in its own goroutine.
 func (n *Node) acceptEntry(e *entry) {
 	log := n.log.WithFields(logrus.Fields{"component": "entry", "entry": e.name, "listen": e.ln.Addr().String()})
+	if e.addr != nil {
+		log.Infof("listening for %s clients", e.addr.Kind)
+		n.acceptLoop(e.ln, log, nil, nil, func(conn net.Conn) { n.serveAddrEntry(e, conn) })
+		return
+	}
 	log.Infof("listening for %s at %s", e.service, e.dest)
 	n.acceptLoop(e.ln, log, nil, nil, func(conn net.Conn) { n.serveEntry(e, conn) })
 }

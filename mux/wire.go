@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 )
 
 // Wire constants. See PROTOCOL.md.
@@ -42,6 +44,11 @@ const (
 // goes as a TELL (or WHO reply) followed by deltas that add the rest.
 const maxChunk = 4096
 
+// maxNetChunk is the most network announcements one section of a control
+// message carries: a delta with two full sections of each kind stays
+// under maxCtrlLen.
+const maxNetChunk = 512
+
 func (t ctrlType) String() string {
 	switch t {
 	case ctrlWho:
@@ -66,6 +73,25 @@ type ctrlMsg struct {
 	Seq     uint32
 	Labels  []string
 	Removed []string
+
+	// The served networks (PROTOCOL.md section 3): a WHO reply and a TELL
+	// carry every network of the sender and below it in Nets; a delta
+	// those added (Nets) and removed (NetsRemoved). WHO and TELL reply
+	// carry none.
+	Nets        []NetAd
+	NetsRemoved []NetAd
+}
+
+// netSections is how many network sections a message of type t carries:
+// one in a WHO reply and a TELL, two in a delta (added, removed).
+func (t ctrlType) netSections() int {
+	switch t {
+	case ctrlWhoReply, ctrlTell:
+		return 1
+	case ctrlDelta:
+		return 2
+	}
+	return 0
 }
 
 func (m ctrlMsg) encode() []byte {
@@ -79,8 +105,13 @@ func (m ctrlMsg) encode() []byte {
 			size += 1 + len(l)
 		}
 	}
+	for _, ads := range [][]NetAd{m.Nets, m.NetsRemoved} {
+		size += 2
+		for _, a := range ads {
+			size += 2 + len(a.Owner) + len(a.Network)
+		}
+	}
 	b := make([]byte, 4, size)
-	binary.BigEndian.PutUint32(b, uint32(size-4))
 	b = append(b, byte(m.Type))
 	if m.Type == ctrlDelta {
 		b = binary.BigEndian.AppendUint32(b, m.Seq)
@@ -89,7 +120,63 @@ func (m ctrlMsg) encode() []byte {
 	if m.Type == ctrlDelta {
 		b = appendLabels(b, m.Removed)
 	}
+	switch m.Type.netSections() {
+	case 1:
+		b = appendNets(b, m.Nets)
+	case 2:
+		b = appendNets(b, m.Nets)
+		b = appendNets(b, m.NetsRemoved)
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	return b
+}
+
+func appendNets(b []byte, ads []NetAd) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ads)))
+	for _, a := range ads {
+		b = append(b, byte(len(a.Owner)))
+		b = append(b, a.Owner...)
+		b = append(b, byte(len(a.Network)))
+		b = append(b, a.Network...)
+	}
+	return b
+}
+
+// decodeNets reads a count and that many network announcements from p
+// and returns the rest of p. Each network must be in its canonical text
+// form, as ParseNetwork and Network.String write it.
+func decodeNets(p []byte) ([]NetAd, []byte, error) {
+	if len(p) < 2 {
+		return nil, nil, fmt.Errorf("%w: network count truncated", ErrBadControl)
+	}
+	count := int(binary.BigEndian.Uint16(p))
+	p = p[2:]
+	if count > len(p)/4 { // each takes at least four bytes
+		return nil, nil, fmt.Errorf("%w: %d networks in %d bytes", ErrBadControl, count, len(p))
+	}
+	var out []NetAd
+	for i := 0; i < count; i++ {
+		var f [2]string
+		for j := range f {
+			if len(p) < 1 || len(p) < 1+int(p[0]) {
+				return nil, nil, fmt.Errorf("%w: network %d truncated", ErrBadControl, i)
+			}
+			f[j] = string(p[1 : 1+int(p[0])])
+			p = p[1+int(p[0]):]
+		}
+		if err := CheckLabel(f[0]); err != nil {
+			return nil, nil, fmt.Errorf("%w: network %d: owner: %w", ErrBadControl, i, err)
+		}
+		n, err := ParseNetwork(f[1])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: network %d: %w", ErrBadControl, i, err)
+		}
+		if n.String() != f[1] {
+			return nil, nil, fmt.Errorf("%w: network %d: %q is not in canonical form %q", ErrBadControl, i, f[1], n.String())
+		}
+		out = append(out, NetAd{Owner: f[0], Network: f[1]})
+	}
+	return out, p, nil
 }
 
 func appendLabels(b []byte, ls []string) []byte {
@@ -176,6 +263,16 @@ func decodeCtrl(body []byte) (ctrlMsg, error) {
 			return ctrlMsg{}, fmt.Errorf("%w: delta with sequence 0", ErrBadControl)
 		}
 	}
+	if k := m.Type.netSections(); k > 0 {
+		if m.Nets, p, err = decodeNets(p); err != nil {
+			return ctrlMsg{}, err
+		}
+		if k > 1 {
+			if m.NetsRemoved, p, err = decodeNets(p); err != nil {
+				return ctrlMsg{}, err
+			}
+		}
+	}
 	if len(p) != 0 {
 		return ctrlMsg{}, fmt.Errorf("%w: %d trailing bytes", ErrBadControl, len(p))
 	}
@@ -194,20 +291,48 @@ type Header struct {
 	Hops    byte   // decremented by each hop; a session is refused at zero
 	Origin  string // the entry node's label
 	Dest    string // the destination node's label
-	Service string // the service name at the destination
+	Service string // the service name at the destination; "" in the address form
+
+	// The address form (PROTOCOL.md section 4): a session opened by an
+	// entry that takes the destination from its client (SOCKS5, HTTP
+	// CONNECT) carries the host and port the destination node dials,
+	// instead of a service name.
+	DestHost string // an IP address or a host name
+	DestPort uint16 // 1..65535
+}
+
+// Addressed reports whether h is of the address form.
+func (h Header) Addressed() bool { return h.DestHost != "" }
+
+// Target is what the session reaches at its destination node: the service
+// name, or host:port in the address form.
+func (h Header) Target() string {
+	if h.Addressed() {
+		return net.JoinHostPort(h.DestHost, strconv.Itoa(int(h.DestPort)))
+	}
+	return h.Service
 }
 
 // IDString is the session id as it appears in logs.
 func (h Header) IDString() string { return fmt.Sprintf("%016x", h.ID) }
 
 func (h Header) encode() []byte {
-	b := make([]byte, 0, 1+8+1+3+len(h.Origin)+len(h.Dest)+len(h.Service))
+	b := make([]byte, 0, 1+8+1+3+len(h.Origin)+len(h.Dest)+len(h.Service)+3+len(h.DestHost))
 	b = append(b, streamSession)
 	b = binary.BigEndian.AppendUint64(b, h.ID)
 	b = append(b, h.Hops)
-	for _, s := range []string{h.Origin, h.Dest, h.Service} {
+	service := h.Service
+	if h.Addressed() {
+		service = "" // a service length of 0 marks the address form
+	}
+	for _, s := range []string{h.Origin, h.Dest, service} {
 		b = append(b, byte(len(s)))
 		b = append(b, s...)
+	}
+	if h.Addressed() {
+		b = append(b, byte(len(h.DestHost)))
+		b = append(b, h.DestHost...)
+		b = binary.BigEndian.AppendUint16(b, h.DestPort)
 	}
 	return b
 }
@@ -230,11 +355,33 @@ func readHeader(r io.Reader) (Header, error) {
 			return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
 		}
 		fields[i] = string(b)
+		if i == 2 && n[0] == 0 {
+			break // the address form
+		}
 		if err := CheckLabel(fields[i]); err != nil {
 			return Header{}, fmt.Errorf("%w: field %d: %w", ErrBadHeader, i, err)
 		}
 	}
 	h.Origin, h.Dest, h.Service = fields[0], fields[1], fields[2]
+	if h.Service != "" {
+		return h, nil
+	}
+	var n [1]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return Header{}, fmt.Errorf("%w: destination host: %w", ErrBadHeader, err)
+	}
+	rest := make([]byte, int(n[0])+2)
+	if _, err := io.ReadFull(r, rest); err != nil {
+		return Header{}, fmt.Errorf("%w: destination: %w", ErrBadHeader, err)
+	}
+	h.DestHost = string(rest[:n[0]])
+	h.DestPort = binary.BigEndian.Uint16(rest[n[0]:])
+	if err := CheckDestHost(h.DestHost); err != nil {
+		return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
+	}
+	if h.DestPort == 0 {
+		return Header{}, fmt.Errorf("%w: destination port 0", ErrBadHeader)
+	}
 	return h, nil
 }
 
