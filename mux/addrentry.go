@@ -67,7 +67,7 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 		_ = conn.Close()
 		return
 	}
-	c, h, err := n.openAddr(n.ctx, e.name, e.dest, host, port)
+	c, h, err := n.openAddr(n.ctx, e.dest, host, port)
 	log = n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {
 		log.WithError(err).Error("open failed")

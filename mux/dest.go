@@ -40,12 +40,11 @@ func (n *Node) initServes() {
 // dials it and answers; anything but ok is a *StatusError, as for Open.
 // The caller owns the Conn and must Close it.
 func (n *Node) OpenAddr(ctx context.Context, dest, host string, port uint16) (*Conn, error) {
-	c, _, err := n.openAddr(ctx, "", dest, host, port)
+	c, _, err := n.openAddr(ctx, dest, host, port)
 	return c, err
 }
 
-// openAddr is OpenAddr for the entry named entry ("": none).
-func (n *Node) openAddr(ctx context.Context, entry, dest, host string, port uint16) (*Conn, Header, error) {
+func (n *Node) openAddr(ctx context.Context, dest, host string, port uint16) (*Conn, Header, error) {
 	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, DestHost: host, DestPort: port}
 	fail := func(code Status, format string, args ...any) (*Conn, Header, error) {
 		return nil, h, &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
@@ -66,25 +65,32 @@ func (n *Node) openAddr(ctx context.Context, entry, dest, host string, port uint
 		}
 		h.Dest = owner
 	}
-	if err := n.allowDest(h, entry); err != nil {
+	if err := n.allowDest(h, destAtEntry); err != nil {
 		return fail(StatusDenied, "%v", err)
 	}
 	return n.openHeader(ctx, h)
 }
 
+// Where allowDest is asked.
+const (
+	destAtEntry  = iota // the entry that took the destination from its client
+	destAtServer        // the node that serves it, before it dials
+)
+
 // allowDest is where a session's destination address is policed, at the
-// entry that takes it from its client (entry set) and again at the node
-// that serves it (entry ""). The serving node allows only destinations in
-// its own networks (Config.Serves): an open header that names another
-// address, whoever forged it, is refused. The entry allows every address
-// for now.
+// entry that takes it from its client (destAtEntry) and again at the node
+// that serves it (destAtServer). The serving node allows only
+// destinations in its own networks (Config.Serves): an open header that
+// names another address, whoever forged it, is refused. The entry allows
+// every address for now.
 //
 // First-match access rules (origin, destination, port, the client's
-// source address) are checked here too once the nodes have them. Then an
-// entry that takes the destination from its client (socks5, http_connect)
-// denies by default: only what a rule allows goes through.
-func (n *Node) allowDest(h Header, entry string) error {
-	if entry != "" {
+// source address) are to be checked here too, at both places. Once nodes
+// have them, an entry that takes the destination from its client
+// (socks5, http_connect) denies by default: only what a rule allows goes
+// through.
+func (n *Node) allowDest(h Header, at int) error {
+	if at == destAtEntry {
 		return nil
 	}
 	for _, nw := range n.serves {
@@ -99,7 +105,7 @@ func (n *Node) allowDest(h Header, entry string) error {
 // this node: it checks the address (allowDest), dials it and carries the
 // bytes. A refused address is logged at level 1, flood-proof.
 func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entry, refuse func(Status, string, ...any)) {
-	if err := n.allowDest(h, ""); err != nil {
+	if err := n.allowDest(h, destAtServer); err != nil {
 		n.destDenials.note(from.cfg.Peer, log.WithError(err), "session refused: destination not served here")
 		refuse(StatusDenied, "%v", err)
 		return

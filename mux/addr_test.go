@@ -1,0 +1,230 @@
+package mux_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
+)
+
+// addrTree is root <- relay1 <- {gwp-a, gwp-b}: gwp-a serves 127.0.1.0/24
+// and gwp-b 127.0.2.0/24 and *.b.example, told up through relay1; the
+// root has a SOCKS5 and an HTTP CONNECT entry that pick the gwproxy by
+// the destination address.
+type addrTree struct {
+	root, r1, a, b *mux.Node
+	socks, connect string // entry addresses
+	logs           map[string]*logSink
+	backA, backB   net.Listener // name servers at 127.0.1.7 and 127.0.2.7
+	portA, portB   uint16
+}
+
+// nameServer listens on ip:0 and writes name to each connection, then
+// echoes what it reads until the client half-closes, then closes.
+func nameServer(t *testing.T, ip, name string) (net.Listener, uint16) {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", ip, err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.WriteString(c, name+"\n")
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln, uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func startAddrTree(t *testing.T, aServes, bServes []string) *addrTree {
+	t.Helper()
+	tun := muxtest.FastTuning()
+	at := &addrTree{logs: map[string]*logSink{}}
+	at.backA, at.portA = nameServer(t, "127.0.1.7", "site-a")
+	at.backB, at.portB = nameServer(t, "127.0.2.7", "site-b")
+	start := func(cfg mux.Config, opts ...muxtest.Option) *mux.Node {
+		log, sink := captureLog(t)
+		at.logs[cfg.Label] = sink
+		return muxtest.StartNode(t, cfg, append([]muxtest.Option{muxtest.WithLog(log)}, opts...)...)
+	}
+	at.r1 = start(mux.Config{Label: "relay1", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
+		{Peer: "root", Parent: true, Listen: "127.0.0.1:0"},
+		{Peer: "gwp-a", Listen: "127.0.0.1:0"},
+		{Peer: "gwp-b", Listen: "127.0.0.1:0"},
+	}})
+	sl, cl := listenEntry(t), listenEntry(t)
+	at.socks, at.connect = sl.Addr().String(), cl.Addr().String()
+	at.root = start(mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Links: []mux.LinkConfig{
+		{Peer: "relay1", Dial: at.r1.LinkAddr("root").String()},
+	}}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5}),
+		muxtest.WithAddrEntry(cl, mux.AddrEntry{Name: "connect", Kind: mux.EntryHTTPConnect, Users: map[string]string{"ops": "s3cret"}}))
+	at.a = start(mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun, Serves: aServes, Links: []mux.LinkConfig{
+		{Peer: "relay1", Parent: true, Dial: at.r1.LinkAddr("gwp-a").String()},
+	}})
+	at.b = start(mux.Config{Label: "gwp-b", Role: mux.RoleLeaf, Tuning: tun, Serves: bServes, Links: []mux.LinkConfig{
+		{Peer: "relay1", Parent: true, Dial: at.r1.LinkAddr("gwp-b").String()},
+	}})
+	want := len(aServes) + len(bServes)
+	muxtest.WaitFor(t, 10*time.Second, "the networks to reach the root", func() bool {
+		return len(at.root.Networks()) == want && len(at.r1.Networks()) == want
+	})
+	t.Cleanup(func() { checkNoSessions(t, at.root, at.r1, at.a, at.b) })
+	return at
+}
+
+// readName reads the first line the name server sent.
+func readName(t *testing.T, c net.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b []byte
+	one := make([]byte, 1)
+	for len(b) < 64 {
+		if _, err := io.ReadFull(c, one); err != nil {
+			t.Fatalf("read the name: %v (after %q)", err, b)
+		}
+		if one[0] == '\n' {
+			break
+		}
+		b = append(b, one[0])
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return string(b)
+}
+
+func TestAddrEntriesRouteByServedNetwork(t *testing.T) {
+	at := startAddrTree(t, []string{"127.0.1.0/24", "localhost"}, []string{"127.0.2.0/24", "*.b.example"})
+	if got := at.root.Networks(); len(got) != 4 || got[0] != (mux.NetAd{Owner: "gwp-a", Network: "127.0.1.0/24"}) {
+		t.Fatalf("root's networks: %v", got)
+	}
+	for _, c := range []struct {
+		host string
+		port uint16
+		want string
+	}{{"127.0.1.7", at.portA, "site-a"}, {"127.0.2.7", at.portB, "site-b"}} {
+		conn, rep, err := muxtest.SOCKSConnect(at.socks, c.host, c.port, "", "")
+		if err != nil || rep != 0 {
+			t.Fatalf("socks to %s: rep %d, %v", c.host, rep, err)
+		}
+		if got := readName(t, conn); got != c.want {
+			t.Fatalf("socks to %s reached %q, want %q", c.host, got, c.want)
+		}
+		// Half-close: the echo of the last bytes still arrives, then EOF.
+		_, _ = io.WriteString(conn, "last words")
+		_ = conn.(*net.TCPConn).CloseWrite()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		rest, err := io.ReadAll(conn)
+		if err != nil || string(rest) != "last words" {
+			t.Fatalf("after half-close: %q, %v", rest, err)
+		}
+		_ = conn.Close()
+
+		hc, status, err := muxtest.HTTPConnect(at.connect, c.host, c.port, "ops", "s3cret")
+		if err != nil || status != 200 {
+			t.Fatalf("connect to %s: %d, %v", c.host, status, err)
+		}
+		if got := readName(t, hc); got != c.want {
+			t.Fatalf("connect to %s reached %q, want %q", c.host, got, c.want)
+		}
+		_ = hc.Close()
+	}
+	// Outside every network: network unreachable, 502; a wrong password: 407.
+	if _, rep, err := muxtest.SOCKSConnect(at.socks, "127.0.3.7", 22, "", ""); err != nil || rep != 3 {
+		t.Fatalf("socks outside the networks: rep %d, %v; want 3 (network unreachable)", rep, err)
+	}
+	if _, status, err := muxtest.HTTPConnect(at.connect, "127.0.3.7", 22, "ops", "s3cret"); err != nil || status != 502 {
+		t.Fatalf("connect outside the networks: %d, %v; want 502", status, err)
+	}
+	if _, status, err := muxtest.HTTPConnect(at.connect, "127.0.1.7", at.portA, "ops", "wrong"); err != nil || status != 407 {
+		t.Fatalf("connect with a wrong password: %d, %v; want 407", status, err)
+	}
+	// A name: gwp-a serves localhost, and resolves it itself.
+	_, portL := nameServer(t, "127.0.0.1", "local-a")
+	conn, rep, err := muxtest.SOCKSConnect(at.socks, "localhost", portL, "", "")
+	if err != nil || rep != 0 {
+		t.Fatalf("socks to localhost: rep %d, %v", rep, err)
+	}
+	if got := readName(t, conn); got != "local-a" {
+		t.Fatalf("socks to localhost reached %q", got)
+	}
+	_ = conn.Close()
+	// A closed port at a served address: connection refused.
+	closed := muxtest.FreePort(t)
+	if _, rep, err := muxtest.SOCKSConnect(at.socks, "127.0.1.7", uint16(closed), "", ""); err != nil || rep != 5 {
+		t.Fatalf("socks to a closed port: rep %d, %v; want 5 (connection refused)", rep, err)
+	}
+}
+
+// A destination that the root would not route to gwp-a, put in an open
+// header to gwp-a by hand: gwp-a's own networks refuse it.
+func TestForgedDestinationRefusedByServingNode(t *testing.T) {
+	at := startAddrTree(t, []string{"127.0.1.0/24"}, []string{"127.0.2.0/24"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := at.root.OpenAddr(ctx, "gwp-a", "127.0.2.7", at.portB)
+	var se *mux.StatusError
+	if !errors.As(err, &se) || se.Code != mux.StatusDenied || se.Node != "gwp-a" {
+		t.Fatalf("forged destination: %v; want denied at gwp-a", err)
+	}
+	at.logs["gwp-a"].waitLog(t, "the refusal at gwp-a", errorWith("127.0.2.7", "not in the networks gwp-a serves"))
+	if got := at.a.Stats().DeniedDestinations; got != 1 {
+		t.Fatalf("gwp-a counted %d denied destinations, want 1", got)
+	}
+	// The same through the right node works.
+	c, err := at.root.OpenAddr(ctx, "gwp-b", "127.0.2.7", at.portB)
+	if err != nil {
+		t.Fatalf("open to gwp-b: %v", err)
+	}
+	if got := readName(t, c); got != "site-b" {
+		t.Fatalf("reached %q", got)
+	}
+	_ = c.Close()
+}
+
+// The most specific network wins; two nodes equally specific are a
+// configuration error: refused, and logged at the root.
+func TestServedNetworksMostSpecificAndTies(t *testing.T) {
+	at := startAddrTree(t,
+		[]string{"127.0.0.0/8", "db.site.example", "10.1.0.0/16:22", "127.0.9.0/24"},
+		[]string{"127.0.2.0/24", "*.site.example", "10.1.0.0/16", "127.0.9.0/24"})
+	for _, c := range []struct {
+		host string
+		port uint16
+		want string
+	}{
+		{"127.0.2.7", 80, "gwp-b"}, {"127.0.5.1", 80, "gwp-a"},
+		{"db.site.example", 5432, "gwp-a"}, {"web.site.example", 443, "gwp-b"},
+		{"10.1.2.3", 22, "gwp-a"}, {"10.1.2.3", 23, "gwp-b"},
+	} {
+		if got, err := at.root.ServedBy(c.host, c.port); err != nil || got != c.want {
+			t.Errorf("%s:%d served by %q (%v), want %s", c.host, c.port, got, err, c.want)
+		}
+	}
+	if got, err := at.root.ServedBy("127.0.9.1", 80); err == nil || !strings.Contains(err.Error(), "gwp-a and gwp-b") {
+		t.Fatalf("a tie: %q, %v; want an error naming both", got, err)
+	}
+	at.logs["root"].waitLog(t, "the tie at the root", func(r logRecord) bool {
+		return r.Level == logrus.ErrorLevel && strings.Contains(r.Message, "configuration error: network 127.0.9.0/24 is served by both")
+	})
+	if _, rep, err := muxtest.SOCKSConnect(at.socks, "127.0.9.1", 80, "", ""); err != nil || rep != 3 {
+		t.Fatalf("socks to a tied network: rep %d, %v; want 3", rep, err)
+	}
+	if _, err := at.root.ServedBy("site.example", 80); err == nil {
+		t.Fatal("a pattern matched the name it is under")
+	}
+}
