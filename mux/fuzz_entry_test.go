@@ -27,17 +27,17 @@ func fuzzCheckDest(t *testing.T, host string, port uint16) {
 
 func FuzzSocksRequest(f *testing.F) {
 	for _, s := range []string{
-		"\x05\x01\x00\x01\x7f\x00\x01\x05\x00\x16",                           // IPv4 127.0.1.5:22
-		"\x05\x01\x00\x04" + strings.Repeat("\x00", 15) + "\x01\x01\xbb",    // IPv6 ::1:443
-		"\x05\x01\x00\x03\x11db.site-a.example\x00\x50",                     // domain
+		"\x05\x01\x00\x01\x7f\x00\x01\x05\x00\x16",                                                 // IPv4 127.0.1.5:22
+		"\x05\x01\x00\x04" + strings.Repeat("\x00", 15) + "\x01\x01\xbb",                           // IPv6 ::1:443
+		"\x05\x01\x00\x03\x11db.site-a.example\x00\x50",                                            // domain
 		"\x05\x01\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x7f\x00\x00\x01\x00\x50", // v4-mapped
-		"\x05\x02\x00\x01\x7f\x00\x00\x01\x00\x16",                           // BIND
-		"\x05\x01\x00\x05\x7f\x00\x00\x01\x00\x16",                           // bad address type
-		"\x05\x01\x00\x03\x00\x00\x16",                                       // empty domain
-		"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x00",                           // port 0
-		"\x04\x01\x00\x01\x7f\x00\x00\x01\x00\x16",                           // version 4
-		"\x05\x01\x00\x03\x05a b c\x00\x16",                                  // bad name
-		"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x16DATA",                       // request, then session bytes
+		"\x05\x02\x00\x01\x7f\x00\x00\x01\x00\x16",                                                 // BIND
+		"\x05\x01\x00\x05\x7f\x00\x00\x01\x00\x16",                                                 // bad address type
+		"\x05\x01\x00\x03\x00\x00\x16",                                                             // empty domain
+		"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x00",                                                 // port 0
+		"\x04\x01\x00\x01\x7f\x00\x00\x01\x00\x16",                                                 // version 4
+		"\x05\x01\x00\x03\x05a b c\x00\x16",                                                        // bad name
+		"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x16DATA",                                             // request, then session bytes
 	} {
 		f.Add([]byte(s))
 	}

@@ -142,14 +142,14 @@ func fuzzCtrlSeeds() [][]byte {
 		"\x05\x00\x00\x00\x00\x00\x00\x00\x00", // delta with sequence 0
 		"\x05\x00\x00\x00\x01\x00\x00",         // delta without its removed count
 		"\x05\x00\x00\x00\x01\x00\x00\x00\x02\x01a", // removed count above what is there
-		"\x00\x00\x00",                // type zero
-		"\x03\x00\x02\x04root",        // count above what is there
-		"\x03\x00\x01\x04root\x00",    // trailing byte
-		"\x03\x00\x01\x00",            // empty label
-		"\x03\x00\x01\x05ro ot",       // bad character
-		"\x03\xff\xff\x01a",           // huge count
-		"\x03\x00\x01\x09root",        // label runs past the end
-		"\x03\x00\x02\x01a\x01b\x01c", // three labels, count two
+		"\x00\x00\x00",                                  // type zero
+		"\x03\x00\x02\x04root",                          // count above what is there
+		"\x03\x00\x01\x04root\x00",                      // trailing byte
+		"\x03\x00\x01\x00",                              // empty label
+		"\x03\x00\x01\x05ro ot",                         // bad character
+		"\x03\xff\xff\x01a",                             // huge count
+		"\x03\x00\x01\x09root",                          // label runs past the end
+		"\x03\x00\x02\x01a\x01b\x01c",                   // three labels, count two
 		"\x03\x00\x01\x01a\x00\x01\x01a\x0b10.0.0.1/16", // network not in canonical form
 		"\x03\x00\x01\x01a\x00\x01\x01a\x0810.0.0.0",    // network truncated
 		"\x03\x00\x01\x01a\x00\x01\x01a\x03a..",         // bad host name
@@ -283,11 +283,11 @@ func FuzzReadHeader(f *testing.F) {
 		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x02c/",                              // bad character
 		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x41" + strings.Repeat("a", 65) + "\x01b\x01c", // too long
 		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x01cDATA",                           // header, then bytes
-		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0810.0.0.1\x00\x00",             // address form, port 0
-		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0810.0.0.1\x00",                 // address form, port truncated
-		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x00\x00\x16",                     // address form, empty host
-		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x04a b.\x00\x16",                 // address form, bad host
-		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0bfe80::1%eth\x00\x16",          // address form, zone
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0810.0.0.1\x00\x00",            // address form, port 0
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0810.0.0.1\x00",                // address form, port truncated
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x00\x00\x16",                    // address form, empty host
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x04a b.\x00\x16",                // address form, bad host
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0bfe80::1%eth\x00\x16",         // address form, zone
 	} {
 		f.Add([]byte(s))
 	}

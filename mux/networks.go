@@ -226,9 +226,11 @@ func (n Network) Matches(host string, port uint16) bool {
 	return host == n.Host
 }
 
-// overlapsEqually reports whether n and o are the same address part with
-// port ranges that overlap and are as wide: for a destination in both,
-// neither is more specific, a tie.
+// Ties reports whether n and o, served by two nodes, would be a tie: the
+// same address part with port ranges that overlap and are as wide, so
+// that for a destination in both neither is more specific.
+func (n Network) Ties(o Network) bool { return n.overlapsEqually(o) }
+
 func (n Network) overlapsEqually(o Network) bool {
 	if n.Prefix != o.Prefix || n.Host != o.Host || n.Pattern != o.Pattern || n.portWidth() != o.portWidth() {
 		return false
