@@ -3,6 +3,7 @@ package mux_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -227,4 +228,78 @@ func TestServedNetworksMostSpecificAndTies(t *testing.T) {
 	if _, err := at.root.ServedBy("site.example", 80); err == nil {
 		t.Fatal("a pattern matched the name it is under")
 	}
+}
+
+// A child may announce networks only for labels of its own subtree; what
+// it announces for others is refused and logged, the rest taken and
+// passed up; a delta takes a network back; more networks than the cap is
+// refused whole.
+func TestChildAnnouncesNetworksOfOthers(t *testing.T) {
+	checkReleased(t)
+	d := startDistrustTree(t, func(tun *mux.Tuning) { tun.MaxLabelsPerLink = 4 })
+	evil := dialScripted(t, d.childAddr, "evil", mux.RoleLeaf, false)
+	evil.send(mux.CtrlMsg{Type: mux.CtrlWhoReply, Labels: []string{"evil", "ghost"}, Nets: []mux.NetAd{
+		{Owner: "evil", Network: "10.9.0.0/16"},
+		{Owner: "ghost", Network: "*.ghost.example"},
+		{Owner: "gwp-a", Network: "10.1.0.0/16"},
+		{Owner: "root", Network: "10.2.0.0/16"},
+	}})
+	want := []mux.NetAd{{Owner: "evil", Network: "10.9.0.0/16"}, {Owner: "ghost", Network: "*.ghost.example"}}
+	muxtest.WaitFor(t, 10*time.Second, "evil's own networks at the root", func() bool {
+		return fmt.Sprint(d.root.Networks()) == fmt.Sprint(want)
+	})
+	if got := d.relay1.Networks(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("relay1's networks: %v, want %v", got, want)
+	}
+	d.rlog.waitLog(t, "the refusal", lineWith(logrus.ErrorLevel, "refused 2 networks announced by child evil", "gwp-a=10.1.0.0/16"))
+	if got, err := d.root.ServedBy("10.1.2.3", 22); err == nil {
+		t.Fatalf("10.1.2.3 served by %s: a network announced for gwp-a by another child", got)
+	}
+	if got, err := d.root.ServedBy("www.ghost.example", 443); err != nil || got != "ghost" {
+		t.Fatalf("www.ghost.example served by %q, %v", got, err)
+	}
+
+	evil.send(mux.CtrlMsg{Type: mux.CtrlDelta, Seq: 1, NetsRemoved: []mux.NetAd{{Owner: "evil", Network: "10.9.0.0/16"}}})
+	muxtest.WaitFor(t, 10*time.Second, "the network removed at the root", func() bool { return len(d.root.Networks()) == 1 })
+
+	many := []mux.NetAd{}
+	for i := range 5 {
+		many = append(many, mux.NetAd{Owner: "evil", Network: fmt.Sprintf("10.%d.0.0/16", 20+i)})
+	}
+	evil.send(mux.CtrlMsg{Type: mux.CtrlDelta, Seq: 2, Nets: many})
+	d.rlog.waitLog(t, "the cap", lineWith(logrus.ErrorLevel, "TELL delta refused whole", "networks through one link, at most 4"))
+	if got := d.root.Networks(); len(got) != 1 {
+		t.Fatalf("after a delta over the cap the root has %v", got)
+	}
+}
+
+// An upcall entry on a leaf that takes the destination from its client
+// sends every session to the root, which dials only what it serves.
+func TestUpcallAddrEntryToRoot(t *testing.T) {
+	_, port := nameServer(t, "127.0.0.1", "gateway")
+	tun := muxtest.FastTuning()
+	rlog, rsink := captureLog(t)
+	root := muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Serves: []string{"127.0.0.1/32"},
+		Links: []mux.LinkConfig{{Peer: "gwp-a", Listen: "127.0.0.1:0"}}}, muxtest.WithLog(rlog))
+	ln := listenEntry(t)
+	leaf := muxtest.StartNode(t, mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun,
+		Links: []mux.LinkConfig{{Peer: "root", Parent: true, Dial: root.LinkAddr("gwp-a").String()}}},
+		muxtest.WithAddrEntry(ln, mux.AddrEntry{Name: "up", Kind: mux.EntrySOCKS5, Dest: "root", Users: map[string]string{"ep": "pw"}}))
+	muxtest.WaitFor(t, 10*time.Second, "the link", func() bool { return len(leaf.PathToRoot()) == 1 })
+	conn, rep, err := muxtest.SOCKSConnect(ln.Addr().String(), "127.0.0.1", port, "ep", "pw")
+	if err != nil || rep != 0 {
+		t.Fatalf("socks upcall: rep %d, %v", rep, err)
+	}
+	if got := readName(t, conn); got != "gateway" {
+		t.Fatalf("reached %q", got)
+	}
+	_ = conn.Close()
+	if _, _, err := muxtest.SOCKSConnect(ln.Addr().String(), "127.0.0.1", port, "ep", "wrong"); err == nil || !strings.Contains(err.Error(), "auth refused") {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	if _, rep, err := muxtest.SOCKSConnect(ln.Addr().String(), "127.0.0.2", port, "ep", "pw"); err != nil || rep != 2 {
+		t.Fatalf("an address the root does not serve: rep %d, %v; want 2 (not allowed)", rep, err)
+	}
+	rsink.waitLog(t, "the refusal at the root", errorWith("127.0.0.2", "not in the networks root serves"))
+	checkNoSessions(t, root, leaf)
 }
