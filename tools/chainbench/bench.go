@@ -19,7 +19,7 @@ type Options struct {
 	Self    string // chainbench itself, started for the backend and the plain relays; "": this executable
 	TempDir string // where the run's temporary directory goes; "": the system's
 
-	Systems     string // comma-separated sysTLS, sysPlain, sysRef: each round's order
+	Systems     string // comma-separated sysTLS, sysPlain, sysRef, sysSOCKS: each round's order
 	Rounds      int
 	MiB         int // per throughput test and direction
 	Streams     int // sessions of the parallel throughput test
@@ -75,7 +75,7 @@ func (o Options) Validate() error {
 	}
 	for i, k := range kinds {
 		if systemTitle[k] == "" {
-			bad("-systems: %q is not one of %s, %s, %s", k, sysTLS, sysPlain, sysRef)
+			bad("-systems: %q is not one of %s, %s, %s, %s", k, sysTLS, sysPlain, sysRef, sysSOCKS)
 		}
 		if slices.Contains(kinds[:i], k) {
 			bad("-systems: %s twice", k)

@@ -108,7 +108,7 @@ func parseOptions(args []string) (Options, error) {
 	}
 	quick := fs.Bool("quick", false, "small sizes, one round, few held connections: a check that the bench works")
 	fs.StringVar(&o.BinDir, "bin", o.BinDir, "directory of the epproxy, relay and gwproxy binaries (default: chainbench's own)")
-	fs.StringVar(&o.Systems, "systems", o.Systems, "systems to measure, in round order: tls, plain, ref")
+	fs.StringVar(&o.Systems, "systems", o.Systems, "systems to measure, in round order: tls, plain, ref, socks (the TLS chain through a SOCKS5 entry)")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved rounds; the figures are medians over them")
 	fs.IntVar(&o.MiB, "mib", o.MiB, "MiB moved by each throughput test, each direction (split over the streams)")
 	fs.IntVar(&o.Streams, "streams", o.Streams, "sessions of the parallel throughput test")

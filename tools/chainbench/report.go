@@ -142,7 +142,7 @@ func (r *Report) Markdown() string {
 	}
 	var ratios []ratio
 	has := func(k string) bool { return slices.Contains(kinds, k) }
-	for _, rt := range []ratio{{"TLS / ref", sysTLS, sysRef}, {"plaintext / ref", sysPlain, sysRef}, {"TLS / plaintext", sysTLS, sysPlain}} {
+	for _, rt := range []ratio{{"TLS / ref", sysTLS, sysRef}, {"plaintext / ref", sysPlain, sysRef}, {"TLS / plaintext", sysTLS, sysPlain}, {"SOCKS5 / TLS", sysSOCKS, sysTLS}} {
 		if has(rt.num) && has(rt.den) {
 			ratios = append(ratios, rt)
 		}
