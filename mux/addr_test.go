@@ -113,6 +113,12 @@ func TestAddrEntriesRouteByServedNetwork(t *testing.T) {
 	if got := at.root.Networks(); len(got) != 4 || got[0] != (mux.NetAd{Owner: "gwp-a", Network: "127.0.1.0/24"}) {
 		t.Fatalf("root's networks: %v", got)
 	}
+	if st := at.root.Status(); st.Networks != 4 || len(st.Serves) != 0 {
+		t.Fatalf("root's status: %d networks, serves %v", st.Networks, st.Serves)
+	}
+	if st := at.a.Status(); st.Networks != 2 || strings.Join(st.Serves, " ") != "127.0.1.0/24 localhost" {
+		t.Fatalf("gwp-a's status: %d networks, serves %v", st.Networks, st.Serves)
+	}
 	for _, c := range []struct {
 		host string
 		port uint16

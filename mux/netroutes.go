@@ -208,6 +208,13 @@ func (l *link) takePendingNetsLocked() (add, del []NetAd) {
 	return add, del
 }
 
+// netCount is how many networks the table holds.
+func (t *routingTable) netCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.nets.entries)
+}
+
 // Networks returns every network this node knows, its own and those
 // announced below it, in their text form, with the label that serves each.
 func (n *Node) Networks() []NetAd {

@@ -24,6 +24,11 @@ type NodeStatus struct {
 	Stats      Stats         `json:"refusals"`
 	Hellos     int           `json:"hellos_in_progress"`
 	Errors     []ErrorRecord `json:"recent_errors"`
+
+	// Served networks (PROTOCOL.md section 3): how many this node knows,
+	// its own and those announced below it, and its own.
+	Networks int      `json:"networks"`
+	Serves   []string `json:"serves,omitempty"`
 }
 
 // LinkStatus is one configured link in a NodeStatus. A link configured
@@ -111,6 +116,11 @@ func (n *Node) Status() NodeStatus {
 		Routes:  n.table.size(),
 		Stats:   n.Stats(),
 		Errors:  n.errs.snapshot(),
+
+		Networks: n.table.netCount(),
+	}
+	for _, nw := range n.serves {
+		s.Serves = append(s.Serves, nw.String())
 	}
 	for _, ll := range n.listeners {
 		s.Hellos += ll.gate.inProgress()
