@@ -309,3 +309,69 @@ func TestUpcallAddrEntryToRoot(t *testing.T) {
 	rsink.waitLog(t, "the refusal at the root", errorWith("127.0.0.2", "not in the networks root serves"))
 	checkNoSessions(t, root, leaf)
 }
+
+// What a client of an entry may get wrong, and the answer it gets; bytes
+// a client sends right after its CONNECT request belong to the session.
+func TestAddrEntryBadRequests(t *testing.T) {
+	at := startAddrTree(t, []string{"127.0.1.0/24"}, []string{"127.0.2.0/24"})
+	exchange := func(addr string, send []byte, want int) []byte {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(send); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(io.LimitReader(c, int64(want)))
+		return got
+	}
+	for _, c := range []struct {
+		name string
+		send string
+		want string
+	}{
+		{"BIND", "\x05\x01\x00\x05\x02\x00\x01\x7f\x00\x01\x07\x00\x16", "\x05\x00\x05\x07"},
+		{"address type 5", "\x05\x01\x00\x05\x01\x00\x05\x7f\x00\x01\x07\x00\x16", "\x05\x00\x05\x08"},
+		{"only username/password offered", "\x05\x01\x02", "\x05\xff"},
+	} {
+		if got := exchange(at.socks, []byte(c.send), len(c.want)); string(got) != c.want {
+			t.Errorf("socks %s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		send string
+		want string
+	}{
+		{"GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 "},
+		{"garbage", "hello there\r\n\r\n", "HTTP/1.1 400 "},
+		{"no port", "CONNECT 127.0.1.7 HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "},
+		{"huge", "CONNECT 127.0.1.7:1 HTTP/1.1\r\nX: " + strings.Repeat("x", 9000) + "\r\n\r\n", "HTTP/1.1 431 "},
+		{"no credentials", "CONNECT 127.0.1.7:1 HTTP/1.1\r\n\r\n", "HTTP/1.1 407 "},
+	} {
+		if got := exchange(at.connect, []byte(c.send), len(c.want)); string(got) != c.want {
+			t.Errorf("connect %s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+	// Early data: the request and the first bytes of the session in one write.
+	c, err := net.DialTimeout("tcp", at.connect, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	auth := "Proxy-Authorization: Basic b3BzOnMzY3JldA==\r\n" // ops:s3cret
+	req := "CONNECT 127.0.1.7:" + fmt.Sprint(at.portA) + " HTTP/1.1\r\n" + auth + "\r\nearly bytes"
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	want := "HTTP/1.1 200 Connection established\r\n\r\nsite-a\nearly bytes"
+	if err != nil || string(got) != want {
+		t.Fatalf("early data: got %q, %v; want %q", got, err, want)
+	}
+}

@@ -69,6 +69,9 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 	}
 	c, h, err := n.openAddr(n.ctx, e.dest, host, port)
 	log = n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
+	// The answer has a write timeout of its own: the open may have taken
+	// the time the request had.
+	_ = conn.SetDeadline(time.Now().Add(n.tun.WriteTimeout))
 	if err != nil {
 		log.WithError(err).Error("open failed")
 		code := StatusFailed
