@@ -15,6 +15,18 @@ import (
 // entry, the node chosen by the networks it serves, and the serving
 // node's own check before it dials.
 
+// Addressed reports whether h is of the address form.
+func (h Header) Addressed() bool { return h.DestHost != "" }
+
+// Target is what the session reaches at its destination node: the service
+// name, or host:port in the address form.
+func (h Header) Target() string {
+	if h.Addressed() {
+		return net.JoinHostPort(h.DestHost, strconv.Itoa(int(h.DestPort)))
+	}
+	return h.Service
+}
+
 func hostPort(host string, port uint16) string {
 	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }

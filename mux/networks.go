@@ -1,9 +1,9 @@
 package mux
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -192,20 +192,6 @@ func (n Network) hasPort(p uint16) bool {
 	return n.PortLo == 0 || p >= n.PortLo && p <= n.PortHi
 }
 
-// specificity ranks a match: the higher, the more specific. An address
-// network ranks by its prefix length; a host name exactly named ranks
-// above every pattern, a pattern by the length of its suffix. A narrower
-// port range breaks the rank's ties.
-func (n Network) specificity() int {
-	switch {
-	case n.Prefix.IsValid():
-		return n.Prefix.Bits()
-	case n.Pattern:
-		return len(n.Host)
-	}
-	return 1 << 10
-}
-
 // Matches reports whether host:port is in n. A host name matches only
 // name networks and an IP address only prefixes: a node does not resolve
 // names to decide where a session goes.
@@ -250,226 +236,105 @@ type NetAd struct {
 
 func (a NetAd) String() string { return a.Owner + "=" + a.Network }
 
-// netEntry is one announced network, parsed, with the children that
-// announced it.
-type netEntry struct {
-	ad  NetAd
-	net Network
-	via map[string]struct{} // the children that announced it ("" for this node's own)
+// The encoding of network announcements in control messages
+// (PROTOCOL.md section 3).
+
+// maxNetChunk is the most network announcements one section of a control
+// message carries: a delta with two full sections of each kind stays
+// under maxCtrlLen.
+const maxNetChunk = 512
+
+// netSections is how many network sections a message of type t carries:
+// one in a WHO reply and a TELL, two in a delta (added, removed).
+func (t ctrlType) netSections() int {
+	switch t {
+	case ctrlWhoReply, ctrlTell:
+		return 1
+	case ctrlDelta:
+		return 2
+	}
+	return 0
 }
 
-// netTable holds the networks announced below a node and its own, indexed
-// for the most specific match. It has no lock of its own: the routing
-// table's lock guards it.
-type netTable struct {
-	entries map[NetAd]*netEntry
-	byChild map[string]map[NetAd]struct{} // what each child announced (accepted ones)
-	// Indexes for lookup: prefixes by their masked value, with a count of
-	// the lengths in use; exact names; patterns by suffix.
-	prefixes map[netip.Prefix][]*netEntry
-	lengths  map[int]int
-	hosts    map[string][]*netEntry
-	patterns map[string][]*netEntry
+func appendNets(b []byte, ads []NetAd) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ads)))
+	for _, a := range ads {
+		b = append(b, byte(len(a.Owner)))
+		b = append(b, a.Owner...)
+		b = append(b, byte(len(a.Network)))
+		b = append(b, a.Network...)
+	}
+	return b
 }
 
-func newNetTable() *netTable {
-	return &netTable{
-		entries:  map[NetAd]*netEntry{},
-		byChild:  map[string]map[NetAd]struct{}{},
-		prefixes: map[netip.Prefix][]*netEntry{},
-		lengths:  map[int]int{},
-		hosts:    map[string][]*netEntry{},
-		patterns: map[string][]*netEntry{},
+// decodeNets reads a count and that many network announcements from p
+// and returns the rest of p. Each network must be in its canonical text
+// form, as ParseNetwork and Network.String write it.
+func decodeNets(p []byte) ([]NetAd, []byte, error) {
+	if len(p) < 2 {
+		return nil, nil, fmt.Errorf("%w: network count truncated", ErrBadControl)
 	}
-}
-
-// index adds e to the lookup indexes and returns the owners it ties with.
-func (t *netTable) index(e *netEntry) (ties []string) {
-	n := e.net
-	var list []*netEntry
-	switch {
-	case n.Prefix.IsValid():
-		list = t.prefixes[n.Prefix]
-	case n.Pattern:
-		list = t.patterns[n.Host]
-	default:
-		list = t.hosts[n.Host]
+	count := int(binary.BigEndian.Uint16(p))
+	p = p[2:]
+	if count > len(p)/4 { // each takes at least four bytes
+		return nil, nil, fmt.Errorf("%w: %d networks in %d bytes", ErrBadControl, count, len(p))
 	}
-	for _, o := range list {
-		if o.ad.Owner != e.ad.Owner && o.net.overlapsEqually(n) {
-			ties = append(ties, o.ad.Owner)
-		}
-	}
-	list = append(list, e)
-	switch {
-	case n.Prefix.IsValid():
-		t.prefixes[n.Prefix] = list
-		t.lengths[n.Prefix.Bits()+lenKey(n.Prefix)]++
-	case n.Pattern:
-		t.patterns[n.Host] = list
-	default:
-		t.hosts[n.Host] = list
-	}
-	return ties
-}
-
-// lenKey keeps the IPv4 and IPv6 prefix lengths apart in lengths.
-func lenKey(p netip.Prefix) int {
-	if p.Addr().Is4() {
-		return 0
-	}
-	return 1000
-}
-
-func (t *netTable) unindex(e *netEntry) {
-	n := e.net
-	drop := func(list []*netEntry) []*netEntry {
-		for i, o := range list {
-			if o == e {
-				return append(list[:i:i], list[i+1:]...)
+	var out []NetAd
+	for i := 0; i < count; i++ {
+		var f [2]string
+		for j := range f {
+			if len(p) < 1 || len(p) < 1+int(p[0]) {
+				return nil, nil, fmt.Errorf("%w: network %d truncated", ErrBadControl, i)
 			}
+			f[j] = string(p[1 : 1+int(p[0])])
+			p = p[1+int(p[0]):]
 		}
-		return list
+		if err := CheckLabel(f[0]); err != nil {
+			return nil, nil, fmt.Errorf("%w: network %d: owner: %w", ErrBadControl, i, err)
+		}
+		n, err := ParseNetwork(f[1])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: network %d: %w", ErrBadControl, i, err)
+		}
+		if n.String() != f[1] {
+			return nil, nil, fmt.Errorf("%w: network %d: %q is not in canonical form %q", ErrBadControl, i, f[1], n.String())
+		}
+		out = append(out, NetAd{Owner: f[0], Network: f[1]})
 	}
-	switch {
-	case n.Prefix.IsValid():
-		if l := drop(t.prefixes[n.Prefix]); len(l) > 0 {
-			t.prefixes[n.Prefix] = l
-		} else {
-			delete(t.prefixes, n.Prefix)
-		}
-		k := n.Prefix.Bits() + lenKey(n.Prefix)
-		if t.lengths[k]--; t.lengths[k] <= 0 {
-			delete(t.lengths, k)
-		}
-	case n.Pattern:
-		if l := drop(t.patterns[n.Host]); len(l) > 0 {
-			t.patterns[n.Host] = l
-		} else {
-			delete(t.patterns, n.Host)
-		}
-	default:
-		if l := drop(t.hosts[n.Host]); len(l) > 0 {
-			t.hosts[n.Host] = l
-		} else {
-			delete(t.hosts, n.Host)
-		}
-	}
+	return out, p, nil
 }
 
-// add records that child ("" for this node) announces ad. It reports
-// whether ad is new to the table (to be told upwards) and the owners it
-// ties with.
-func (t *netTable) add(child string, ad NetAd, n Network) (fresh bool, ties []string) {
-	set := t.byChild[child]
-	if set == nil {
-		set = map[NetAd]struct{}{}
-		t.byChild[child] = set
+func appendLabels(b []byte, ls []string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ls)))
+	for _, l := range ls {
+		b = append(b, byte(len(l)))
+		b = append(b, l...)
 	}
-	if _, had := set[ad]; had {
-		return false, nil
-	}
-	set[ad] = struct{}{}
-	e := t.entries[ad]
-	if e != nil {
-		e.via[child] = struct{}{}
-		return false, nil
-	}
-	e = &netEntry{ad: ad, net: n, via: map[string]struct{}{child: {}}}
-	t.entries[ad] = e
-	return true, t.index(e)
+	return b
 }
 
-// remove records that child no longer announces ad, and reports whether
-// ad left the table (to be told upwards).
-func (t *netTable) remove(child string, ad NetAd) (gone bool) {
-	set := t.byChild[child]
-	if _, had := set[ad]; !had {
-		return false
+// decodeLabels reads a count and that many labels from p and returns the
+// rest of p.
+func decodeLabels(p []byte) ([]string, []byte, error) {
+	if len(p) < 2 {
+		return nil, nil, fmt.Errorf("%w: label count truncated", ErrBadControl)
 	}
-	delete(set, ad)
-	if len(set) == 0 {
-		delete(t.byChild, child)
+	count := int(binary.BigEndian.Uint16(p))
+	p = p[2:]
+	if count > len(p) { // each label takes at least one byte
+		return nil, nil, fmt.Errorf("%w: %d labels in %d bytes", ErrBadControl, count, len(p))
 	}
-	e := t.entries[ad]
-	if e == nil {
-		return false
-	}
-	delete(e.via, child)
-	if len(e.via) > 0 {
-		return false
-	}
-	delete(t.entries, ad)
-	t.unindex(e)
-	return true
-}
-
-// all is every network in the table, sorted: what a node tells its
-// parents.
-func (t *netTable) all() []NetAd {
-	out := make([]NetAd, 0, len(t.entries))
-	for ad := range t.entries {
-		out = append(out, ad)
-	}
-	sortAds(out)
-	return out
-}
-
-func sortAds(ads []NetAd) {
-	sort.Slice(ads, func(i, j int) bool {
-		if ads[i].Owner != ads[j].Owner {
-			return ads[i].Owner < ads[j].Owner
+	out := make([]string, 0, count)
+	for i := 0; i < count; i++ {
+		if len(p) < 1 || len(p) < 1+int(p[0]) {
+			return nil, nil, fmt.Errorf("%w: label %d truncated", ErrBadControl, i)
 		}
-		return ads[i].Network < ads[j].Network
-	})
-}
-
-// lookup finds the most specific networks that hold host:port: the
-// entries of the best rank whose owner usable accepts (a node it still
-// routes to). More than one owner in the result is a tie.
-func (t *netTable) lookup(host string, port uint16, usable func(owner string) bool) []*netEntry {
-	pick := func(list []*netEntry) []*netEntry {
-		var best []*netEntry
-		width := 1 << 20
-		for _, e := range list {
-			if !e.net.Matches(host, port) || !usable(e.ad.Owner) {
-				continue
-			}
-			switch w := e.net.portWidth(); {
-			case w < width:
-				best, width = []*netEntry{e}, w
-			case w == width:
-				best = append(best, e)
-			}
+		l := string(p[1 : 1+int(p[0])])
+		if err := CheckLabel(l); err != nil {
+			return nil, nil, fmt.Errorf("%w: label %d: %w", ErrBadControl, i, err)
 		}
-		return best
+		out = append(out, l)
+		p = p[1+int(p[0]):]
 	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		key := lenKey(netip.PrefixFrom(a, 0))
-		for bits := a.BitLen(); bits >= 0; bits-- {
-			if t.lengths[bits+key] == 0 {
-				continue
-			}
-			p, _ := a.Prefix(bits)
-			if best := pick(t.prefixes[p]); len(best) > 0 {
-				return best
-			}
-		}
-		return nil
-	}
-	host = strings.ToLower(host)
-	if best := pick(t.hosts[host]); len(best) > 0 {
-		return best
-	}
-	for rest := host; ; {
-		i := strings.IndexByte(rest, '.')
-		if i < 0 {
-			return nil
-		}
-		rest = rest[i+1:]
-		if best := pick(t.patterns[rest]); len(best) > 0 {
-			return best
-		}
-	}
+	return out, p, nil
 }

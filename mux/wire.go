@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 )
 
 // Wire constants. See PROTOCOL.md.
@@ -44,11 +42,6 @@ const (
 // goes as a TELL (or WHO reply) followed by deltas that add the rest.
 const maxChunk = 4096
 
-// maxNetChunk is the most network announcements one section of a control
-// message carries: a delta with two full sections of each kind stays
-// under maxCtrlLen.
-const maxNetChunk = 512
-
 func (t ctrlType) String() string {
 	switch t {
 	case ctrlWho:
@@ -80,18 +73,6 @@ type ctrlMsg struct {
 	// carry none.
 	Nets        []NetAd
 	NetsRemoved []NetAd
-}
-
-// netSections is how many network sections a message of type t carries:
-// one in a WHO reply and a TELL, two in a delta (added, removed).
-func (t ctrlType) netSections() int {
-	switch t {
-	case ctrlWhoReply, ctrlTell:
-		return 1
-	case ctrlDelta:
-		return 2
-	}
-	return 0
 }
 
 func (m ctrlMsg) encode() []byte {
@@ -129,89 +110,6 @@ func (m ctrlMsg) encode() []byte {
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	return b
-}
-
-func appendNets(b []byte, ads []NetAd) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(ads)))
-	for _, a := range ads {
-		b = append(b, byte(len(a.Owner)))
-		b = append(b, a.Owner...)
-		b = append(b, byte(len(a.Network)))
-		b = append(b, a.Network...)
-	}
-	return b
-}
-
-// decodeNets reads a count and that many network announcements from p
-// and returns the rest of p. Each network must be in its canonical text
-// form, as ParseNetwork and Network.String write it.
-func decodeNets(p []byte) ([]NetAd, []byte, error) {
-	if len(p) < 2 {
-		return nil, nil, fmt.Errorf("%w: network count truncated", ErrBadControl)
-	}
-	count := int(binary.BigEndian.Uint16(p))
-	p = p[2:]
-	if count > len(p)/4 { // each takes at least four bytes
-		return nil, nil, fmt.Errorf("%w: %d networks in %d bytes", ErrBadControl, count, len(p))
-	}
-	var out []NetAd
-	for i := 0; i < count; i++ {
-		var f [2]string
-		for j := range f {
-			if len(p) < 1 || len(p) < 1+int(p[0]) {
-				return nil, nil, fmt.Errorf("%w: network %d truncated", ErrBadControl, i)
-			}
-			f[j] = string(p[1 : 1+int(p[0])])
-			p = p[1+int(p[0]):]
-		}
-		if err := CheckLabel(f[0]); err != nil {
-			return nil, nil, fmt.Errorf("%w: network %d: owner: %w", ErrBadControl, i, err)
-		}
-		n, err := ParseNetwork(f[1])
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: network %d: %w", ErrBadControl, i, err)
-		}
-		if n.String() != f[1] {
-			return nil, nil, fmt.Errorf("%w: network %d: %q is not in canonical form %q", ErrBadControl, i, f[1], n.String())
-		}
-		out = append(out, NetAd{Owner: f[0], Network: f[1]})
-	}
-	return out, p, nil
-}
-
-func appendLabels(b []byte, ls []string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(ls)))
-	for _, l := range ls {
-		b = append(b, byte(len(l)))
-		b = append(b, l...)
-	}
-	return b
-}
-
-// decodeLabels reads a count and that many labels from p and returns the
-// rest of p.
-func decodeLabels(p []byte) ([]string, []byte, error) {
-	if len(p) < 2 {
-		return nil, nil, fmt.Errorf("%w: label count truncated", ErrBadControl)
-	}
-	count := int(binary.BigEndian.Uint16(p))
-	p = p[2:]
-	if count > len(p) { // each label takes at least one byte
-		return nil, nil, fmt.Errorf("%w: %d labels in %d bytes", ErrBadControl, count, len(p))
-	}
-	out := make([]string, 0, count)
-	for i := 0; i < count; i++ {
-		if len(p) < 1 || len(p) < 1+int(p[0]) {
-			return nil, nil, fmt.Errorf("%w: label %d truncated", ErrBadControl, i)
-		}
-		l := string(p[1 : 1+int(p[0])])
-		if err := CheckLabel(l); err != nil {
-			return nil, nil, fmt.Errorf("%w: label %d: %w", ErrBadControl, i, err)
-		}
-		out = append(out, l)
-		p = p[1+int(p[0]):]
-	}
-	return out, p, nil
 }
 
 func readCtrl(r io.Reader) (ctrlMsg, error) {
@@ -299,18 +197,6 @@ type Header struct {
 	// instead of a service name.
 	DestHost string // an IP address or a host name
 	DestPort uint16 // 1..65535
-}
-
-// Addressed reports whether h is of the address form.
-func (h Header) Addressed() bool { return h.DestHost != "" }
-
-// Target is what the session reaches at its destination node: the service
-// name, or host:port in the address form.
-func (h Header) Target() string {
-	if h.Addressed() {
-		return net.JoinHostPort(h.DestHost, strconv.Itoa(int(h.DestPort)))
-	}
-	return h.Service
 }
 
 // IDString is the session id as it appears in logs.
