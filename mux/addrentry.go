@@ -34,10 +34,11 @@ type AddrEntry struct {
 
 // AddAddrEntry makes ln an entry of kind e.Kind: each connection accepted
 // on it names its destination (SOCKS5 or HTTP CONNECT) and becomes a
-// session of the address form. Call before Serve. The node closes ln.
+// session of the address form. Before Serve, or while the node serves, as
+// AddEntry; RemoveEntry removes it. The node closes ln.
 func (n *Node) AddAddrEntry(ln net.Listener, e AddrEntry) {
 	ec := e
-	n.entries = append(n.entries, &entry{ln: ln, name: e.Name, dest: e.Dest, addr: &ec})
+	n.addEntry(&entry{ln: ln, name: e.Name, dest: e.Dest, addr: &ec})
 }
 
 // serveAddrEntry reads the client's request, opens the session to the
@@ -52,7 +53,7 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 		}
 	}()
 	log := n.log.WithFields(logrus.Fields{"component": "session", "entry": e.name, "client": conn.RemoteAddr().String()})
-	_ = conn.SetDeadline(time.Now().Add(n.tun.OpenTimeout))
+	_ = conn.SetDeadline(time.Now().Add(n.tuning().OpenTimeout))
 	var host string
 	var port uint16
 	var answer func(code Status) error
@@ -67,13 +68,15 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 		_ = conn.Close()
 		return
 	}
-	c, h, err := n.openAddr(n.ctx, e.dest, host, port)
-	log = n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
+	fields := logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()}
+	c, h, err := n.openAddr(n.ctx, e.dest, host, port, fields)
+	log = n.sessionLog(h).WithFields(fields)
 	// The answer has a write timeout of its own: the open may have taken
 	// the time the request had.
-	_ = conn.SetDeadline(time.Now().Add(n.tun.WriteTimeout))
+	_ = conn.SetDeadline(time.Now().Add(n.tuning().WriteTimeout))
 	if err != nil {
 		log.WithError(err).Error("open failed")
+		n.outcomes.add(errOutcome(err))
 		code := StatusFailed
 		var se *StatusError
 		if errors.As(err, &se) {
@@ -86,14 +89,19 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 	if err := answer(StatusOK); err != nil {
 		log.WithError(err).Info("aborted: the client did not take the answer")
 		c.Abort(err)
+		n.outcomes.add(OutcomeAborted)
 		_ = conn.Close()
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
 	log.Info("opened")
 	start := time.Now()
-	res := spliceEnd(conn, c, n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
-	logEnd(log, res, start)
+	defer n.addLive(c.Abort)()
+	untrack := e.conns.track(c)
+	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+	untrack()
+	c.logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 // socksAccept runs the SOCKS5 negotiation up to the request, and returns

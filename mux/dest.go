@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/yamux"
 	"github.com/sirupsen/logrus"
@@ -51,12 +52,29 @@ func (n *Node) initServes() {
 // destination node checks host:port against its own networks and rules,
 // dials it and answers; anything but ok is a *StatusError, as for Open.
 // The caller owns the Conn and must Close it.
+//
+// The session is logged as Open's are.
 func (n *Node) OpenAddr(ctx context.Context, dest, host string, port uint16) (*Conn, error) {
-	c, _, err := n.openAddr(ctx, dest, host, port)
-	return c, err
+	c, h, err := n.openAddr(ctx, dest, host, port, nil)
+	if err != nil {
+		n.sessionLog(h).WithError(err).Debug("open failed")
+		n.outcomes.add(errOutcome(err))
+		return nil, err
+	}
+	release := c.onClose
+	c.onClose = func() {
+		release()
+		n.outcomes.add(connOutcome(c))
+	}
+	c.logOnClose = true
+	c.opened = time.Now()
+	c.log.Info("opened")
+	return c, nil
 }
 
-func (n *Node) openAddr(ctx context.Context, dest, host string, port uint16) (*Conn, Header, error) {
+// openAddr opens a session of the address form; fields are added to its
+// log.
+func (n *Node) openAddr(ctx context.Context, dest, host string, port uint16, fields logrus.Fields) (*Conn, Header, error) {
 	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, DestHost: host, DestPort: port}
 	fail := func(code Status, format string, args ...any) (*Conn, Header, error) {
 		return nil, h, &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
@@ -80,7 +98,7 @@ func (n *Node) openAddr(ctx context.Context, dest, host string, port uint16) (*C
 	if err := n.allowDest(h, destAtEntry); err != nil {
 		return fail(StatusDenied, "%v", err)
 	}
-	return n.openHeader(ctx, h)
+	return n.openHeader(ctx, h, fields)
 }
 
 // Where allowDest is asked.
@@ -122,10 +140,10 @@ func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entr
 		refuse(StatusDenied, "%v", err)
 		return
 	}
-	conn, code, err := n.dialAddrs([]string{hostPort(h.DestHost, h.DestPort)})
+	conn, code, err := n.dialAddrs([]string{hostPort(h.DestHost, h.DestPort)}, log)
 	if conn == nil {
 		refuse(code, "dial %s: %v", hostPort(h.DestHost, h.DestPort), err)
 		return
 	}
-	n.serveDialled(from, st, h, log, conn)
+	n.serveDialled(from, st, h, log, conn, nil)
 }

@@ -25,6 +25,10 @@ type NodeStatus struct {
 	Hellos     int           `json:"hellos_in_progress"`
 	Errors     []ErrorRecord `json:"recent_errors"`
 
+	// Sessions that ended on this node since it started, by outcome
+	// (OutcomeClosed, OutcomeAborted, or the refusing status's name).
+	Ended map[string]uint64 `json:"sessions_ended"`
+
 	// Served networks (PROTOCOL.md section 3): how many this node knows,
 	// its own and those announced below it, and its own.
 	Networks int      `json:"networks"`
@@ -116,15 +120,18 @@ func (n *Node) Status() NodeStatus {
 		Routes:  n.table.size(),
 		Stats:   n.Stats(),
 		Errors:  n.errs.snapshot(),
+		Ended:   n.outcomes.snapshot(),
 
 		Networks: n.table.netCount(),
 	}
 	for _, nw := range n.serves {
 		s.Serves = append(s.Serves, nw.String())
 	}
+	n.lnMu.Lock()
 	for _, ll := range n.listeners {
 		s.Hellos += ll.gate.inProgress()
 	}
+	n.lnMu.Unlock()
 	n.mu.Lock()
 	s.PathToRoot = append([]string{}, n.path...)
 	s.Sessions = len(n.sessions)
@@ -159,7 +166,7 @@ func (n *Node) Status() NodeStatus {
 // pingLoop measures the link's round trip at once and every keepalive
 // interval, until the link ends.
 func (n *Node) pingLoop(l *link) {
-	t := time.NewTicker(n.tun.KeepAliveInterval)
+	t := time.NewTicker(n.tuning().KeepAliveInterval)
 	defer t.Stop()
 	for {
 		if rtt, err := l.sess.Ping(); err == nil {
