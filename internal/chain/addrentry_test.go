@@ -1,10 +1,16 @@
 package chain
 
 import (
+	"net"
+	"os"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 func TestLoadAddrEntriesAndServes(t *testing.T) {
@@ -103,4 +109,50 @@ func TestSetCheckServedNetworks(t *testing.T) {
 	checkChainProblems(t, dir, s.Check(), []chainProblem{
 		{"epp/epproxy.yaml", 12, "entries[0].kind", "no node of the chain given serves a network"},
 	})
+}
+
+// TestApplyAddrEntry reloads a running gwproxy with a socks5 entry added:
+// its sessions reach what the epproxy serves. A change of serves needs a
+// restart: the reload is refused whole.
+func TestApplyAddrEntry(t *testing.T) {
+	echo := echoServer(t)
+	eppPath, gwpPath, _, _ := smallTree(t, echo, 300*time.Millisecond)
+	b, err := os.ReadFile(eppPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(eppPath, append(b, []byte("serves: [\""+echo+"\"]\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	epp := startRun(t, EPProxy, eppPath)
+	gwp := startRun(t, GWProxy, gwpPath)
+	n := gwp.getNode(t)
+	muxtest.WaitFor(t, 10*time.Second, "gwp-test's path to the root", func() bool { return len(n.PathToRoot()) == 1 })
+
+	socks := freeAddr(t)
+	next := editConfig(t, GWProxy, gwpPath, func(s string) string {
+		return strings.Replace(s, "entries:\n", "entries:\n  - name: up-socks\n    listen: "+socks+"\n    kind: socks5\n    dest: epp-test\n", 1)
+	})
+	if err := Apply(gwp.cfg, next, gwp.logger); err != nil {
+		t.Fatal(err)
+	}
+	if want := "entry up-socks added on " + socks + " for socks5 clients\n"; !strings.Contains(gwp.logs.String(), want) {
+		t.Errorf("no %q in the log:\n%s", want, gwp.logs.String())
+	}
+	host, port, _ := net.SplitHostPort(echo)
+	p, _ := strconv.Atoi(port)
+	c, rep, err := muxtest.SOCKSConnect(socks, host, uint16(p), "", "")
+	if err != nil || rep != 0 {
+		t.Fatalf("socks through the added entry: reply %d, %v", rep, err)
+	}
+	defer c.Close()
+	echoOnce(t, c, []byte("by address"))
+
+	nextEpp := editConfig(t, EPProxy, eppPath, func(s string) string {
+		return strings.Replace(s, "serves: [\""+echo+"\"]", "serves: [127.0.0.0/8]", 1)
+	})
+	if err := Apply(epp.cfg, nextEpp, epp.logger); err == nil || !strings.Contains(err.Error(), "a restart is needed to change serves") {
+		t.Errorf("a change of serves: %v, want a restart needed", err)
+	}
+	echoOnce(t, c, []byte("still served"))
 }
