@@ -175,7 +175,7 @@ func (l *link) controlAsParent() {
 				return
 			}
 			expect, refused, asked = 1, false, false
-			if _, err := l.n.table.replace(l.cfg.Peer, m.Labels[1:]); err != nil {
+			if err := l.announce(m.Labels[1:], nil, true); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused = 0, true
 			} else if err := l.n.table.replaceNets(l.cfg.Peer, m.Nets); err != nil {
@@ -206,13 +206,15 @@ func (l *link) controlAsParent() {
 				continue
 			}
 			expect++
-			if _, err := l.n.table.apply(l.cfg.Peer, m.Labels, m.Removed); err != nil {
+			if err := l.announce(m.Labels, m.Removed, false); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused, asked = 0, true, false
 			} else if err := l.n.table.applyNets(l.cfg.Peer, m.Nets, m.NetsRemoved); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused, asked = 0, true, false
 			}
+		case ctrlHandover, ctrlDrain, ctrlDrainReply:
+			l.handoverMsg(m)
 		default:
 			l.protocolError(fmt.Errorf("a parent does not expect %s", m.Type))
 			return
@@ -289,6 +291,9 @@ func (l *link) controlAsChild(st *yamux.Stream) {
 			l.path = m.Labels
 			l.n.mu.Unlock()
 			l.n.refreshPath()
+			l.answerPredecessor()
+		case ctrlHandover, ctrlDrain, ctrlDrainReply:
+			l.handoverMsg(m)
 		default:
 			l.protocolError(fmt.Errorf("a child does not expect %s", m.Type))
 			return

@@ -348,6 +348,7 @@ func (n *Node) acceptEntry(e *entry) {
 		return
 	}
 	log.Infof("listening for %s at %s", e.service, e.dest)
+	n.awaitLinksFirst()
 	n.acceptLoop(e.ln, log, nil, nil, func(conn net.Conn) { n.serveEntry(e, conn) })
 }
 
