@@ -21,6 +21,11 @@ const (
 	sysPlain = "plain" // the chain, every link insecure_plaintext
 	sysRef   = "ref"   // three plain relays
 	sysSOCKS = "socks" // the TLS chain, its entry a SOCKS5 one that names the backend's address
+
+	// The chain built from other binaries (-base-bin), to compare a
+	// change with what it changes, in the same interleaved rounds.
+	sysBaseTLS   = "base-tls"
+	sysBasePlain = "base-plain"
 )
 
 // systemTitle is a system's name in the report.
@@ -29,6 +34,9 @@ var systemTitle = map[string]string{
 	sysPlain: "chain plaintext",
 	sysRef:   "reference",
 	sysSOCKS: "chain TLS, SOCKS5 entry",
+
+	sysBaseTLS:   "base TLS",
+	sysBasePlain: "base plaintext",
 }
 
 // readyTimeout bounds the wait for a started system to carry a session.
@@ -65,6 +73,10 @@ func startSystem(ctx context.Context, o Options, kind, dir string) (s *system, e
 	switch kind {
 	case sysTLS, sysPlain, sysSOCKS:
 		err = s.startChain(ctx, o, dir, backendAddr, kind != sysPlain, kind == sysSOCKS)
+	case sysBaseTLS, sysBasePlain:
+		base := o
+		base.BinDir = o.BaseBinDir
+		err = s.startChain(ctx, base, dir, backendAddr, kind == sysBaseTLS, false)
 	case sysRef:
 		err = s.startReference(ctx, o, dir, backendAddr)
 	default:
