@@ -254,6 +254,9 @@ type Stats struct {
 	// ForgedOrigins counts sessions refused for their origin.
 	ForgedOrigins uint64
 
+	// DeniedDestinations counts sessions of the address form refused by
+	// the node that would serve them: the address is not in its networks.
+	DeniedDestinations uint64
 	// DeniedByRules counts sessions an entry's or a service's rules (or
 	// allow list, or default) denied.
 	DeniedByRules uint64
@@ -265,7 +268,7 @@ func (n *Node) Stats() Stats {
 	ra := n.table.refused
 	n.table.mu.Unlock()
 	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
-		DeniedByRules: n.ruleLog.total()}
+		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total()}
 }
 
 // summaryLoop writes the refusal summaries once per interval, and a last
@@ -280,10 +283,12 @@ func (n *Node) summaryLoop() {
 			n.refusals.flush()
 			n.denials.flush()
 			n.ruleLog.flush()
+			n.destDenials.flush()
 			return
 		}
 		n.refusals.flush()
 		n.denials.flush()
 		n.ruleLog.flush()
+		n.destDenials.flush()
 	}
 }

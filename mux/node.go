@@ -83,6 +83,11 @@ type Node struct {
 	live    map[uint64]func(error)
 	liveSeq uint64
 
+	// The address form of sessions (dest.go): this node's own networks,
+	// and the sessions refused for a destination outside them.
+	serves      []Network
+	destDenials *refusalLog
+
 	// Rules.
 	ruleLog *refusalLog // sessions denied by rules, flood-proof, for Stats
 }
@@ -109,6 +114,8 @@ type entry struct {
 	service string
 
 	conns piece // its sessions, aborted when a reconfiguration removes it and they outlast the grace
+
+	addr *AddrEntry // an entry that takes the destination from its client; nil: a static entry
 
 	// Rules.
 	rules ACL
@@ -146,6 +153,8 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.ruleLog = newRefusalLogAt(n.log.WithField("component", "session"), "sessions denied by rules", n.tuning().RefusalLogBurst, logrus.InfoLevel)
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tuning().MaxLabelsPerLink, n.tuning().MaxRoutes)
 	n.setParents(cfg.Links)
+	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst)
+	n.initServes()
 	n.table.forbidden = func(l string) bool {
 		if (*n.parentSet.Load())[l] {
 			return true
@@ -240,6 +249,24 @@ func (n *Node) LinkAddr(peer string) net.Addr {
 // reconfiguration; see RemoveEntry). The node closes ln.
 func (n *Node) AddEntry(ln net.Listener, name, dest, service string) {
 	n.AddEntryWith(ln, EntryConfig{Name: name, Dest: dest, Service: service})
+}
+
+// addEntry adds e, before Serve or while the node serves.
+func (n *Node) addEntry(e *entry) {
+	ln := e.ln
+	n.mu.Lock()
+	serving, stopping := n.serving, n.draining || n.dead
+	n.mu.Unlock()
+	if stopping {
+		_ = ln.Close()
+		return
+	}
+	n.lnMu.Lock()
+	n.entries = append(n.entries, e)
+	n.lnMu.Unlock()
+	if serving && !n.spawn(func() { n.acceptEntry(e) }) {
+		_ = ln.Close()
+	}
 }
 
 // spawn runs f in a goroutine the node waits for. It returns false, without
@@ -358,6 +385,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 		n.refusals.flush()
 		n.denials.flush()
 		n.ruleLog.flush()
+		n.destDenials.flush()
 	case <-time.After(n.tuning().ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")
 		return errors.New("shutdown: goroutines still running")

@@ -34,20 +34,7 @@ type EntryConfig struct {
 // listener of a name). The node closes ln. Several listeners may carry one
 // entry (a multihomed host): add each with the same ec.
 func (n *Node) AddEntryWith(ln net.Listener, ec EntryConfig) {
-	e := &entry{ln: ln, name: ec.Name, dest: ec.Dest, service: ec.Service, rules: ec.Rules}
-	n.mu.Lock()
-	serving, stopping := n.serving, n.draining || n.dead
-	n.mu.Unlock()
-	if stopping {
-		_ = ln.Close()
-		return
-	}
-	n.lnMu.Lock()
-	n.entries = append(n.entries, e)
-	n.lnMu.Unlock()
-	if serving && !n.spawn(func() { n.acceptEntry(e) }) {
-		_ = ln.Close()
-	}
+	n.addEntry(&entry{ln: ln, name: ec.Name, dest: ec.Dest, service: ec.Service, rules: ec.Rules})
 }
 
 // Police decides req by acl, defaultAllow deciding when no rule matches

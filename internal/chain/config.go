@@ -95,6 +95,15 @@ type Config struct {
 	// HTTP listener for metrics, health and profiling.
 	Admin Admin `yaml:"admin"`
 
+	// Serves are the networks this node reaches directly and dials for
+	// sessions that name a destination address: IP prefixes and host
+	// names or patterns, optionally with ports ("10.20.0.0/16",
+	// "*.site-a.example", "10.20.0.0/16:22", "[2001:db8::/32]:443").
+	// They are told up the tree, where socks5 and http_connect entries
+	// route by them, the most specific match first. Default none. Not
+	// for an eventsink.
+	Serves []string `yaml:"serves"`
+
 	kind     Kind
 	file     string
 	pos      *daemon.Positions // the lines of the file, for problems found later (Set.Check)
@@ -205,11 +214,34 @@ type Entry struct {
 	// Service is the service name at Dest.
 	Service string `yaml:"service"`
 
+	// Kind is "" (the default) for an entry whose sessions all go to
+	// Service at Dest; "socks5" (RFC 1928 CONNECT) or "http_connect" (HTTP
+	// CONNECT) for an entry whose clients name each session's destination
+	// address. Such an entry has no service; its Dest is optional on the
+	// epproxy (default: the node whose served networks hold the address,
+	// the most specific match) and required on a gwproxy (the epproxy,
+	// which dials only addresses in its own serves).
+	Kind string `yaml:"kind"`
+	// Users, on a socks5 or http_connect entry, are the user names and
+	// passwords its clients must give (SOCKS5 username/password, HTTP
+	// Basic). Default none: no authentication.
+	Users []User `yaml:"users"`
+
 	// Rules.
 
 	// Rules are first-match rules over the client's source address (and
 	// dests, services); when none matches, the client is allowed.
 	Rules []Rule `yaml:"rules"`
+}
+
+// User is one user of an entry that takes the destination from its
+// client.
+type User struct {
+	// Name is the user name. Required.
+	Name string `yaml:"name"`
+	// Password is the user's password, in clear: keep the file readable
+	// by the daemon's user only. Required.
+	Password string `yaml:"password"`
 }
 
 // Tuning mirrors mux.Tuning in the configuration file. Every field has
@@ -529,6 +561,13 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		} else {
 			listens = append(listens, checkListens(ps, p+".listen", e.Listen, false)...)
 		}
+		if e.Kind != "" { // the destination comes from the client: addrentry.go
+			c.validateAddrEntry(ps, p, e)
+			if len(e.Rules) > 0 {
+				ps.Errorf(p+".rules", "a %s entry takes no rules yet: its destinations are policed by the serving node's serves", e.Kind)
+			}
+			continue
+		}
 		parseRules(ps, p+".rules", e.Rules, true)
 		switch {
 		case e.Dest == "":
@@ -564,6 +603,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		ps.Errorf("admin.pprof", "needs admin.listen: profiling is served on the HTTP listener")
 	}
 	checkClashes(ps, listens)
+	c.validateServes(ps)
 	c.Tuning.validate(ps)
 	if c.ShutdownGrace < 0 {
 		ps.Errorf("shutdown_grace", "must not be negative")
@@ -742,6 +782,7 @@ func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 		mc.Services[s.Name] = mux.Service{Addrs: s.Addrs, Allow: s.Allow, Source: s.Source,
 			Rules: c.rules(fmt.Sprintf("services[%d].rules", i), s.Rules, false)}
 	}
+	mc.Serves = c.Serves
 	for name, s := range extra {
 		mc.Services[name] = s
 	}

@@ -154,7 +154,11 @@ func (r *liveNode) apply(next *Config) error {
 					continue
 				}
 			}
-			r.node.AddEntryWith(ln, ec)
+			if e.Kind != "" {
+				r.node.AddAddrEntry(ln, e.addrEntry())
+			} else {
+				r.node.AddEntryWith(ln, ec)
+			}
 			on = append(on, ln.Addr().String())
 		}
 		if len(on) == 0 {
@@ -163,6 +167,10 @@ func (r *liveNode) apply(next *Config) error {
 		what := "added"
 		if _, ok := curE[e.Name]; ok {
 			what = "changed"
+		}
+		if e.Kind != "" {
+			changes = append(changes, fmt.Sprintf("entry %s %s on %s for %s clients", e.Name, what, strings.Join(on, ","), e.Kind))
+			continue
 		}
 		changes = append(changes, fmt.Sprintf("entry %s %s on %s for %s at %s", e.Name, what, strings.Join(on, ","), e.Service, e.Dest))
 	}
