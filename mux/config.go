@@ -49,6 +49,12 @@ type LinkConfig struct {
 	Pins [][32]byte
 	// TLS, when set, replaces the node's TLS material for this link.
 	TLS Credentials
+
+	// Parent selection (parents.go).
+
+	// Weight is a parent's share of new sessions when the node spreads
+	// them (SelectSpread). Zero: 1. Only for parents.
+	Weight int
 }
 
 // Service is what a destination node offers under a name: either TCP
@@ -288,6 +294,12 @@ type Config struct {
 	TLS Credentials
 	// Version is the daemon's version, shown in Status. Optional.
 	Version string
+
+	// Parent selection (parents.go).
+
+	// Parents is how a node with several parents chooses among them.
+	// The zero value: the first configured parent that is up.
+	Parents ParentPolicy
 }
 
 // Validate reports every problem of c at once.
@@ -325,6 +337,12 @@ func (c Config) Validate() []error {
 		case c.Role == RoleRoot && l.Parent:
 			errs = append(errs, fmt.Errorf("link %d (%s): a root has no parent", i, l.Peer))
 		}
+		switch {
+		case l.Weight < 0:
+			errs = append(errs, fmt.Errorf("link %d (%s): weight %d is negative", i, l.Peer, l.Weight))
+		case l.Weight != 0 && !l.Parent:
+			errs = append(errs, fmt.Errorf("link %d (%s): a weight is for parents only", i, l.Peer))
+		}
 	}
 	if c.TLS == nil {
 		tlsLinks := map[string]int{}
@@ -351,5 +369,6 @@ func (c Config) Validate() []error {
 		}
 	}
 	errs = append(errs, c.Tuning.Validate()...)
+	errs = append(errs, c.Parents.Validate()...)
 	return errs
 }

@@ -247,12 +247,6 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	if lc.Parent {
 		n.table.addParent(l)
 	}
-	var parentNow string
-	if lc.Parent {
-		if p := n.activeParentLocked(); p != nil {
-			parentNow = p.cfg.Peer
-		}
-	}
 	n.mu.Unlock()
 	side := "child"
 	if lc.Parent {
@@ -262,8 +256,8 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	if lc.Plaintext {
 		linkLog.Warn("link up without TLS (insecure_plaintext): not authenticated, not encrypted")
 	}
-	if parentNow == lc.Peer {
-		l.log.Infof("active parent is now %s", parentNow)
+	if lc.Parent {
+		n.parentEvent(func(ps *parentSet, now time.Time, _ *parentNews) { ps.up(lc.Peer, now) })
 	}
 
 	var wg sync.WaitGroup
@@ -302,17 +296,9 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 			st.lastErr = "link down"
 		}
 	}
-	if !lc.Parent {
-		// nothing more
-	} else if p := n.activeParentLocked(); p != nil {
-		parentNow = p.cfg.Peer
-	} else {
-		parentNow = ""
-	}
 	n.mu.Unlock()
 	if lc.Parent {
 		n.table.removeParent(lc.Peer)
-		n.refreshPath()
 	} else {
 		n.table.drop(lc.Peer)
 	}
@@ -321,13 +307,8 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		n.errs.add(lc.Peer, "link down")
 	}
 	if lc.Parent {
-		// l= names the parent now in use, not the one just lost.
-		rlog := n.log.WithField("component", "routing")
-		if parentNow != "" {
-			rlog.WithField("l", parentNow).Infof("active parent is now %s (%s is down)", parentNow, lc.Peer)
-		} else {
-			rlog.WithField("down", lc.Peer).Warn("no parent link is up")
-		}
+		// The parent set logs the parent now in use (l=), and why.
+		n.parentEvent(func(ps *parentSet, now time.Time, nw *parentNews) { ps.down(lc.Peer, now, nw) })
 	}
 }
 

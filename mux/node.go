@@ -53,6 +53,9 @@ type Node struct {
 	serveOnce sync.Once
 	shutOnce  sync.Once
 	shutErr   error
+
+	// Parent selection (parents.go).
+	parents *parentSet // guarded by mu
 }
 
 type linkListener struct {
@@ -89,6 +92,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		perOrigin:  map[string]int{},
 		started:    time.Now(),
 		linkStates: map[string]*linkState{},
+		parents:    newParentSet(cfg),
 	}
 	for _, lc := range cfg.Links {
 		n.linkStates[lc.Peer] = &linkState{}
@@ -224,6 +228,9 @@ func (n *Node) Serve(ctx context.Context) error {
 		n.spawn(func() { n.acceptEntry(e) })
 	}
 	n.spawn(n.summaryLoop)
+	if len(n.parents.list) > 0 {
+		n.spawn(n.parentLoop)
+	}
 	select {
 	case <-ctx.Done():
 	case <-n.acceptCtx.Done():

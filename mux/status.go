@@ -147,17 +147,22 @@ func (n *Node) Status() NodeStatus {
 }
 
 // pingLoop measures the link's round trip at once and every keepalive
-// interval, until the link ends.
+// interval (a parent's probe interval, when shorter), until the link
+// ends. A parent's round trips and unanswered pings go to the parent set.
 func (n *Node) pingLoop(l *link) {
-	t := time.NewTicker(n.tun.KeepAliveInterval)
+	t := time.NewTicker(n.probeInterval(l))
 	defer t.Stop()
 	for {
-		if rtt, err := l.sess.Ping(); err == nil {
+		rtt, err := l.sess.Ping()
+		if err == nil {
 			n.mu.Lock()
 			if st := n.linkStates[l.cfg.Peer]; st != nil {
 				st.rtt = rtt
 			}
 			n.mu.Unlock()
+		}
+		if l.cfg.Parent && !l.sess.IsClosed() {
+			n.notePing(l, rtt, err)
 		}
 		select {
 		case <-t.C:
