@@ -170,7 +170,7 @@ func (c *Config) TLSStores() []*pki.Store {
 
 // linkConfig is the mux configuration of the link l.
 func (l Link) linkConfig(parent bool) mux.LinkConfig {
-	lc := mux.LinkConfig{Peer: l.Label, Parent: parent, Dial: l.Dial, Listen: l.Listen, Plaintext: l.InsecurePlaintext}
+	lc := mux.LinkConfig{Peer: l.Label, Parent: parent, Dial: l.Dial, Listen: l.Listen, Plaintext: l.InsecurePlaintext, Weight: l.Weight}
 	if l.tlsStore != nil {
 		lc.TLS = l.tlsStore
 	}
