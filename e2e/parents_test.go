@@ -204,6 +204,10 @@ parent_probe_interval: 100ms
 	if v := tr.via(t); v != "relay-dmz1" {
 		t.Fatalf("session through %s after the move, want relay-dmz1", v)
 	}
+	st, err := nodeStatus(t, tr.c, e2etest.Node{Name: "gwp-site-a", Daemon: "gwproxy"})
+	if err != nil || st.ParentSelection != "nearest" || st.ActiveParent != "relay-dmz1" {
+		t.Fatalf("status: selection %q, active parent %q (%v)", st.ParentSelection, st.ActiveParent, err)
+	}
 }
 
 // TestParentSpreadE2E: a gwproxy in spread mode shares 1,000 sessions

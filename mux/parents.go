@@ -630,3 +630,18 @@ func (n *Node) parentTold(l *link) {
 		}
 	})
 }
+
+// status adds the parent selection to a status snapshot. The caller holds
+// n.mu.
+func (ps *parentSet) status(s *NodeStatus, now time.Time) {
+	if len(ps.list) == 0 {
+		return
+	}
+	s.ParentSelection, s.ActiveParent = ps.pol.Selection.String(), ps.chosen
+	for i := range s.Links {
+		if p := ps.by[s.Links[i].Peer]; p != nil {
+			ps.decay(p, now)
+			s.Links[i].Suppressed, s.Links[i].Penalty = p.suppressed, p.penalty
+		}
+	}
+}

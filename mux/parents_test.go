@@ -78,6 +78,7 @@ func startTwoParents(t *testing.T, delayA, delayB time.Duration, pol mux.ParentP
 	log.Logger.SetOutput(io.Discard)
 	tp.leafLog = sink
 	tp.leaf = muxtest.StartNode(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: tun, Parents: pol,
+		Services: map[string]mux.Service{"sink": {Handler: func(_ context.Context, c *mux.Conn) { _ = c.Close() }}},
 		Links: []mux.LinkConfig{
 			{Peer: "relay-a", Parent: true, Dial: tp.pa.Addr(), Weight: weightA},
 			{Peer: "relay-b", Parent: true, Dial: tp.pb.Addr(), Weight: weightB},
@@ -287,6 +288,10 @@ func TestParentDamping(t *testing.T) {
 		if via := tp.through(t); via != "relay-b" {
 			t.Fatalf("a session went through %s while relay-a is suppressed", via)
 		}
+		st := tp.leaf.Status()
+		if st.ActiveParent != "relay-b" || st.ParentSelection != "ordered" || st.Links[0].Peer != "relay-a" || !st.Links[0].Suppressed || st.Links[0].Penalty < 1200 {
+			t.Fatalf("status: selection %q, active parent %q, %+v", st.ParentSelection, st.ActiveParent, st.Links[0])
+		}
 	}
 	tp.leafLog.waitLog(t, "relay-a suppressed", func(r logRecord) bool {
 		return r.Level == logrus.WarnLevel && strings.HasPrefix(r.Message, "parent relay-a suppressed")
@@ -360,4 +365,38 @@ func errString(errs []error) string {
 		b.WriteString("; ")
 	}
 	return b.String()
+}
+
+// TestParentDowncalls: whatever a spread leaf chooses for its upcalls, it
+// announces itself to both relays; the root's downcalls reach it through
+// the relay its table names, and through the other once that relay loses
+// the leaf, while the leaf's upcalls go on through the relay left.
+func TestParentDowncalls(t *testing.T) {
+	tp := startTwoParents(t, 0, 0, mux.ParentPolicy{Selection: mux.SelectSpread}, 1, 1)
+	for _, r := range []*mux.Node{tp.a, tp.b} {
+		r := r
+		muxtest.WaitFor(t, 10*time.Second, "both relays route the leaf", func() bool { return r.Routes()["leaf"] == "leaf" })
+	}
+	down := func() {
+		t.Helper()
+		c, err := tp.root.Open(context.Background(), "leaf", "sink")
+		if err != nil {
+			t.Fatalf("downcall root -> leaf: %v", err)
+		}
+		_ = c.Close()
+	}
+	down()
+	first := tp.root.Routes()["leaf"]
+	other, cut := "relay-b", tp.pa
+	if first == "relay-b" {
+		other, cut = "relay-a", tp.pb
+	}
+	cut.Close()
+	muxtest.WaitFor(t, 10*time.Second, "the root's route to the leaf through "+other, func() bool { return tp.root.Routes()["leaf"] == other })
+	down()
+	for i := 0; i < 4; i++ {
+		if via := tp.through(t); via != other {
+			t.Fatalf("upcall %d through %s, whose link to the leaf is down", i, via)
+		}
+	}
 }

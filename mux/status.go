@@ -24,6 +24,11 @@ type NodeStatus struct {
 	Stats      Stats         `json:"refusals"`
 	Hellos     int           `json:"hellos_in_progress"`
 	Errors     []ErrorRecord `json:"recent_errors"`
+
+	// Parent selection (parents.go), on a node with parents.
+
+	ParentSelection string `json:"parent_selection,omitempty"` // ordered, nearest or spread
+	ActiveParent    string `json:"active_parent,omitempty"`    // the parent chosen for new sessions (spread: the first of them)
 }
 
 // LinkStatus is one configured link in a NodeStatus. A link configured
@@ -41,6 +46,11 @@ type LinkStatus struct {
 	BytesOut uint64        `json:"bytes_out"`        // written on it
 	Sessions int           `json:"sessions"`         // sessions that arrived through it
 	LastErr  string        `json:"last_error,omitempty"`
+
+	// Parent selection (parents.go), for a parent link.
+
+	Suppressed bool    `json:"suppressed,omitempty"`      // held down for flapping
+	Penalty    float64 `json:"damping_penalty,omitempty"` // its damping penalty now
 }
 
 // ErrorRecord is one error the node logged about a link.
@@ -141,6 +151,7 @@ func (n *Node) Status() NodeStatus {
 		}
 		s.Links = append(s.Links, ls)
 	}
+	n.parents.status(&s, now)
 	n.mu.Unlock()
 	sort.SliceStable(s.Links, func(i, j int) bool { return s.Links[i].Peer < s.Links[j].Peer })
 	return s

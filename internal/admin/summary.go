@@ -29,6 +29,9 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 	default:
 		fmt.Fprintf(&b, "path to the root: %s\n", strings.Join(st.PathToRoot, " > "))
 	}
+	if st.ParentSelection != "" && st.ParentSelection != "ordered" {
+		fmt.Fprintf(&b, "parent selection: %s, active parent %s\n", st.ParentSelection, orDash(st.ActiveParent))
+	}
 	b.WriteString("\nlinks:\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  PEER\tSIDE\tSTATE\tSINCE\tRTT\tIN\tOUT\tSESSIONS\tADDR\tLAST ERROR")
@@ -36,6 +39,9 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 		state := "down"
 		if l.Up {
 			state = "up"
+		}
+		if l.Suppressed {
+			state += ",suppressed"
 		}
 		since := "never up"
 		if !l.Since.IsZero() {
@@ -90,4 +96,11 @@ func bytesString(n uint64) string {
 		return fmt.Sprintf("%.1fMiB", float64(n)/(k*k))
 	}
 	return fmt.Sprintf("%.1fGiB", float64(n)/(k*k*k))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
