@@ -1,0 +1,113 @@
+package mux
+
+import (
+	"time"
+)
+
+// This file feeds the parent set (parents.go) with what happens to the
+// node's parent links, and runs its periodic re-evaluation.
+
+// parentEvent applies f to the parent set under n.mu, chooses again, and
+// then logs what changed and takes the new parent's path to the root.
+func (n *Node) parentEvent(f func(ps *parentSet, now time.Time, nw *parentNews)) {
+	var nw parentNews
+	n.mu.Lock()
+	now := time.Now()
+	if f != nil {
+		f(n.parents, now, &nw)
+	}
+	n.parents.evaluate(now, n.links, &nw)
+	n.mu.Unlock()
+	log := n.log.WithField("component", "routing")
+	for _, line := range nw.lines {
+		line(log)
+	}
+	n.refreshPath()
+}
+
+// parentLoop re-evaluates the parents every tick until the node aborts:
+// a failing parent fails, a penalty decays, a nearer parent's hold ends.
+func (n *Node) parentLoop() {
+	t := time.NewTicker(n.parents.tick())
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.parentEvent(nil)
+	}
+}
+
+// probeInterval is how often the link l is pinged: the keepalive
+// interval, or a parent's probe interval when a nearest or spread node
+// measures its parents more often.
+func (n *Node) probeInterval(l *link) time.Duration {
+	iv := n.tun.KeepAliveInterval
+	if l.cfg.Parent && n.parents.pol.Selection != SelectOrdered && n.parents.pol.ProbeInterval < iv {
+		iv = n.parents.pol.ProbeInterval
+	}
+	return iv
+}
+
+// ActiveParent is the parent new sessions go up through ("": none chosen);
+// a spread node spreads them, and this is the parent whose path to the
+// root it takes.
+func (n *Node) ActiveParent() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.parents.chosen
+}
+
+// ParentPenalty is the damping penalty of the parent peer now, and
+// whether it is suppressed.
+func (n *Node) ParentPenalty(peer string) (float64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.parents.by[peer]
+	if p == nil {
+		return 0, false
+	}
+	n.parents.decay(p, time.Now())
+	return p.penalty, p.suppressed
+}
+
+// notePing gives a parent's ping result to the parent set.
+func (n *Node) notePing(l *link, rtt time.Duration, err error) {
+	n.parentEvent(func(ps *parentSet, now time.Time, _ *parentNews) {
+		if n.links[l.cfg.Peer] != l {
+			return // a ping of a link already gone
+		}
+		if err != nil {
+			ps.missed(l.cfg.Peer, now)
+			return
+		}
+		ps.pinged(l.cfg.Peer, rtt)
+	})
+}
+
+// parentTold records that the parent of l answered this node's
+// announcement with its path to the root.
+func (n *Node) parentTold(l *link) {
+	n.parentEvent(func(ps *parentSet, _ time.Time, _ *parentNews) {
+		if p := ps.by[l.cfg.Peer]; p != nil && n.links[l.cfg.Peer] == l {
+			p.ready = true
+		}
+	})
+}
+
+// status adds the parent selection to a status snapshot. The caller holds
+// n.mu.
+func (ps *parentSet) status(s *NodeStatus, now time.Time) {
+	if len(ps.list) == 0 {
+		return
+	}
+	s.ParentSelection, s.ActiveParent = ps.pol.Selection.String(), ps.chosen
+	for i := range s.Links {
+		if p := ps.by[s.Links[i].Peer]; p != nil {
+			ps.decay(p, now)
+			s.Links[i].Suppressed, s.Links[i].Penalty = p.suppressed, p.penalty
+		}
+	}
+}
