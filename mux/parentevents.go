@@ -80,7 +80,12 @@ func (n *Node) notePing(l *link, rtt time.Duration, err error) {
 			return // a ping of a link already gone
 		}
 		if err != nil {
-			ps.missed(l.cfg.Peer, now)
+			// An ordered node that gives parents up at once (the
+			// defaults) leaves a silent link to yamux's keepalive, which
+			// closes it, as before parents were chosen.
+			if ps.pol.Selection != SelectOrdered || ps.pol.FailAfter > 0 {
+				ps.missed(l.cfg.Peer, now)
+			}
 			return
 		}
 		ps.pinged(l.cfg.Peer, rtt)
