@@ -204,3 +204,46 @@ func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\n")
 	return s
 }
+
+// TestSystemdAdminSocket checks that each unit tells where the admin socket
+// goes: in the instance's state folder, which the unit makes writable, so
+// that "NAME status" works under the hardening (the configuration's
+// folder, the socket's default place, is read-only there).
+func TestSystemdAdminSocket(t *testing.T) {
+	root := e2etest.ModuleRoot(t)
+	for _, d := range e2etest.Daemons {
+		path := filepath.Join(root, unitDir, d+"@.service")
+		text, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst := regexp.MustCompile(`systemctl enable --now ` + d + `@(\S+)`).FindSubmatch(text)
+		sock := regexp.MustCompile(`(?m)^#   admin:\n#     socket: (\S+)$`).FindSubmatch(text)
+		if inst == nil || sock == nil {
+			t.Errorf("%s: no example instance or no admin socket in the comments", path)
+			continue
+		}
+		want := "/var/lib/relaychain/" + string(inst[1]) + "/" + d + ".sock"
+		if string(sock[1]) != want {
+			t.Errorf("%s: admin socket %s, want %s", path, sock[1], want)
+		}
+		writable := false
+		for _, s := range readUnit(t, path) {
+			if s.section != "[Service]" || (s.key != "ReadWritePaths" && s.key != "StateDirectory") {
+				continue
+			}
+			for _, p := range strings.Fields(s.value) {
+				if s.key == "StateDirectory" {
+					p = "/var/lib/" + p
+				}
+				p = strings.ReplaceAll(p, "%i", string(inst[1]))
+				if strings.HasPrefix(want, p+"/") {
+					writable = true
+				}
+			}
+		}
+		if !writable {
+			t.Errorf("%s: the admin socket %s is not in a folder the unit makes writable", path, want)
+		}
+	}
+}

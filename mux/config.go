@@ -146,6 +146,19 @@ type Tuning struct {
 	// are summed up in one line a minute with their top sources. Default
 	// 10.
 	RefusalLogBurst int
+
+	// The status query of the tree (PROTOCOL.md section 2.1); zero is the
+	// default.
+
+	// TreeTimeout bounds how long the root waits for the tree's answer; each
+	// hop gives its children three quarters of the time it was given, and a
+	// child that does not answer in that time shows as "no answer".
+	// Default 5s.
+	TreeTimeout time.Duration
+	// TreeAnswerMax caps a node's answer to a tree query, in bytes: an
+	// answer over it is cut down by its sender (the deepest levels first)
+	// and refused by its reader. Default 1 MiB.
+	TreeAnswerMax int
 }
 
 // DefaultTuning returns the defaults documented on Tuning.

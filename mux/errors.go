@@ -28,6 +28,8 @@ var (
 	ErrAborted = errors.New("session aborted")
 	// ErrShutdown: the node is shutting down.
 	ErrShutdown = errors.New("node shutting down")
+	// ErrNotRoot: only the root collects the status of the tree.
+	ErrNotRoot = errors.New("only the root can show the tree")
 
 	// The status codes of a routed session open, as errors. A *StatusError
 	// matches the one of its code with errors.Is.

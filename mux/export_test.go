@@ -1,7 +1,9 @@
 package mux
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -67,3 +69,21 @@ var (
 // RouteCount is how many labels n routes: len(n.Routes()) without the copy,
 // for polling a table of 100,000 routes.
 func (n *Node) RouteCount() int { return n.table.size() }
+
+// The status query of the tree, asked from any node (a child asking its
+// parent, say), and a child made slow to answer it.
+
+// AskTree asks the neighbour at the other end of n's link to peer for its
+// subtree, as a parent does, giving it budget.
+func AskTree(n *Node, peer string, budget time.Duration) TreeNode {
+	n.mu.Lock()
+	l := n.links[peer]
+	n.mu.Unlock()
+	if l == nil {
+		return TreeNode{Label: peer, State: "no link"}
+	}
+	return n.askTree(context.Background(), l, budget, defaultHops)
+}
+
+// SetTreeHold makes n run hold before it answers each tree query.
+func SetTreeHold(n *Node, hold func()) { n.tree.hold.Store(&hold) }

@@ -300,6 +300,7 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	if lc.Parent {
 		n.table.removeParent(lc.Peer)
 	} else {
+		n.rememberSubtree(lc.Peer)
 		n.table.drop(lc.Peer)
 	}
 	linkLog.Warn("link down")
@@ -353,6 +354,8 @@ func (n *Node) serveStream(l *link, st *yamux.Stream) {
 	case typ[0] == streamControl && l.cfg.Parent:
 		_ = st.SetReadDeadline(time.Time{})
 		l.controlAsChild(st)
+	case typ[0] == streamTree:
+		n.serveTree(l, st)
 	default:
 		n.log.WithFields(logrus.Fields{"component": "link", "l": l.cfg.Peer}).Errorf("unexpected stream type %#x; closing the link", typ[0])
 		l.close()

@@ -54,6 +54,12 @@ type Node struct {
 	shutOnce  sync.Once
 	shutErr   error
 
+	// The status query of the tree (tree.go).
+	tree treeState
+
+	// Sessions ended, by outcome (outcome.go).
+	outcomes outcomeCounts
+
 	// Parent selection (parents.go).
 	parents *parentSet // guarded by mu
 }

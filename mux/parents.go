@@ -273,7 +273,10 @@ func (ps *parentSet) changeLine(old, now string, why string, t time.Time, links 
 			log.WithField("down", old).Warn("no parent link is up")
 			return
 		}
-		log.WithFields(logrus.Fields{"l": now, "was": old}).Infof("active parent is now %s (%s)", now, why)
+		if old != "" {
+			log = log.WithField("was", old)
+		}
+		log.WithField("l", now).Infof("active parent is now %s (%s)", now, why)
 	}
 }
 

@@ -18,7 +18,16 @@ import (
 // caller owns the Conn and must Close it.
 func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
 	c, _, err := n.open(ctx, dest, service)
-	return c, err
+	if err != nil {
+		n.outcomes.add(errOutcome(err))
+		return nil, err
+	}
+	release := c.onClose
+	c.onClose = func() {
+		release()
+		n.outcomes.add(connOutcome(c))
+	}
+	return c, nil
 }
 
 func (n *Node) open(ctx context.Context, dest, service string) (*Conn, Header, error) {
@@ -137,6 +146,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(code))
 		_ = n.reply(st, se)
 	}
 	if err := n.checkOrigin(from, h.Origin); err != nil {
@@ -167,6 +177,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	out, se := n.openOn(n.ctx, next, fwd)
 	if se.Code != StatusOK {
 		log.WithFields(logrus.Fields{"to": next.cfg.Peer, "status": se.Code.String()}).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(se.Code))
 		_ = n.reply(st, se)
 		return
 	}
@@ -174,6 +185,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		abortStream(out)
 		abortStream(st)
 		log.WithError(err).Info("aborted: status not delivered back")
+		n.outcomes.add(OutcomeAborted)
 		return
 	}
 	log = log.WithField("to", next.cfg.Peer)
@@ -181,6 +193,7 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	start := time.Now()
 	res := spliceRelay(st, out, n.tun.IdleTimeout)
 	logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 // exit serves a session whose destination is this node: it resolves the
@@ -190,6 +203,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
+		n.outcomes.add(statusOutcome(code))
 		_ = n.reply(st, se)
 	}
 	svc, ok := n.cfg.Services[h.Service]
@@ -204,10 +218,12 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	if svc.Handler != nil {
 		if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 			abortStream(st)
+			n.outcomes.add(OutcomeAborted)
 			return
 		}
 		log.Info("opened (in process)")
 		c := newConn(from, st, h, nil)
+		c.onClose = func() { n.outcomes.add(connOutcome(c)) }
 		defer c.Close()
 		svc.Handler(n.ctx, c)
 		return
@@ -235,6 +251,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 		_ = conn.Close()
 		abortStream(st)
+		n.outcomes.add(OutcomeAborted)
 		return
 	}
 	log = log.WithField("target", conn.RemoteAddr().String())
@@ -242,6 +259,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	start := time.Now()
 	res := spliceEnd(conn, newConn(from, st, h, nil), n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
 	logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 // acceptEntry accepts connections on an entry listener; each becomes a
@@ -264,6 +282,7 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {
 		log.WithError(err).Error("open failed")
+		n.outcomes.add(errOutcome(err))
 		if tc, ok := conn.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
@@ -274,6 +293,7 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	start := time.Now()
 	res := spliceEnd(conn, c, n.tun.IdleTimeout, n.tun.PeerWriteTimeout)
 	logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
 }
 
 func logEnd(log *logrus.Entry, res endResult, start time.Time) {

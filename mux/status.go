@@ -25,6 +25,10 @@ type NodeStatus struct {
 	Hellos     int           `json:"hellos_in_progress"`
 	Errors     []ErrorRecord `json:"recent_errors"`
 
+	// Sessions that ended on this node since it started, by outcome
+	// (OutcomeClosed, OutcomeAborted, or the refusing status's name).
+	Ended map[string]uint64 `json:"sessions_ended"`
+
 	// Parent selection (parents.go), on a node with parents.
 
 	ParentSelection string `json:"parent_selection,omitempty"` // ordered, nearest or spread
@@ -121,6 +125,7 @@ func (n *Node) Status() NodeStatus {
 		Routes:  n.table.size(),
 		Stats:   n.Stats(),
 		Errors:  n.errs.snapshot(),
+		Ended:   n.outcomes.snapshot(),
 	}
 	for _, ll := range n.listeners {
 		s.Hellos += ll.gate.inProgress()

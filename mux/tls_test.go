@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -428,6 +429,38 @@ func TestTLSRotation(t *testing.T) {
 	// A good new certificate: the next reconnect succeeds.
 	swap.Set(ca.Issue(t, "gwp-a", muxtest.CertOptions{}))
 	muxtest.WaitFor(t, 10*time.Second, "the link back with the new certificate", func() bool { return rlog.count("link up") >= 2 })
+	waitUp(t, leaf, root)
+	echoThrough(t, leaf, "root")
+}
+
+// On a port that has both a TLS link and a plaintext link, a plaintext
+// hello is taken only for the plaintext link's label: naming the TLS link's
+// label without a certificate is refused, with the reason in the log, and
+// the plaintext link still comes up.
+func TestTLSMixedPortPlaintextOnlyForPlaintextLinks(t *testing.T) {
+	ca := muxtest.NewCA(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", muxtest.FreePort(t))
+	root, rlog := startLogged(t, rootCfg(ca.Issue(t, "root", muxtest.CertOptions{}),
+		mux.LinkConfig{Peer: "gwp-a", Listen: addr},
+		mux.LinkConfig{Peer: "gwp-plain", Listen: addr, Plaintext: true}))
+
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = c.Write(helloBytes("gwp-a", 3))
+	b, _ := io.ReadAll(c)
+	if bytes.Contains(b, []byte("gwp-plain")) {
+		t.Fatalf("the refusal names this port's plaintext link: %q", b)
+	}
+	rlog.wait(t, "unexpected label gwp-a on this port")
+	if got := root.Links(); len(got) != 0 {
+		t.Fatalf("links up after a plaintext hello for a TLS link: %v", got)
+	}
+
+	leaf := muxtest.StartNode(t, leafCfg("gwp-plain", nil, mux.LinkConfig{Peer: "root", Dial: addr, Plaintext: true}))
 	waitUp(t, leaf, root)
 	echoThrough(t, leaf, "root")
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/relaychain/relaychain/events"
+	"github.com/relaychain/relaychain/internal/atomicfile"
 )
 
 // Dedup remembers, per sink label, the highest sequence number delivered to
@@ -123,7 +124,7 @@ func (d *Dedup) save() error {
 	if err != nil {
 		return fmt.Errorf("encode dedup state: %w", err)
 	}
-	return writeFileAtomic(d.path, append(b, '\n'))
+	return atomicfile.Write(d.path, filepath.Base(d.path)+".tmp", append(b, '\n'), nil)
 }
 
 // Process handles one batch the epproxy received: it filters out the events
@@ -156,37 +157,4 @@ func (d *Dedup) sinkLock(sink string) *sync.Mutex {
 		d.sinks[sink] = mu
 	}
 	return mu
-}
-
-// writeFileAtomic replaces path with data: write path.tmp, fsync, rename,
-// fsync the directory.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("open directory of %s: %w", path, err)
-	}
-	defer dir.Close()
-	if err := dir.Sync(); err != nil {
-		return fmt.Errorf("sync directory of %s: %w", path, err)
-	}
-	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/relaychain/relaychain/internal/atomicfile"
 )
 
 const (
@@ -123,46 +125,11 @@ func writeAck(dir string, acked, reserved uint64) error {
 	b := binary.LittleEndian.AppendUint64(nil, acked)
 	b = binary.LittleEndian.AppendUint64(b, reserved)
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	return writeFileAtomic(dir, ackName, ackTemp, b)
-}
-
-// writeFileAtomic writes data to dir/name through dir/tmp: write, fsync,
-// rename, fsync the directory.
-func writeFileAtomic(dir, name, tmp string, data []byte) error {
-	tmpPath := filepath.Join(dir, tmp)
-	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = fsync(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmpPath, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmpPath)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return syncDir(dir)
+	return atomicfile.Write(filepath.Join(dir, ackName), ackTemp, b, fsync)
 }
 
 // syncDir flushes dir's entries (file creation, rename, removal).
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory: %w", err)
-	}
-	defer d.Close()
-	if err := fsync(d); err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir, fsync) }
 
 // fsync flushes a file or directory to stable storage. Tests that only check
 // logic (the fuzzer) replace it.

@@ -105,6 +105,9 @@ var (
 		"Link connections in their TLS handshake or hello.", nil, nil)
 	descUptime = prometheus.NewDesc("relaychain_uptime_seconds",
 		"Seconds since the node started.", nil, nil)
+	descEnded = prometheus.NewDesc("relaychain_sessions_ended_total",
+		"Sessions that ended on the node, by outcome: closed, aborted, or refused at the open with the status no_route, refused, denied, timeout or failed.",
+		[]string{"outcome"}, nil)
 )
 
 // nodeCollector turns a node's status into metrics at each scrape.
@@ -112,7 +115,7 @@ type nodeCollector struct{ status func() mux.NodeStatus }
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinkUp, descLinkRTT, descLinkBytes, descLinkSessions, descSessions,
-		descRoutes, descPathUp, descRefused, descHellos, descUptime} {
+		descRoutes, descPathUp, descRefused, descHellos, descUptime, descEnded} {
 		ch <- d
 	}
 }
@@ -142,6 +145,16 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRefused, float64(st.Stats.ForgedOrigins), "forged_origins")
 	gauge(descHellos, float64(st.Hellos))
 	gauge(descUptime, st.Uptime.Seconds())
+	// Every outcome is there from the start, at 0, so that a rate over
+	// it is defined before the first session of that outcome.
+	for _, outcome := range mux.SessionOutcomes() {
+		if _, ok := st.Ended[outcome]; !ok {
+			counter(descEnded, 0, outcome)
+		}
+	}
+	for outcome, v := range st.Ended {
+		counter(descEnded, float64(v), outcome)
+	}
 }
 
 func b2f(b bool) float64 {

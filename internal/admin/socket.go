@@ -17,6 +17,7 @@ package admin
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,7 +41,8 @@ const requestTimeout = 5 * time.Second
 
 // Socket is the admin socket of a running node. The protocol is one line
 // per connection: the client writes "status\n", the server answers with
-// the snapshot as one JSON object and closes.
+// the snapshot as one JSON object and closes; or "tree\n", answered with
+// the whole tree's status (mux.TreeNode) or {"error": "..."}.
 type Socket struct {
 	ln     net.Listener
 	path   string
@@ -49,6 +51,9 @@ type Socket struct {
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+
+	// The tree, at the root (tree.go).
+	tree func(context.Context) (mux.TreeNode, error)
 }
 
 // ListenSocket binds the Unix socket at path, mode 0600. A socket file
@@ -116,6 +121,8 @@ func (s *Socket) serveConn(c net.Conn) {
 	switch strings.TrimSpace(line) {
 	case "status":
 		_ = json.NewEncoder(c).Encode(s.status())
+	case "tree":
+		s.serveTree(c)
 	default:
 		_, _ = fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request "+strings.TrimSpace(line))
 	}

@@ -64,7 +64,7 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(&b, "\nroutes: %d labels below this node\n", st.Routes)
-	fmt.Fprintf(&b, "sessions: %d active\n", st.Sessions)
+	fmt.Fprintf(&b, "sessions: %d active%s\n", st.Sessions, endedString(st.Ended))
 	fmt.Fprintf(&b, "refused: %d link connections, %d announcements, %d forged origins; %d hellos in progress\n",
 		st.Stats.RefusedConnections, st.Stats.RefusedAnnouncements, st.Stats.ForgedOrigins, st.Hellos)
 	if len(st.Errors) == 0 {
@@ -98,6 +98,45 @@ func bytesString(n uint64) string {
 	return fmt.Sprintf("%.1fGiB", float64(n)/(k*k*k))
 }
 
+// endedString is "; ended: 3 closed, 1 aborted, ..." for the outcomes
+// counted, or "" when no session ended.
+func endedString(ended map[string]uint64) string {
+	var parts []string
+	for _, o := range sortOutcomes(ended) {
+		parts = append(parts, fmt.Sprintf("%d %s", ended[o], o))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; ended: " + strings.Join(parts, ", ")
+}
+
+// sortOutcomes lists the outcomes in ended: the carried ones first (closed,
+// aborted), then the refusals by name.
+func sortOutcomes(ended map[string]uint64) []string {
+	out := make([]string, 0, len(ended))
+	for o := range ended {
+		out = append(out, o)
+	}
+	rank := func(o string) int {
+		switch o {
+		case mux.OutcomeClosed:
+			return 0
+		case mux.OutcomeAborted:
+			return 1
+		}
+		return 2
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if ri, rj := rank(out[i]), rank(out[j]); ri != rj {
+			return ri < rj
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// orDash is s, or "-" when empty.
 func orDash(s string) string {
 	if s == "" {
 		return "-"

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaychain/relaychain/mux"
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
@@ -113,9 +114,24 @@ func TestRunMetricsHealthReady(t *testing.T) {
 			t.Errorf("%s: %v, want 0", s, v)
 		}
 	}
+	// No session ended yet: every outcome is there, at 0.
+	for _, o := range mux.SessionOutcomes() {
+		if v := metric(t, body, `relaychain_sessions_ended_total{outcome="`+o+`"}`); v != 0 {
+			t.Errorf("sessions ended %s: %v, want 0", o, v)
+		}
+	}
+	// The client closes: the session ends closed.
+	_ = c.Close()
+	muxtest.WaitFor(t, 10*time.Second, "the session counted closed", func() bool {
+		_, body := httpGet(t, base+"/metrics")
+		return metric(t, body, `relaychain_sessions_ended_total{outcome="closed"}`) == 1
+	})
+	_, body = httpGet(t, base+"/metrics")
+	if v := metric(t, body, `relaychain_sessions_ended_total{outcome="aborted"}`); v != 0 {
+		t.Errorf("sessions ended aborted: %v, want 0", v)
+	}
 
 	// The parent goes: not ready any more, still healthy.
-	_ = c.Close()
 	if err := epp.stop(t, 10*time.Second); err != nil {
 		t.Fatalf("epproxy Run = %v", err)
 	}

@@ -81,6 +81,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	if sock, err := admin.ListenSocket(cfg.AdminSocket(), n.Status, alog); err != nil {
 		alog.WithError(err).Errorf("no admin socket: %s status will not answer; set admin.socket to a writable place", cfg.kind.Name)
 	} else {
+		sock.SetTree(n.Tree)
 		sockDone := make(chan struct{})
 		go func() {
 			defer close(sockDone)

@@ -1,0 +1,85 @@
+// White-box (package mux): the fuzzers call the unexported decoders of
+// the tree query and its answer.
+package mux
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func FuzzReadTreeQuery(f *testing.F) {
+	f.Add(encodeTreeQuery(5*time.Second, 32)[1:])
+	f.Add(encodeTreeQuery(0, 0)[1:])
+	for _, s := range []string{"", "\x00", "\xff\xff\xff\xff\xff", "\x00\x00\x00\x01"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		budget, hops, err := readTreeQuery(bytes.NewReader(data))
+		if err != nil {
+			if len(data) >= 5 && !errors.Is(err, ErrBadControl) {
+				t.Fatalf("a whole query's error does not match ErrBadControl: %v", err)
+			}
+			return
+		}
+		if budget <= 0 || hops < 0 || hops > 255 {
+			t.Fatalf("budget %s, hops %d accepted", budget, hops)
+		}
+		if enc := encodeTreeQuery(budget, hops)[1:]; !bytes.Equal(enc, data[:5]) {
+			t.Fatalf("re-encoding gives %q, read %q", enc, data[:5])
+		}
+	})
+}
+
+// answerStream is a tree stream seen from the asking side: the query
+// written goes nowhere, the answer is read from r.
+type answerStream struct {
+	io.Reader
+	io.Writer
+}
+
+func FuzzReadTreeAnswer(f *testing.F) {
+	answer := func(code byte, body []byte) []byte {
+		b := make([]byte, 5, 5+len(body))
+		b[0] = code
+		binary.BigEndian.PutUint32(b[1:], uint32(len(body)))
+		return append(b, body...)
+	}
+	tree, _ := json.Marshal(TreeNode{Label: "relay1", State: TreeOK, Role: "relay",
+		Children: []TreeNode{{Label: "leaf", State: TreeOK}}})
+	f.Add(answer(treeAnswerOK, tree))
+	f.Add(answer(treeAnswerRefused, []byte("tree queries are answered only from a parent")))
+	f.Add(answer(treeAnswerOK, []byte("{")))
+	f.Add(answer(treeAnswerRefused, []byte(strings.Repeat("r", 300))))
+	f.Add([]byte("\x00\xff\xff\xff\xff"))
+	f.Add([]byte("\x07\x00\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := &Node{tun: Tuning{TreeAnswerMax: 4096}}
+		got, err := n.readTreeAnswer(answerStream{bytes.NewReader(data), io.Discard}, encodeTreeQuery(time.Second, 1))
+		var tooLarge *treeTooLargeError
+		var refused *treeRefusedError
+		switch {
+		case errors.As(err, &tooLarge):
+			if tooLarge.size <= 4096 {
+				t.Fatalf("%d bytes refused as too large", tooLarge.size)
+			}
+		case errors.As(err, &refused):
+			if len(refused.reason) > maxReason {
+				t.Fatalf("a refusal of %d bytes read", len(refused.reason))
+			}
+		case err != nil:
+			if len(data) >= 5 && (data[0] > treeAnswerRefused) && !errors.Is(err, ErrBadControl) {
+				t.Fatalf("unknown code: %v", err)
+			}
+		default:
+			if len(data) < 5 || data[0] != treeAnswerOK || int(binary.BigEndian.Uint32(data[1:5])) > 4096 {
+				t.Fatalf("answer %+v taken from %q", got, data)
+			}
+		}
+	})
+}
