@@ -57,7 +57,11 @@ func startTwoParents(t *testing.T, delayA, delayB time.Duration, pol mux.ParentP
 	rootAddr := freeAddr(t)
 	tp := &twoParents{}
 	tp.root = muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun,
-		Services: map[string]mux.Service{"sink": {Handler: func(_ context.Context, c *mux.Conn) { _ = c.Close() }}},
+		Services: map[string]mux.Service{
+			"sink": {Handler: func(_ context.Context, c *mux.Conn) { _ = c.Close() }},
+			// hold keeps a session until the other end ends it.
+			"hold": {Handler: func(_ context.Context, c *mux.Conn) { _, _ = io.Copy(io.Discard, c); _ = c.Close() }},
+		},
 		Links: []mux.LinkConfig{
 			{Peer: "relay-a", Listen: rootAddr},
 			{Peer: "relay-b", Listen: rootAddr},
@@ -148,7 +152,7 @@ func TestParentNearest(t *testing.T) {
 	if via := tp.through(t); via != "relay-b" {
 		t.Fatalf("a new session went through %s, want the nearer relay-b", via)
 	}
-	held, err := tp.leaf.Open(context.Background(), "root", "sink")
+	held, err := tp.leaf.Open(context.Background(), "root", "hold")
 	if err != nil {
 		t.Fatal(err)
 	}
