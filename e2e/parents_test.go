@@ -105,7 +105,16 @@ func forwarded(p *e2etest.Process) int {
 // session runs one upcall from site A: a few bytes to the gateway's echo
 // and back.
 func (tr *twoRelays) session() error {
-	c, err := net.DialTimeout("tcp", tr.c.Addr(e2etest.PortUpA), 10*time.Second)
+	// A connect refused by the loopback (a loaded machine's full accept
+	// queue) never reached the gwproxy: tried again, at most 3 times.
+	var c net.Conn
+	var err error
+	for try := 0; try < 3; try++ {
+		if c, err = net.DialTimeout("tcp", tr.c.Addr(e2etest.PortUpA), 10*time.Second); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return err
 	}
@@ -235,7 +244,7 @@ func TestParentSpreadE2E(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatalf("upcall: %v", err)
+		t.Fatalf("upcall: %v\n%s", err, refusals(tr.gwp))
 	}
 	var viaDMZ2, all int
 	e2etest.Eventually(t, 20*time.Second, "every session in relay-dmz1's log", func() error {
@@ -291,4 +300,16 @@ parent_damping:
 	if s, r := strings.Count(log, "parent relay-dmz2 suppressed"), strings.Count(log, "parent relay-dmz2 reused"); s != 1 || r != 1 {
 		t.Fatalf("%d suppressions and %d reuses logged, want one each", s, r)
 	}
+}
+
+// refusals are the lines of p's log about sessions refused or aborted,
+// the last ten, for a failure's message.
+func refusals(p *e2etest.Process) string {
+	var out []string
+	for _, l := range strings.Split(p.LogSince(0), "\n") {
+		if strings.Contains(l, "session: refused") || strings.Contains(l, "session: aborted") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-10):], "\n")
 }
