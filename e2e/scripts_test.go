@@ -142,7 +142,7 @@ func TestScripts(t *testing.T) {
 			t.Fatalf("second start: pid %d, was %d", again, pid)
 		}
 
-		// reload: the daemon re-reads its log level (SIGHUP).
+		// reload: the daemon reloads its configuration (SIGHUP).
 		in.must("reload", 0)
 		e2etest.WaitLogFile(t, filepath.Join(in.dir, "relay.log"), 0, 10*time.Second,
 			`log: level stays 3 \[by=SIGHUP\]`)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+	"github.com/sirupsen/logrus"
 )
 
 // Conn is one end of a routed session: what an entry gets from Open and
@@ -39,6 +40,14 @@ type Conn struct {
 	abortWhy  error
 	onClose   func()
 	link      *link // the link the stream runs on
+
+	// What the session's log says at this end (sessionlog.go).
+	side       string        // who this end's peer is: "client" (entry, Open) or "target" (destination)
+	log        *logrus.Entry // the session's log, for its level-4 steps; may be nil
+	stats      connStats
+	logOnClose bool // Node.Open: no splice logs the end, Close and Abort do
+	opened     time.Time
+	endOnce    sync.Once
 }
 
 func newConn(l *link, st *yamux.Stream, h Header, onClose func()) *Conn {
@@ -73,12 +82,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 		switch h[0] {
 		case frameData:
 			c.remain = n
+			c.stats.framesIn.Add(1)
 		case frameEnd:
 			if n != 0 {
 				c.rerr = fmt.Errorf("%w: %w: end marker with length %d", ErrAborted, ErrBadFrame, n)
 				return 0, c.rerr
 			}
 			c.rerr = io.EOF
+			c.logHalfClose(otherSide(c.side))
+		case frameAbort:
+			c.rerr = readAbortFrame(c.st, n)
+			return 0, c.rerr
 		default:
 			c.rerr = fmt.Errorf("%w: %w: type %d", ErrAborted, ErrBadFrame, h[0])
 			return 0, c.rerr
@@ -89,6 +103,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.st.Read(p)
 	c.remain -= n
+	c.stats.bytesIn.Add(int64(n))
 	if err != nil {
 		// Deliver any bytes first; the failure is seen on the next read.
 		c.rerr = c.readFailure(err)
@@ -111,7 +126,7 @@ func (c *Conn) readFailure(err error) error {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		if c.st.Session().IsClosed() {
-			return fmt.Errorf("%w: link lost", ErrAborted)
+			return fmt.Errorf("%w: %w", ErrAborted, errLinkLost)
 		}
 		return fmt.Errorf("%w: by the other end", ErrAborted)
 	case errors.Is(err, yamux.ErrTimeout):
@@ -144,6 +159,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err != nil {
 			return max(n-frameHeaderLen, 0), c.writeFailure(err)
 		}
+		c.countOut(len(p))
 		return len(p), nil
 	}
 	total := 0
@@ -161,6 +177,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err != nil {
 			return total, c.writeFailure(err)
 		}
+		c.countOut(n)
 		p = p[n:]
 	}
 	return total, nil
@@ -182,6 +199,7 @@ func (c *Conn) writeFrame(b []byte) error {
 	if _, err := c.st.Write(b); err != nil {
 		return c.writeFailure(err)
 	}
+	c.countOut(len(b) - frameHeaderLen)
 	return nil
 }
 
@@ -194,7 +212,7 @@ func (c *Conn) writeFailure(err error) error {
 		c.werr = fmt.Errorf("%w: %w", ErrAborted, c.abortWhy)
 	default:
 		if c.st.Session().IsClosed() {
-			c.werr = fmt.Errorf("%w: link lost", ErrAborted)
+			c.werr = fmt.Errorf("%w: %w", ErrAborted, errLinkLost)
 		} else {
 			c.werr = fmt.Errorf("%w: %w", ErrAborted, err)
 		}
@@ -224,6 +242,7 @@ func (c *Conn) CloseWrite() error {
 	if _, err := c.st.Write(end[:]); err != nil {
 		return c.writeFailure(err)
 	}
+	c.logHalfClose(c.side)
 	return nil
 }
 
@@ -236,6 +255,7 @@ func (c *Conn) Abort(reason error) {
 		}
 		c.abortWhy = reason
 		close(c.aborted)
+		c.sendAbort(reason)
 		now := time.Now()
 		_ = c.st.SetDeadline(now)
 		_ = c.st.Close()
@@ -243,6 +263,7 @@ func (c *Conn) Abort(reason error) {
 			c.onClose()
 		}
 	})
+	c.logOpenEnd()
 }
 
 // Close ends the session. If both directions already ended cleanly (the
@@ -270,6 +291,7 @@ func (c *Conn) Close() error {
 			c.onClose()
 		}
 	})
+	c.logOpenEnd()
 	return nil
 }
 

@@ -41,7 +41,7 @@ func (l *link) sendBuilt(build func() []ctrlMsg) error {
 		return nil
 	}
 	for _, m := range build() {
-		_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.tun.WriteTimeout))
+		_ = l.ctrl.SetWriteDeadline(time.Now().Add(l.n.tuning().WriteTimeout))
 		_, err := l.ctrl.Write(m.encode())
 		_ = l.ctrl.SetWriteDeadline(time.Time{})
 		if err != nil {
@@ -129,7 +129,7 @@ func (l *link) controlAsParent() {
 	defer st.Close()
 	l.ctrlMu.Lock()
 	l.ctrl = st
-	_ = st.SetWriteDeadline(time.Now().Add(l.n.tun.WriteTimeout))
+	_ = st.SetWriteDeadline(time.Now().Add(l.n.tuning().WriteTimeout))
 	_, err = st.Write([]byte{streamControl})
 	_ = st.SetWriteDeadline(time.Time{})
 	l.ctrlMu.Unlock()

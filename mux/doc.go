@@ -24,5 +24,6 @@
 //	go n.Serve(ctx)                       // links, reconnects, sessions
 //	c, err := n.Open(ctx, "gwp-dmz2", "ssh") // a routed session (*mux.Conn)
 //	...
+//	changes, err := n.Reconfigure(cfg2, grace) // links, services, tuning replaced live
 //	n.Shutdown(graceCtx)                  // drain, then abort what is left
 package mux

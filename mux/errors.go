@@ -30,6 +30,9 @@ var (
 	ErrShutdown = errors.New("node shutting down")
 	// ErrNotRoot: only the root collects the status of the tree.
 	ErrNotRoot = errors.New("only the root can show the tree")
+	// ErrRestartNeeded: a reconfiguration changes what a running node
+	// cannot change (its label, role, TLS credentials).
+	ErrRestartNeeded = errors.New("a restart is needed to change")
 
 	// The status codes of a routed session open, as errors. A *StatusError
 	// matches the one of its code with errors.Is.

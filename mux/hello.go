@@ -148,10 +148,11 @@ func (n *Node) helloListen(ll *linkListener, conn net.Conn, auth *LinkConfig, re
 		lc = *auth
 	default:
 		var known bool
-		lc, known = ll.links[peer.Label]
+		links := ll.set.Load().links
+		lc, known = links[peer.Label]
 		if !known || !lc.Plaintext {
 			var want []string
-			for p, l := range ll.links {
+			for p, l := range links {
 				if l.Plaintext {
 					want = append(want, p)
 				}

@@ -64,12 +64,16 @@ type tchain struct {
 	r1Addr    string // relay1's link listen address
 	// rootProxy carries root-relay1, childProxy relay2-relay1 (proxied).
 	rootProxy, childProxy *faultProxy
+
+	trace bool // every node logs at level 5 (the sinks see everything)
 }
 
 type tchainOpts struct {
 	chainOpts
 	proxied   bool // put a faultProxy in front of each of relay1's links
 	leafFirst bool // start the leaf first and the root last
+
+	trace bool // every node logs at level 5
 }
 
 func relay1Config(tun mux.Tuning, addr string) mux.Config {
@@ -88,7 +92,7 @@ func startTestChain(t testing.TB, o tchainOpts) *tchain {
 	if o.tuning == (mux.Tuning{}) {
 		o.tuning = muxtest.FastTuning()
 	}
-	tc := &tchain{chain: &chain{}, t: t, tun: o.tuning, logs: map[string]*logSink{}, plaintext: o.plaintext}
+	tc := &tchain{chain: &chain{}, t: t, tun: o.tuning, logs: map[string]*logSink{}, plaintext: o.plaintext, trace: o.trace}
 	r1, r2 := o.r1Listen, o.r2Listen
 	if o.leafFirst || o.proxied {
 		// The dialling sides need the addresses before the listeners
@@ -162,6 +166,9 @@ func (tc *tchain) start(cfg mux.Config, opts ...muxtest.Option) *mux.Node {
 		}
 	}
 	log, sink := captureLog(tc.t)
+	if tc.trace {
+		log.Logger.SetLevel(logrus.TraceLevel)
+	}
 	tc.logs[cfg.Label] = sink
 	return muxtest.StartNode(tc.t, cfg, append([]muxtest.Option{muxtest.WithLog(log)}, opts...)...)
 }

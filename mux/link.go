@@ -41,6 +41,10 @@ type link struct {
 	lost     bool
 	lostSeq  uint64
 	onLostFn map[uint64]func() // called once when the link ends
+
+	// retired: a reconfiguration removed the link; it takes no new session
+	// and closes once its sessions are done or the grace ended (reconfig.go).
+	retired atomic.Bool
 }
 
 func (l *link) close() {
@@ -149,7 +153,7 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (net.Conn, LinkConfig, hello, error)) error {
 	res := &reservation{n: n}
 	defer res.release()
-	_ = conn.SetDeadline(time.Now().Add(n.tun.HelloTimeout))
+	_ = conn.SetDeadline(time.Now().Add(n.tuning().HelloTimeout))
 	stop := context.AfterFunc(n.acceptCtx, func() { _ = conn.SetDeadline(time.Now()) })
 	c, lc, peer, err := hs(res)
 	if !stop() && err == nil {
@@ -165,14 +169,14 @@ func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (net
 }
 
 // dialLoop keeps the dialled link to lc.Peer up: it dials, runs the link
-// until it ends, and dials again after a backoff, until the node stops
-// accepting.
-func (n *Node) dialLoop(lc LinkConfig) {
+// until it ends, and dials again after a backoff, until ctx ends (the node
+// stops accepting, or a reconfiguration removed the link).
+func (n *Node) dialLoop(ctx context.Context, lc LinkConfig) {
 	log := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": lc.Dial})
-	b := Backoff{Min: n.tun.BackoffMin, Max: n.tun.BackoffMax}
-	for n.acceptCtx.Err() == nil {
-		d := net.Dialer{Timeout: n.tun.HelloTimeout}
-		conn, err := d.DialContext(n.acceptCtx, "tcp", lc.Dial)
+	b := Backoff{Min: n.tuning().BackoffMin, Max: n.tuning().BackoffMax}
+	for ctx.Err() == nil {
+		d := net.Dialer{Timeout: n.tuning().HelloTimeout}
+		conn, err := d.DialContext(ctx, "tcp", lc.Dial)
 		if err == nil {
 			err = n.establish(conn, true, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
 				c := conn
@@ -190,7 +194,7 @@ func (n *Node) dialLoop(lc LinkConfig) {
 				return c, lc, peer, err
 			})
 		}
-		if n.acceptCtx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 		wait := b.Next()
@@ -200,7 +204,7 @@ func (n *Node) dialLoop(lc LinkConfig) {
 		} else {
 			log.Infof("reconnecting in %s", wait.Round(time.Millisecond))
 		}
-		if !SleepCtx(n.acceptCtx, wait) {
+		if !SleepCtx(ctx, wait) {
 			return
 		}
 	}
@@ -219,7 +223,7 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		tellCh: make(chan struct{}, 1),
 	}
 	linkLog := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": conn.RemoteAddr().String()})
-	ycfg := n.tun.yamuxConfig(yamuxLogger{n.log.WithFields(logrus.Fields{"component": "yamux", "l": lc.Peer})})
+	ycfg := n.tuning().yamuxConfig(yamuxLogger{n.log.WithFields(logrus.Fields{"component": "yamux", "l": lc.Peer})})
 	var err error
 	cc := newCoalesceConn(conn)
 	if dialled {
@@ -235,7 +239,7 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	}
 	n.mu.Lock()
 	res.takeLocked()
-	if n.dead {
+	if n.dead || !n.configuredLocked(lc) {
 		n.mu.Unlock()
 		l.close()
 		return
@@ -290,7 +294,7 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 
 	n.mu.Lock()
 	delete(n.links, lc.Peer)
-	if st := n.linkStates[lc.Peer]; st != nil {
+	if st := n.linkStates[lc.Peer]; st != nil && !l.retired.Load() {
 		st.since, st.rtt = time.Now(), 0
 		if n.acceptCtx.Err() == nil {
 			st.lastErr = "link down"
@@ -342,7 +346,7 @@ func (n *Node) serveStream(l *link, st *yamux.Stream) {
 			_ = st.Close()
 		}
 	}()
-	_ = st.SetReadDeadline(time.Now().Add(n.tun.OpenTimeout))
+	_ = st.SetReadDeadline(time.Now().Add(n.tuning().OpenTimeout))
 	var typ [1]byte
 	if _, err := io.ReadFull(st, typ[:]); err != nil {
 		_ = st.Close()

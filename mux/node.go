@@ -18,8 +18,7 @@ import (
 // the sessions it carries. New binds the listen sockets; Serve runs the
 // node until its context ends; Shutdown drains and releases everything.
 type Node struct {
-	cfg Config
-	tun Tuning
+	cfg Config // Label, Role, TLS and Version are fixed; see reconfig.go for the rest
 	log *logrus.Entry
 
 	listeners []*linkListener
@@ -60,15 +59,37 @@ type Node struct {
 	// Sessions ended, by outcome (outcome.go).
 	outcomes outcomeCounts
 
+	// What a reconfiguration changes while the node runs (reconfig.go).
+	// cfg.Links is guarded by mu; cfg.Services and cfg.Tuning are not
+	// used: the ones in force are services and tunp.
+	tunp      atomic.Pointer[Tuning]                  // the tuning in force
+	services  atomic.Pointer[map[string]*serviceSlot] // the services in force
+	parentSet atomic.Pointer[map[string]bool]         // the labels of the configured parents
+	lnMu      sync.Mutex                              // guards listeners and entries; taken alone or inside mu, never around it
+	dialStop  map[string]context.CancelFunc           // ends the dial loop of each dialled link, by peer label; guarded by mu
+	serving   bool                                    // Serve has started the node's loops; guarded by mu
+	reconfMu  sync.Mutex                              // one reconfiguration at a time
+
+	// Sessions alive here and how to abort each, so that a shutdown's
+	// abort names itself on every hop (sessionlog.go).
+	liveMu  sync.Mutex
+	live    map[uint64]func(error)
+	liveSeq uint64
+
 	// Parent selection (parents.go).
 	parents *parentSet // guarded by mu
 }
 
 type linkListener struct {
-	ln     net.Listener
-	addr   string
+	ln   net.Listener
+	addr string
+	gate *helloGate                  // caps the hellos in progress
+	set  atomic.Pointer[listenLinks] // the links this port serves, replaced whole by a reconfiguration
+}
+
+// listenLinks is what one listen address serves.
+type listenLinks struct {
 	links  map[string]LinkConfig // by peer label
-	gate   *helloGate            // caps the hellos in progress
 	plain  bool                  // some link here is Plaintext
 	secure bool                  // some link here is on TLS
 	creds  Credentials           // the certificate this port shows: the link's own when it is the only TLS link, else the node's
@@ -79,6 +100,8 @@ type entry struct {
 	name    string
 	dest    string
 	service string
+
+	conns piece // its sessions, aborted when a reconfiguration removes it and they outlast the grace
 }
 
 // New checks cfg, binds every link listen address and returns the node.
@@ -89,7 +112,6 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	}
 	n := &Node{
 		cfg:        cfg,
-		tun:        cfg.Tuning.withDefaults(),
 		log:        log.WithField("node", cfg.Label),
 		links:      map[string]*link{},
 		reserved:   map[string]bool{},
@@ -98,22 +120,23 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		perOrigin:  map[string]int{},
 		started:    time.Now(),
 		linkStates: map[string]*linkState{},
+		dialStop:   map[string]context.CancelFunc{},
 		parents:    newParentSet(cfg),
 	}
+	n.cfg.Links = append([]LinkConfig(nil), cfg.Links...)
+	n.cfg.Services = nil // see services
+	tun := cfg.Tuning.withDefaults()
+	n.tunp.Store(&tun)
+	n.setServices(cfg.Services)
 	for _, lc := range cfg.Links {
 		n.linkStates[lc.Peer] = &linkState{}
 	}
-	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tun.RefusalLogBurst)
-	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tun.RefusalLogBurst)
-	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tun.MaxLabelsPerLink, n.tun.MaxRoutes)
-	parents := map[string]bool{}
-	for _, lc := range cfg.Links {
-		if lc.Parent {
-			parents[lc.Peer] = true
-		}
-	}
+	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tuning().RefusalLogBurst)
+	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tuning().RefusalLogBurst)
+	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tuning().MaxLabelsPerLink, n.tuning().MaxRoutes)
+	n.setParents(cfg.Links)
 	n.table.forbidden = func(l string) bool {
-		if parents[l] {
+		if (*n.parentSet.Load())[l] {
 			return true
 		}
 		anc := n.ancestors.Load()
@@ -121,44 +144,62 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	}
 	n.acceptCtx, n.stopAccept = context.WithCancel(context.Background())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	byAddr := map[string]*linkListener{}
 	for _, lc := range cfg.Links {
-		if lc.Listen == "" {
+		if lc.Listen == "" || n.listenerFor(lc.Listen) != nil {
 			continue
 		}
-		ll := byAddr[lc.Listen]
-		if ll == nil {
-			ln, err := net.Listen("tcp", lc.Listen)
-			if err != nil {
-				n.closeListeners()
-				return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
-			}
-			ll = &linkListener{ln: ln, addr: lc.Listen, links: map[string]LinkConfig{},
-				gate: &helloGate{max: n.tun.MaxHellos, perSource: n.tun.MaxHellosPerSource}}
-			byAddr[lc.Listen] = ll
-			n.listeners = append(n.listeners, ll)
+		ln, err := net.Listen("tcp", lc.Listen)
+		if err != nil {
+			n.closeListeners()
+			return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
 		}
-		ll.links[lc.Peer] = lc
-	}
-	for _, ll := range n.listeners {
-		tlsLinks := 0
-		for _, lc := range ll.links {
-			if lc.Plaintext {
-				ll.plain = true
-				continue
-			}
-			ll.secure = true
-			tlsLinks++
-			ll.creds = n.credsFor(lc)
-		}
-		if tlsLinks > 1 {
-			ll.creds = cfg.TLS
-		}
+		ll := &linkListener{ln: ln, addr: lc.Listen,
+			gate: &helloGate{max: n.tuning().MaxHellos, perSource: n.tuning().MaxHellosPerSource}}
+		ll.set.Store(n.listenLinksAt(lc.Listen, cfg.Links))
+		n.listeners = append(n.listeners, ll)
 	}
 	return n, nil
 }
 
+// listenLinksAt is what the listen address addr serves among links.
+func (n *Node) listenLinksAt(addr string, links []LinkConfig) *listenLinks {
+	s := &listenLinks{links: map[string]LinkConfig{}}
+	tlsLinks := 0
+	for _, lc := range links {
+		if lc.Listen != addr {
+			continue
+		}
+		s.links[lc.Peer] = lc
+		if lc.Plaintext {
+			s.plain = true
+			continue
+		}
+		s.secure = true
+		tlsLinks++
+		s.creds = n.credsFor(lc)
+	}
+	if tlsLinks > 1 {
+		s.creds = n.cfg.TLS
+	}
+	return s
+}
+
+// listenerFor returns the link listener of the configured address addr,
+// or nil.
+func (n *Node) listenerFor(addr string) *linkListener {
+	n.lnMu.Lock()
+	defer n.lnMu.Unlock()
+	for _, ll := range n.listeners {
+		if ll.addr == addr {
+			return ll
+		}
+	}
+	return nil
+}
+
 func (n *Node) closeListeners() {
+	n.lnMu.Lock()
+	defer n.lnMu.Unlock()
 	for _, ll := range n.listeners {
 		_ = ll.ln.Close()
 	}
@@ -173,8 +214,10 @@ func (n *Node) Label() string { return n.cfg.Label }
 // LinkAddr returns the bound address of the listener that serves the link
 // to peer, or nil when that link is dialled.
 func (n *Node) LinkAddr(peer string) net.Addr {
+	n.lnMu.Lock()
+	defer n.lnMu.Unlock()
 	for _, ll := range n.listeners {
-		if _, ok := ll.links[peer]; ok {
+		if _, ok := ll.set.Load().links[peer]; ok {
 			return ll.ln.Addr()
 		}
 	}
@@ -182,9 +225,23 @@ func (n *Node) LinkAddr(peer string) net.Addr {
 }
 
 // AddEntry makes ln an entry: every connection accepted on it becomes a
-// session to service at dest. Call before Serve. The node closes ln.
+// session to service at dest. Before Serve, or while the node serves (a
+// reconfiguration; see RemoveEntry). The node closes ln.
 func (n *Node) AddEntry(ln net.Listener, name, dest, service string) {
-	n.entries = append(n.entries, &entry{ln: ln, name: name, dest: dest, service: service})
+	e := &entry{ln: ln, name: name, dest: dest, service: service}
+	n.mu.Lock()
+	serving, stopping := n.serving, n.draining || n.dead
+	n.mu.Unlock()
+	if stopping {
+		_ = ln.Close()
+		return
+	}
+	n.lnMu.Lock()
+	n.entries = append(n.entries, e)
+	n.lnMu.Unlock()
+	if serving && !n.spawn(func() { n.acceptEntry(e) }) {
+		_ = ln.Close()
+	}
 }
 
 // spawn runs f in a goroutine the node waits for. It returns false, without
@@ -214,27 +271,37 @@ func (n *Node) Serve(ctx context.Context) error {
 		return errors.New("serve called twice")
 	}
 	n.log.WithField("component", "node").Infof("serving as %s", n.cfg.Role)
-	for _, lc := range n.cfg.Links {
+	// Under reconfMu and mu: a reconfiguration comes before or after.
+	n.reconfMu.Lock()
+	n.mu.Lock()
+	links := append([]LinkConfig(nil), n.cfg.Links...)
+	n.serving = true
+	n.mu.Unlock()
+	for _, lc := range links {
 		if lc.Plaintext {
 			n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer}).Warn("link is insecure_plaintext: its peer is not authenticated and its traffic is not encrypted")
 		}
 	}
-	for _, ll := range n.listeners {
+	n.lnMu.Lock()
+	listeners := append([]*linkListener(nil), n.listeners...)
+	entries := append([]*entry(nil), n.entries...)
+	n.lnMu.Unlock()
+	for _, ll := range listeners {
 		ll := ll
 		n.spawn(func() { n.acceptLinks(ll) })
 	}
-	for _, lc := range n.cfg.Links {
+	for _, lc := range links {
 		if lc.Dial != "" {
-			lc := lc
-			n.spawn(func() { n.dialLoop(lc) })
+			n.startDial(lc)
 		}
 	}
-	for _, e := range n.entries {
+	for _, e := range entries {
 		e := e
 		n.spawn(func() { n.acceptEntry(e) })
 	}
+	n.reconfMu.Unlock()
 	n.spawn(n.summaryLoop)
-	if len(n.parents.list) > 0 {
+	if n.cfg.Role != RoleRoot {
 		n.spawn(n.parentLoop)
 	}
 	select {
@@ -269,6 +336,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	if left := n.waitSessions(ctx); left > 0 {
 		forced = ctx.Err()
 		log.Warnf("shutdown: aborting %d sessions left after the grace period", left)
+		n.abortLive()
 	}
 	n.cancel()
 	n.mu.Lock()
@@ -290,7 +358,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	case <-done:
 		n.refusals.flush()
 		n.denials.flush()
-	case <-time.After(n.tun.ShutdownAbortWait):
+	case <-time.After(n.tuning().ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")
 		return errors.New("shutdown: goroutines still running")
 	}
@@ -332,12 +400,12 @@ func (n *Node) admit(h Header, via string) error {
 	switch {
 	case n.draining:
 		return ErrShutdown
-	case len(n.sessions) >= n.tun.MaxSessions:
-		return fmt.Errorf("session limit of %d reached", n.tun.MaxSessions)
-	case via != "" && n.perLink[via] >= n.tun.MaxSessionsPerLink:
-		return fmt.Errorf("session limit of %d through the link to %s reached", n.tun.MaxSessionsPerLink, via)
-	case n.perOrigin[h.Origin] >= n.tun.MaxSessionsPerOrigin:
-		return fmt.Errorf("session limit of %d for origin %s reached", n.tun.MaxSessionsPerOrigin, h.Origin)
+	case len(n.sessions) >= n.tuning().MaxSessions:
+		return fmt.Errorf("session limit of %d reached", n.tuning().MaxSessions)
+	case via != "" && n.perLink[via] >= n.tuning().MaxSessionsPerLink:
+		return fmt.Errorf("session limit of %d through the link to %s reached", n.tuning().MaxSessionsPerLink, via)
+	case n.perOrigin[h.Origin] >= n.tuning().MaxSessionsPerOrigin:
+		return fmt.Errorf("session limit of %d for origin %s reached", n.tuning().MaxSessionsPerOrigin, h.Origin)
 	}
 	if _, dup := n.sessions[h.ID]; dup {
 		return fmt.Errorf("session id %s already in use here", h.IDString())

@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -27,12 +28,16 @@ func (n *Node) parentEvent(f func(ps *parentSet, now time.Time, nw *parentNews))
 
 // parentLoop re-evaluates the parents every tick until the node aborts:
 // a failing parent fails, a penalty decays, a nearer parent's hold ends.
+// The tick is read again each time: a reconfiguration may change it.
 func (n *Node) parentLoop() {
-	t := time.NewTicker(n.parents.tick())
-	defer t.Stop()
 	for {
+		n.mu.Lock()
+		tick := n.parents.tick()
+		n.mu.Unlock()
+		t := time.NewTimer(tick)
 		select {
 		case <-n.ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
@@ -44,11 +49,43 @@ func (n *Node) parentLoop() {
 // interval, or a parent's probe interval when a nearest or spread node
 // measures its parents more often.
 func (n *Node) probeInterval(l *link) time.Duration {
-	iv := n.tun.KeepAliveInterval
-	if l.cfg.Parent && n.parents.pol.Selection != SelectOrdered && n.parents.pol.ProbeInterval < iv {
-		iv = n.parents.pol.ProbeInterval
+	iv := n.tuning().KeepAliveInterval
+	n.mu.Lock()
+	pol := n.parents.pol
+	n.mu.Unlock()
+	if l.cfg.Parent && pol.Selection != SelectOrdered && pol.ProbeInterval < iv {
+		iv = pol.ProbeInterval
 	}
 	return iv
+}
+
+// reconfigureParents takes the parents and the parent policy of cfg (a
+// reconfiguration): a parent kept keeps what was measured of it, its
+// readiness and its damping. It returns the change, if any, for the
+// reconfiguration's lines.
+func (n *Node) reconfigureParents(cfg Config) []string {
+	n.mu.Lock()
+	old := n.parents
+	ps := newParentSet(cfg)
+	for _, p := range ps.list {
+		if o := old.by[p.peer]; o != nil {
+			order, weight := p.order, p.weight
+			*p = *o
+			p.order, p.weight = order, weight
+		}
+	}
+	if ps.by[old.chosen] != nil {
+		ps.chosen = old.chosen
+	}
+	ps.spreadDesc = old.spreadDesc
+	n.parents = ps
+	n.mu.Unlock()
+	var changes []string
+	if ps.pol != old.pol {
+		changes = append(changes, fmt.Sprintf("parent selection %s (was %s)", ps.pol.Selection, old.pol.Selection))
+	}
+	n.parentEvent(nil)
+	return changes
 }
 
 // ActiveParent is the parent new sessions go up through ("": none chosen);

@@ -22,6 +22,7 @@ type twoParents struct {
 	pa, pb           *muxtest.DelayProxy
 	fwdA, fwdB       *atomic.Int64 // sessions each relay forwarded
 	leafLog          *logSink
+	leafCfg          mux.Config
 }
 
 // countForwarded is a logger that writes nothing and counts the sessions
@@ -81,12 +82,13 @@ func startTwoParents(t *testing.T, delayA, delayB time.Duration, pol mux.ParentP
 	log.Logger.SetLevel(logrus.InfoLevel)
 	log.Logger.SetOutput(io.Discard)
 	tp.leafLog = sink
-	tp.leaf = muxtest.StartNode(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: tun, Parents: pol,
+	tp.leafCfg = muxtest.WithTLS(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: tun, Parents: pol,
 		Services: map[string]mux.Service{"sink": {Handler: func(_ context.Context, c *mux.Conn) { _ = c.Close() }}},
 		Links: []mux.LinkConfig{
 			{Peer: "relay-a", Parent: true, Dial: tp.pa.Addr(), Weight: weightA},
 			{Peer: "relay-b", Parent: true, Dial: tp.pb.Addr(), Weight: weightB},
-		}}, muxtest.WithLog(log))
+		}})
+	tp.leaf = muxtest.StartNode(t, tp.leafCfg, muxtest.WithLog(log))
 	muxtest.WaitFor(t, 10*time.Second, "every link up and the root's route to the leaf", func() bool {
 		return len(tp.leaf.Links()) == 2 && len(tp.root.Links()) == 2 && tp.root.Routes()["leaf"] != "" &&
 			len(tp.a.PathToRoot()) == 1 && len(tp.b.PathToRoot()) == 1
@@ -402,5 +404,36 @@ func TestParentDowncalls(t *testing.T) {
 		if via := tp.through(t); via != other {
 			t.Fatalf("upcall %d through %s, whose link to the leaf is down", i, via)
 		}
+	}
+}
+
+// TestParentReconfigure: a reconfiguration changes the parent selection of
+// a running leaf without touching its links: an ordered leaf becomes a
+// spread one and shares its new sessions between both relays.
+func TestParentReconfigure(t *testing.T) {
+	tp := startTwoParents(t, 0, 0, mux.ParentPolicy{}, 0, 0)
+	muxtest.WaitFor(t, 10*time.Second, "relay-a chosen", func() bool { return tp.leaf.ActiveParent() == "relay-a" })
+	dialsA, dialsB := tp.pa.Accepted(), tp.pb.Accepted()
+	next := tp.leafCfg
+	next.Parents = mux.ParentPolicy{Selection: mux.SelectSpread}
+	changes, err := tp.leaf.Reconfigure(next, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(changes, "; "); got != "parent selection spread (was ordered)" {
+		t.Fatalf("changes %q", got)
+	}
+	tp.leafLog.waitLog(t, "the spread", func(r logRecord) bool {
+		return r.Message == "new sessions spread over relay-a (weight 1), relay-b (weight 1)"
+	})
+	got := map[string]int{}
+	for i := 0; i < 10; i++ {
+		got[tp.through(t)]++
+	}
+	if got["relay-a"] != 5 || got["relay-b"] != 5 {
+		t.Fatalf("10 sessions spread %v, want 5 and 5", got)
+	}
+	if a, b := tp.pa.Accepted(), tp.pb.Accepted(); a != dialsA || b != dialsB || len(tp.leaf.Links()) != 2 {
+		t.Fatalf("links made again by the reconfiguration: %d and %d connections, were %d and %d", a, b, dialsA, dialsB)
 	}
 }

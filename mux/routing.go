@@ -304,6 +304,9 @@ func (n *Node) nextHop(dest string, from *link) (*link, error) {
 	defer n.mu.Unlock()
 	if routed {
 		if l := n.links[child]; l != nil && l != from {
+			if l.retired.Load() {
+				return nil, fmt.Errorf("the link to %s, towards %s, is being removed", child, dest)
+			}
 			return l, nil
 		}
 	}

@@ -229,6 +229,7 @@ func spliceEnd(tcp net.Conn, c *Conn, idle, peerWrite time.Duration) endResult {
 			_ = tcp.SetWriteDeadline(time.Now().Add(peerWrite))
 		}
 		_, err := tcp.Write(b)
+		c.stats.peerWrites.Add(1)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("the peer took no byte for %s: %w", peerWrite, err)
 		}
@@ -269,14 +270,7 @@ func spliceEnd(tcp net.Conn, c *Conn, idle, peerWrite time.Duration) endResult {
 // end, or lost with its link: that is returned as an abort.
 func awaitPeerEnd(c *Conn, done <-chan struct{}, ending *atomic.Bool) error {
 	got := make(chan error, 1)
-	go func() {
-		var b [1]byte
-		n, err := c.st.Read(b[:])
-		if n > 0 {
-			err = fmt.Errorf("%w: bytes after the end marker", ErrBadFrame)
-		}
-		got <- err
-	}()
+	go func() { got <- readAfterEnd(c.st) }()
 	select {
 	case <-done:
 		_ = c.st.SetReadDeadline(time.Now()) // releases the read
@@ -297,8 +291,10 @@ func awaitPeerEnd(c *Conn, done <-chan struct{}, ending *atomic.Bool) error {
 // without looking at them: the frames pass through. A clean end of one
 // stream (its FIN, its link alive) half-closes the other; a dead link, a
 // reset or a timeout aborts both (the ends see a stream that ended without
-// an end marker). spliceRelay closes a and b.
-func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
+// an end marker). spliceRelay closes a and b. w follows the frames each
+// way (a to b is its direction 0) and sends abort frames when this relay
+// aborts.
+func spliceRelay(a, b *yamux.Stream, idle time.Duration, w *relayWatch) endResult {
 	var act activity
 	act.touch()
 	var res endResult
@@ -307,6 +303,7 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 		once.Do(func() {
 			res.aborted = true
 			res.reason = why
+			w.sendAborts(why, [2]*yamux.Stream{b, a})
 			now := time.Now()
 			_ = a.SetDeadline(now)
 			_ = b.SetDeadline(now)
@@ -314,6 +311,7 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 			_ = b.Close()
 		})
 	}
+	w.setAbort(abort)
 	stop := idleWatch(idle, &act, abort)
 	defer stop()
 
@@ -335,8 +333,7 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 			if finned[di].Load() {
 				return errPeerAborted
 			}
-			_, err := dst.Write(p)
-			return err
+			return w.write(si, dst, p)
 		}, src.Shrink, &act)
 		switch {
 		case werr != nil:
@@ -349,9 +346,10 @@ func spliceRelay(a, b *yamux.Stream, idle time.Duration) endResult {
 				abort(werr)
 			}
 		case rerr == io.EOF && !src.Session().IsClosed():
+			w.fin(si)
 			finned[si].Store(true)
 			_ = src.SetWriteDeadline(time.Now())
-			_ = dst.Close() // FIN: the clean end goes on
+			w.closeDst(si, dst) // FIN: the clean end goes on
 		case rerr == io.EOF:
 			abort(errLinkLost)
 		default:

@@ -127,9 +127,11 @@ func (n *Node) Status() NodeStatus {
 		Errors:  n.errs.snapshot(),
 		Ended:   n.outcomes.snapshot(),
 	}
+	n.lnMu.Lock()
 	for _, ll := range n.listeners {
 		s.Hellos += ll.gate.inProgress()
 	}
+	n.lnMu.Unlock()
 	n.mu.Lock()
 	s.PathToRoot = append([]string{}, n.path...)
 	s.Sessions = len(n.sessions)

@@ -219,15 +219,15 @@ func (n *Node) acceptTLS(ll *linkListener, conn net.Conn, log *logrus.Entry) (c 
 	}
 	c = &prefixConn{Conn: conn, r: io.MultiReader(bytes.NewReader(first[:]), conn)}
 	if first[0] != tlsRecordType {
-		if !ll.plain {
+		if !ll.set.Load().plain {
 			return nil, lc, false, fmt.Errorf("%w: a plaintext connection on a TLS link port", ErrRejected)
 		}
 		return c, lc, false, nil
 	}
-	if !ll.secure {
+	if !ll.set.Load().secure {
 		return nil, lc, false, fmt.Errorf("%w: a TLS connection on a plaintext link port", ErrRejected)
 	}
-	serverCreds := ll.creds
+	serverCreds := ll.set.Load().creds
 	m := serverCreds.TLSMaterial()
 	cfg := tlsBase()
 	cfg.Certificates = []tls.Certificate{m.Cert}
@@ -253,16 +253,17 @@ func (n *Node) pickTLSLink(ll *linkListener, chain []*x509.Certificate) (LinkCon
 	if len(chain) == 0 {
 		return LinkConfig{}, fmt.Errorf("%w: no client certificate", ErrRejected)
 	}
+	links := ll.set.Load().links
 	var match []LinkConfig
 	for _, l := range CertLabels(chain[0]) {
-		if lc, ok := ll.links[l]; ok && !lc.Plaintext {
+		if lc, ok := links[l]; ok && !lc.Plaintext {
 			match = append(match, lc)
 		}
 	}
 	switch len(match) {
 	case 0:
-		want := make([]string, 0, len(ll.links))
-		for p, lc := range ll.links {
+		want := make([]string, 0, len(links))
+		for p, lc := range links {
 			if !lc.Plaintext {
 				want = append(want, p)
 			}

@@ -115,22 +115,22 @@ type treeState struct {
 }
 
 func (n *Node) treeTimeout() time.Duration {
-	if n.tun.TreeTimeout > 0 {
-		return n.tun.TreeTimeout
+	if n.tuning().TreeTimeout > 0 {
+		return n.tuning().TreeTimeout
 	}
 	return defaultTreeTimeout
 }
 
 func (n *Node) treeAnswerMax() int {
-	if n.tun.TreeAnswerMax > 0 {
-		return n.tun.TreeAnswerMax
+	if n.tuning().TreeAnswerMax > 0 {
+		return n.tuning().TreeAnswerMax
 	}
 	return defaultTreeAnswerMax
 }
 
 func (n *Node) treeRefusals() *refusalLog {
 	n.tree.logOnce.Do(func() {
-		n.tree.refusals = newRefusalLog(n.log.WithField("component", "tree"), "tree queries refused", n.tun.RefusalLogBurst)
+		n.tree.refusals = newRefusalLog(n.log.WithField("component", "tree"), "tree queries refused", n.tuning().RefusalLogBurst)
 	})
 	return n.tree.refusals
 }
@@ -168,11 +168,13 @@ func (n *Node) treeSelf() TreeNode {
 func (n *Node) collectTree(ctx context.Context, budget time.Duration, hops int) TreeNode {
 	self := n.treeSelf()
 	var children []string
+	n.mu.Lock() // cfg.Links: a reconfiguration may replace them
 	for _, lc := range n.cfg.Links {
 		if !lc.Parent {
 			children = append(children, lc.Peer)
 		}
 	}
+	n.mu.Unlock()
 	sort.Strings(children)
 	childBudget := budget * 3 / 4
 	out := make([]TreeNode, len(children))
@@ -420,7 +422,7 @@ func (n *Node) writeTreeAnswer(st *yamux.Stream, code byte, body []byte) {
 	b[0] = code
 	binary.BigEndian.PutUint32(b[1:], uint32(len(body)))
 	b = append(b, body...)
-	_ = st.SetWriteDeadline(time.Now().Add(n.tun.WriteTimeout))
+	_ = st.SetWriteDeadline(time.Now().Add(n.tuning().WriteTimeout))
 	_, _ = st.Write(b)
 }
 

@@ -59,7 +59,8 @@ func FuzzReadTreeAnswer(f *testing.F) {
 	f.Add([]byte("\x00\xff\xff\xff\xff"))
 	f.Add([]byte("\x07\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		n := &Node{tun: Tuning{TreeAnswerMax: 4096}}
+		n := &Node{}
+		n.tunp.Store(&Tuning{TreeAnswerMax: 4096})
 		got, err := n.readTreeAnswer(answerStream{bytes.NewReader(data), io.Discard}, encodeTreeQuery(time.Second, 1))
 		var tooLarge *treeTooLargeError
 		var refused *treeRefusedError

@@ -24,6 +24,7 @@ const (
 	frameHeaderLen = 4
 	frameData      = 0
 	frameEnd       = 1
+	frameAbort     = 2 // version 3: who aborted, before the stream ends (sessionlog.go)
 	maxFrame       = 1<<24 - 1
 )
 

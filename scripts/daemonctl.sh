@@ -157,7 +157,7 @@ do_reload() {
 		exit 7
 	fi
 	kill -HUP "$pid"
-	echo "$DAEMON: asked pid $pid to re-read its log level"
+	echo "$DAEMON: asked pid $pid to reload its configuration (see its log)"
 }
 
 case "$cmd" in

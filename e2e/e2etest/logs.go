@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +153,37 @@ func showLogs(t testing.TB, procs []*Process, n int) {
 // only at level 4).
 func RouteAdded(label string) string {
 	return `routing: routes changed through \S+: \d+ added, \d+ removed \[added=(\S*,)?` + regexp.QuoteMeta(label) + `[, ]`
+}
+
+// SessionLines returns the lines of the daemon's log, from byte offset off
+// on, about the session id (as the daemons log it: id=...).
+func (p *Process) SessionLines(off int64, id string) []string {
+	var out []string
+	for _, l := range strings.Split(p.LogSince(off), "\n") {
+		if strings.Contains(l, " id="+id+" ") || strings.Contains(l, " id="+id+"]") || strings.Contains(l, "[id="+id) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// reField is one key=value of a text log line; a value may be quoted.
+var reField = regexp.MustCompile(`([a-z_]+)=("(?:[^"\\]|\\.)*"|[^ \]]*)`)
+
+// LogFields returns the fields of a text log line ([key=value ...]),
+// quoted values unquoted.
+func LogFields(line string) map[string]string {
+	i := strings.LastIndex(line, " [")
+	if i < 0 {
+		return map[string]string{}
+	}
+	out := map[string]string{}
+	for _, m := range reField.FindAllStringSubmatch(line[i+2:], -1) {
+		v := m[2]
+		if u, err := strconv.Unquote(v); err == nil && strings.HasPrefix(v, `"`) {
+			v = u
+		}
+		out[m[1]] = v
+	}
+	return out
 }

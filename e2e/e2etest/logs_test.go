@@ -32,3 +32,18 @@ func TestLastLines(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestLogFields(t *testing.T) {
+	line := `26/12/03 07:20:29.123 3 session: aborted [dest=epp-main down=30 dur=5ms id=00ab reason="session aborted: by client" up=17 who=client]`
+	got := LogFields(line)
+	want := map[string]string{"dest": "epp-main", "down": "30", "dur": "5ms", "id": "00ab",
+		"reason": "session aborted: by client", "up": "17", "who": "client"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s=%q, want %q", k, got[k], v)
+		}
+	}
+}

@@ -79,7 +79,8 @@ type Config struct {
 	// Tuning holds link and session timeouts and sizes.
 	Tuning Tuning `yaml:"tuning"`
 	// ShutdownGrace is how long SIGINT/SIGTERM waits for sessions to end
-	// before aborting them. Default 10s; 0 aborts at once.
+	// before aborting them, and how long a reload lets the sessions of a
+	// removed link, service or entry go on. Default 10s; 0 aborts at once.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
 	// Events is the events section: the epproxy's event delivery, or the

@@ -38,10 +38,10 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Run: func(ctx context.Context, cfg *Config, logger *logrus.Logger, _ *daemon.Level) error {
 			return Run(ctx, cfg, logger, h)
 		},
-		Reload: func(cfg *Config, logger *logrus.Logger) {
-			cfg.ReloadTLS(daemon.Component(logger, "tls"))
-		},
 		Commands: []*cli.Command{chainCommand(k.Name), statusCommand(k)},
+		// SIGHUP reloads the whole file (reload.go); the TLS files are
+		// read again there.
+		Apply: Apply,
 	}
 }
 
@@ -122,6 +122,9 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		}
 		n.AddEntry(ln, e.Name, e.Dest, e.Service)
 	}
+	run := &liveNode{cur: cfg, node: n, extra: extra, log: daemon.Component(log, "config")}
+	runs.Store(cfg, run)
+	defer runs.Delete(cfg)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Serve(gctx) })
 	if stores := cfg.TLSStores(); len(stores) > 0 {
@@ -135,9 +138,10 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		g.Go(func() error { return h.Run(gctx, cfg, n, log) })
 	}
 	runErr := g.Wait()
-	mlog.Infof("shutting down: draining %d sessions for up to %s", n.Sessions(), cfg.ShutdownGrace)
+	grace := run.current().ShutdownGrace
+	mlog.Infof("shutting down: draining %d sessions for up to %s", n.Sessions(), grace)
 	// A fresh context: the one given to Run is already cancelled.
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		runErr = errors.Join(runErr, err)

@@ -153,6 +153,8 @@ type running struct {
 	done   chan error
 	node   chan *mux.Node // receives the node once it runs
 	logs   *lockedBuffer
+	cfg    *Config // the configuration Run was given
+	logger *logrus.Logger
 }
 
 // startRun loads path for kind k and runs it in-process. The cleanup
@@ -164,7 +166,7 @@ func startRun(t testing.TB, k Kind, path string) *running {
 		t.Fatalf("load %s: %v", path, err)
 	}
 	logger, logs := testLogger(t)
-	r := &running{done: make(chan error, 1), node: make(chan *mux.Node, 1), logs: logs}
+	r := &running{done: make(chan error, 1), node: make(chan *mux.Node, 1), logs: logs, cfg: cfg, logger: logger}
 	var ctx context.Context
 	ctx, r.cancel = context.WithCancel(context.Background())
 	hooks := Hooks{Run: func(ctx context.Context, _ *Config, n *mux.Node, _ *logrus.Entry) error {

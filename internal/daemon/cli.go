@@ -45,14 +45,22 @@ type Spec[C Config] struct {
 	// configuration's log section with --log-level applied; lv changes its
 	// level, and already follows SIGUSR1, SIGUSR2 and SIGHUP.
 	Run func(ctx context.Context, cfg C, log *logrus.Logger, lv *Level) error
-	// Reload, when set, is called on SIGHUP, before the level is re-read,
-	// with the configuration Run was given, to re-read what it holds
-	// loaded (a chain daemon's TLS certificates). It logs its own outcome
-	// and runs beside Run.
+	// Reload, when set and Apply is not, is called on SIGHUP, before the
+	// level is re-read, with the configuration Run was given, to re-read
+	// what it holds loaded. It logs its own outcome and runs beside Run.
 	Reload func(cfg C, log *logrus.Logger)
 	// Commands, when set, are more commands of the binary, beside check,
 	// pki and completion (the chain daemons' "chain").
 	Commands []*cli.Command
+
+	// Apply, when set, makes SIGHUP reload the whole configuration (see
+	// reload.go): the file is loaded and checked first, and one that does
+	// not load is refused, each problem logged, nothing changed. Then
+	// Apply is given the configuration Run was given and the new one, and
+	// applies the difference; its error refuses the reload and keeps the
+	// level. The log settings and the level are applied after it. Reload
+	// is not called when Apply is set.
+	Apply func(cfg, next C, log *logrus.Logger) error
 }
 
 // LoadError is returned by App when the configuration cannot be loaded. Its
@@ -87,8 +95,8 @@ func (e *LoadError) Unwrap() []error { return e.Problems }
 //	NAME ...                               spec.Commands (the chain daemons' "chain")
 //
 // --config (-c) defaults to ./NAME.yaml; --log-level (0..5) overrides the
-// file's log.level until the first SIGHUP, which calls Spec.Reload and
-// re-reads the level from the file (SIGUSR1/SIGUSR2 step from wherever it
+// file's log.level until the first SIGHUP, which reloads the file
+// (Spec.Apply, or Spec.Reload) and re-reads the level from it (SIGUSR1/SIGUSR2 step from wherever it
 // is). Configuration problems
 // are written to the app's ErrWriter, one "FILE:LINE: KEY: problem" per
 // line, and returned as a *LoadError. The app never exits the process: errors are returned
@@ -277,6 +285,9 @@ func runDaemon[C Config](c *cli.Context, spec Spec[C], path string, override int
 	}()
 	lv := NewLevel(logger, lc.Level)
 	reload := func() (int, error) {
+		if spec.Apply != nil {
+			return reloadAll(spec, cfg, path, logger, &lc, &closer)
+		}
 		if spec.Reload != nil {
 			spec.Reload(cfg, logger)
 		}

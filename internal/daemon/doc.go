@@ -61,7 +61,9 @@
 //	relay ...                        Spec.Commands: the chain daemons add "chain" (package chain)
 //
 // and, while it runs, SIGUSR1 / SIGUSR2 (one level up / down) and SIGHUP
-// (Spec.Reload, then the level re-read from the file). Log lines look like
+// (with Spec.Apply: the whole file loaded, checked and applied, log
+// settings included; else Spec.Reload, then the level re-read from the
+// file). Log lines look like
 //
 //	26/11/21 10:04:05 3 routing: WHO command received [l=relay-dmz1]
 package daemon

@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,4 +85,50 @@ func TestWatchSignalsEndsWithContext(t *testing.T) {
 	stop := WatchSignals(ctx, NewLevel(logger, 3), nil)
 	cancel()
 	stop() // returns only once the goroutine is gone; goleak checks the rest
+}
+
+// TestWatchSignalsEachCounts: SIGUSR1s that arrive while a SIGHUP reload
+// is still running are all handled once it returns, each raising the level
+// by one (a short queue used to drop those beyond its fourth).
+func TestWatchSignalsEachCounts(t *testing.T) {
+	w := newLineWriter(t)
+	logger := &logrus.Logger{Out: w, Formatter: TextFormatter{}, Hooks: logrus.LevelHooks{}}
+	lv := NewLevel(logger, 3)
+	inReload, release := make(chan struct{}), make(chan struct{})
+	stop := WatchSignals(context.Background(), lv, func() (int, error) {
+		close(inReload)
+		<-release
+		return 0, nil
+	})
+	defer stop()
+	// A channel of the test's own gets every signal the watcher's gets:
+	// once a SIGUSR1 shows here, the watcher's queue holds it too, and the
+	// next one cannot be merged into it.
+	seen := make(chan os.Signal, 1)
+	signal.Notify(seen, syscall.SIGUSR1)
+	defer signal.Stop(seen)
+
+	signalSelf(t, syscall.SIGHUP)
+	select {
+	case <-inReload:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGHUP did not start a reload")
+	}
+	const raises = 5
+	for i := 0; i < raises; i++ {
+		signalSelf(t, syscall.SIGUSR1)
+		select {
+		case <-seen:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("SIGUSR1 %d not received", i+1)
+		}
+	}
+	close(release)
+	waitLine(t, w, "level changed from 3 to 0 [by=SIGHUP]")
+	for i := 0; i < raises; i++ {
+		waitLine(t, w, fmt.Sprintf("level changed from %d to %d [by=SIGUSR1]", i, i+1))
+	}
+	if lv.Get() != raises {
+		t.Fatalf("level %d after %d SIGUSR1, want %d", lv.Get(), raises, raises)
+	}
 }

@@ -1,0 +1,482 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// This file holds the reconfiguration of a running node: links, services
+// and tuning replaced by Reconfigure, entries added and removed by AddEntry
+// and RemoveEntry. What did not change is left alone, with its sessions;
+// what was removed takes no new session, and its sessions drain for a
+// grace period and are then aborted.
+
+// errRemoved is why a session of a removed piece was aborted.
+var errRemoved = errors.New("removed by a reconfiguration")
+
+// drainPoll is how often a removed link is looked at while it drains.
+const drainPoll = 50 * time.Millisecond
+
+// Reconfigure replaces the node's links, services and tuning with cfg's,
+// while the node serves. cfg must pass Validate, and keep the node's
+// Label, Role and TLS: those need a new node. It returns one line per
+// change applied ("link to X added (dial ADDR)", "service Y removed",
+// ...); the caller logs them.
+//
+//   - A link, a service or a tuning field compared equal (every field of
+//     LinkConfig, every field of Service with its Handler compared by
+//     identity) is left as it is, and so are its sessions.
+//   - A link removed (or changed: removed, then added) takes no new
+//     session at once; it closes when its sessions are done, or when
+//     grace ends, which aborts what is left. Its dial loop stops; a
+//     listen address left without links stops listening.
+//   - A service removed (or changed) is refused to new sessions at once;
+//     its sessions are aborted when grace ends.
+//   - The tuning applies to the sessions and link connections that begin
+//     afterwards, and at once to the caps (sessions, labels, routes,
+//     hellos, refusal log).
+//
+// New listen addresses are bound first: when one cannot be bound, nothing
+// is changed and the error says why.
+func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("mux config: %w", errors.Join(errs...))
+	}
+	var fixed []string
+	if cfg.Label != n.cfg.Label {
+		fixed = append(fixed, fmt.Sprintf("label %s -> %s", n.cfg.Label, cfg.Label))
+	}
+	if cfg.Role != n.cfg.Role {
+		fixed = append(fixed, fmt.Sprintf("role %s -> %s", n.cfg.Role, cfg.Role))
+	}
+	if !reflect.DeepEqual(cfg.TLS, n.cfg.TLS) {
+		fixed = append(fixed, "the node's TLS credentials")
+	}
+	if len(fixed) > 0 {
+		return nil, fmt.Errorf("%w %s", ErrRestartNeeded, strings.Join(fixed, ", "))
+	}
+
+	n.reconfMu.Lock()
+	defer n.reconfMu.Unlock()
+	n.mu.Lock()
+	oldLinks := append([]LinkConfig(nil), n.cfg.Links...)
+	serving, stopping := n.serving, n.draining || n.dead
+	n.mu.Unlock()
+	if stopping {
+		return nil, ErrShutdown
+	}
+	if !serving {
+		return nil, errors.New("reconfigure: the node is not serving yet")
+	}
+
+	// The links: by peer, equal or not.
+	oldBy := map[string]LinkConfig{}
+	for _, lc := range oldLinks {
+		oldBy[lc.Peer] = lc
+	}
+	newBy := map[string]LinkConfig{}
+	for _, lc := range cfg.Links {
+		newBy[lc.Peer] = lc
+	}
+	var removed, added []LinkConfig
+	for _, lc := range oldLinks {
+		if nl, ok := newBy[lc.Peer]; !ok || !sameLink(lc, nl) {
+			removed = append(removed, lc)
+		}
+	}
+	for _, lc := range cfg.Links {
+		if ol, ok := oldBy[lc.Peer]; !ok || !sameLink(ol, lc) {
+			added = append(added, lc)
+		}
+	}
+
+	// Bind the new listen addresses before anything changes.
+	var fresh []*linkListener
+	freshAt := map[string]bool{}
+	for _, lc := range added {
+		if lc.Listen == "" || freshAt[lc.Listen] || n.listenerFor(lc.Listen) != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", lc.Listen)
+		if err != nil {
+			for _, ll := range fresh {
+				_ = ll.ln.Close()
+			}
+			return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
+		}
+		t := n.tuning()
+		fresh = append(fresh, &linkListener{ln: ln, addr: lc.Listen,
+			gate: &helloGate{max: t.MaxHellos, perSource: t.MaxHellosPerSource}})
+		freshAt[lc.Listen] = true
+	}
+
+	var changes []string
+	// Tuning first: the links and sessions started below use it.
+	tun := cfg.Tuning.withDefaults()
+	if !reflect.DeepEqual(tun, *n.tuning()) {
+		n.tunp.Store(&tun)
+		n.applyCaps(tun)
+	}
+
+	// Links.
+	var retired []*link
+	n.mu.Lock()
+	n.cfg.Links = append([]LinkConfig(nil), cfg.Links...)
+	for _, lc := range removed {
+		delete(n.linkStates, lc.Peer)
+		if stop := n.dialStop[lc.Peer]; stop != nil {
+			stop()
+			delete(n.dialStop, lc.Peer)
+		}
+		if l := n.links[lc.Peer]; l != nil && l.retired.CompareAndSwap(false, true) {
+			retired = append(retired, l)
+		}
+	}
+	for _, lc := range added {
+		n.linkStates[lc.Peer] = &linkState{}
+	}
+	n.mu.Unlock()
+	n.setParents(cfg.Links)
+	changes = append(changes, n.reconfigureParents(cfg)...)
+	var gone []*linkListener
+	n.lnMu.Lock()
+	n.listeners = append(n.listeners, fresh...)
+	kept := n.listeners[:0]
+	for _, ll := range n.listeners {
+		set := n.listenLinksAt(ll.addr, cfg.Links)
+		if len(set.links) == 0 {
+			gone = append(gone, ll)
+			continue
+		}
+		ll.set.Store(set)
+		kept = append(kept, ll)
+	}
+	clear(n.listeners[len(kept):])
+	n.listeners = kept
+	n.lnMu.Unlock()
+	for _, ll := range gone {
+		_ = ll.ln.Close()
+	}
+	for _, lc := range removed {
+		if nl, ok := newBy[lc.Peer]; ok {
+			changes = append(changes, fmt.Sprintf("link to %s changed (%s)", lc.Peer, linkWhere(nl)))
+			continue
+		}
+		changes = append(changes, fmt.Sprintf("link to %s removed", lc.Peer))
+	}
+	for _, lc := range added {
+		if _, ok := oldBy[lc.Peer]; !ok {
+			changes = append(changes, fmt.Sprintf("link to %s added (%s)", lc.Peer, linkWhere(lc)))
+		}
+		if lc.Plaintext {
+			n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer}).Warn("link is insecure_plaintext: its peer is not authenticated and its traffic is not encrypted")
+		}
+	}
+	for _, ll := range fresh {
+		ll := ll
+		if !n.spawn(func() { n.acceptLinks(ll) }) {
+			_ = ll.ln.Close()
+		}
+	}
+	for _, lc := range added {
+		if lc.Dial != "" {
+			n.startDial(lc)
+		}
+	}
+	for _, l := range retired {
+		l := l
+		if !n.spawn(func() { n.drainLink(l, grace) }) {
+			l.close()
+		}
+	}
+	if len(removed) > 0 || len(added) > 0 {
+		n.refreshPath()
+	}
+
+	// Services.
+	old := *n.services.Load()
+	next := make(map[string]*serviceSlot, len(cfg.Services))
+	for name, s := range cfg.Services {
+		if o, ok := old[name]; ok && sameService(o.svc, s) {
+			next[name] = o
+			continue
+		}
+		next[name] = &serviceSlot{svc: s}
+		if _, ok := old[name]; ok {
+			changes = append(changes, fmt.Sprintf("service %s changed", name))
+		} else {
+			changes = append(changes, fmt.Sprintf("service %s added", name))
+		}
+	}
+	n.services.Store(&next)
+	for name, o := range old {
+		if next[name] == o {
+			continue
+		}
+		if _, ok := next[name]; !ok {
+			changes = append(changes, fmt.Sprintf("service %s removed", name))
+		}
+		o := o
+		n.spawn(func() { o.conns.drain(n.ctx, grace) })
+	}
+	return changes, nil
+}
+
+// RemoveEntry stops the entry name from listening at once; its sessions
+// drain for grace and are then aborted. It reports whether the node had
+// that entry.
+func (n *Node) RemoveEntry(name string, grace time.Duration) bool {
+	n.lnMu.Lock()
+	var e *entry
+	for i, x := range n.entries {
+		if x.name == name {
+			e = x
+			n.entries = append(n.entries[:i:i], n.entries[i+1:]...)
+			break
+		}
+	}
+	n.lnMu.Unlock()
+	if e == nil {
+		return false
+	}
+	_ = e.ln.Close()
+	n.spawn(func() { e.conns.drain(n.ctx, grace) })
+	return true
+}
+
+// EntryAddr returns the bound address of the entry name, or nil.
+func (n *Node) EntryAddr(name string) net.Addr {
+	n.lnMu.Lock()
+	defer n.lnMu.Unlock()
+	for _, e := range n.entries {
+		if e.name == name {
+			return e.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// tuning returns the tuning in force. A reconfiguration replaces it whole;
+// read it once per decision.
+func (n *Node) tuning() *Tuning { return n.tunp.Load() }
+
+// applyCaps sets the caps that live in the node's parts to t's.
+func (n *Node) applyCaps(t Tuning) {
+	n.table.mu.Lock()
+	n.table.maxPerLink, n.table.maxRoutes = t.MaxLabelsPerLink, t.MaxRoutes
+	n.table.mu.Unlock()
+	n.lnMu.Lock()
+	for _, ll := range n.listeners {
+		ll.gate.mu.Lock()
+		ll.gate.max, ll.gate.perSource = t.MaxHellos, t.MaxHellosPerSource
+		ll.gate.mu.Unlock()
+	}
+	n.lnMu.Unlock()
+	for _, r := range []*refusalLog{n.refusals, n.denials} {
+		r.mu.Lock()
+		r.burst = t.RefusalLogBurst
+		r.mu.Unlock()
+	}
+}
+
+// setServices puts services in force, each in a new slot.
+func (n *Node) setServices(services map[string]Service) {
+	m := make(map[string]*serviceSlot, len(services))
+	for name, s := range services {
+		m[name] = &serviceSlot{svc: s}
+	}
+	n.services.Store(&m)
+}
+
+// setParents records the labels of the parents among links.
+func (n *Node) setParents(links []LinkConfig) {
+	m := map[string]bool{}
+	for _, lc := range links {
+		if lc.Parent {
+			m[lc.Peer] = true
+		}
+	}
+	n.parentSet.Store(&m)
+}
+
+// configuredLocked reports whether lc is a link of the configuration in
+// force: a link removed while its hello ran is not registered. The caller
+// holds n.mu.
+func (n *Node) configuredLocked(lc LinkConfig) bool {
+	for _, c := range n.cfg.Links {
+		if c.Peer == lc.Peer {
+			return sameLink(c, lc)
+		}
+	}
+	return false
+}
+
+// startDial starts the dial loop of the dialled link lc, which runs until
+// the node stops accepting or a reconfiguration removes the link.
+func (n *Node) startDial(lc LinkConfig) {
+	ctx, stop := context.WithCancel(n.acceptCtx)
+	n.mu.Lock()
+	if old := n.dialStop[lc.Peer]; old != nil {
+		old()
+	}
+	n.dialStop[lc.Peer] = stop
+	n.mu.Unlock()
+	if !n.spawn(func() { n.dialLoop(ctx, lc) }) {
+		stop()
+	}
+}
+
+// drainLink closes the retired link l once no session runs on it, or when
+// grace ends, or when the node aborts what is left.
+func (n *Node) drainLink(l *link, grace time.Duration) {
+	log := n.log.WithFields(logrus.Fields{"component": "link", "l": l.cfg.Peer})
+	end := time.NewTimer(grace)
+	defer end.Stop()
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for {
+		if l.sessionStreams() == 0 {
+			log.Info("removed link closed: its sessions are done")
+			l.close()
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-end.C:
+			log.Warnf("removed link closed: aborting %d sessions left after the grace period", l.sessionStreams())
+			l.close()
+			return
+		case <-l.sess.CloseChan():
+			return
+		case <-n.ctx.Done():
+			l.close()
+			return
+		}
+	}
+}
+
+// sessionStreams is how many streams of l carry sessions: all but the
+// control stream.
+func (l *link) sessionStreams() int {
+	k := l.sess.NumStreams()
+	l.ctrlMu.Lock()
+	if l.ctrl != nil {
+		k--
+	}
+	l.ctrlMu.Unlock()
+	return max(k, 0)
+}
+
+// linkWhere says how a link is reached, for the change lines.
+func linkWhere(lc LinkConfig) string {
+	side := "child"
+	if lc.Parent {
+		side = "parent"
+	}
+	if lc.Dial != "" {
+		return side + ", dial " + lc.Dial
+	}
+	return side + ", listen " + lc.Listen
+}
+
+// sameLink reports whether two link configurations are the same link: every
+// field alike, the credentials too (the same value, or equal ones).
+func sameLink(a, b LinkConfig) bool { return reflect.DeepEqual(a, b) }
+
+// sameService reports whether two services are alike: every field, and the
+// same Handler function, compared by its code (Go compares functions no
+// other way): a caller that keeps a service passes the same Handler, as
+// chain does with the in-process services it built once.
+func sameService(a, b Service) bool {
+	if (a.Handler == nil) != (b.Handler == nil) {
+		return false
+	}
+	if a.Handler != nil && reflect.ValueOf(a.Handler).Pointer() != reflect.ValueOf(b.Handler).Pointer() {
+		return false
+	}
+	a.Handler, b.Handler = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// serviceSlot is one service in force. A reconfiguration that keeps the
+// service keeps its slot; one that removes or changes it drains the slot's
+// sessions.
+type serviceSlot struct {
+	svc   Service
+	conns piece
+}
+
+// piece holds the sessions of a part of the node that a reconfiguration
+// may remove (an entry, a service), to abort those that outlast the grace.
+type piece struct {
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+	gone  bool          // its grace ended: a session that comes late is aborted at once
+	idle  chan struct{} // closed when the last session leaves, made by drain
+}
+
+// track records c as a session of p and returns the function that forgets
+// it, to call when the session ends.
+func (p *piece) track(c *Conn) (untrack func()) {
+	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		c.Abort(errRemoved)
+		return func() {}
+	}
+	if p.conns == nil {
+		p.conns = map[*Conn]struct{}{}
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		delete(p.conns, c)
+		if len(p.conns) == 0 && p.idle != nil {
+			close(p.idle)
+			p.idle = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// drain waits until p has no session left, or grace ends, then aborts what
+// is left; it returns early when ctx ends (the node aborts everything).
+func (p *piece) drain(ctx context.Context, grace time.Duration) {
+	p.mu.Lock()
+	if len(p.conns) == 0 {
+		p.gone = true
+		p.mu.Unlock()
+		return
+	}
+	if p.idle == nil {
+		p.idle = make(chan struct{})
+	}
+	idle := p.idle
+	p.mu.Unlock()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	p.gone = true
+	left := make([]*Conn, 0, len(p.conns))
+	for c := range p.conns {
+		left = append(left, c)
+	}
+	p.mu.Unlock()
+	for _, c := range left {
+		c.Abort(errRemoved)
+	}
+}
