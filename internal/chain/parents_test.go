@@ -1,10 +1,12 @@
 package chain
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 const twoParents = `label: gwp
@@ -110,5 +112,25 @@ func TestLoadParentChoiceRejects(t *testing.T) {
 			_, err := Load(tc.kind, path)
 			checkProblems(t, path, err, tc.want)
 		})
+	}
+}
+
+// TestApplyParentChoice: a reload changes a running gwproxy's parent
+// selection without a restart, and says so.
+func TestApplyParentChoice(t *testing.T) {
+	eppPath, gwpPath, _, _ := smallTree(t, echoServer(t), 300*time.Millisecond)
+	startRun(t, EPProxy, eppPath)
+	gwp := startRun(t, GWProxy, gwpPath)
+	n := gwp.getNode(t)
+	muxtest.WaitFor(t, 10*time.Second, "gwp-test's path to the root", func() bool { return len(n.PathToRoot()) == 1 })
+	next := editConfig(t, GWProxy, gwpPath, func(s string) string { return s + "parent_selection: nearest\nnearest_hold: 5s\n" })
+	if err := Apply(gwp.cfg, next, gwp.logger); err != nil {
+		t.Fatal(err)
+	}
+	if want := "parent selection nearest (was ordered)\n"; !strings.Contains(gwp.logs.String(), want) {
+		t.Errorf("no %q in the log:\n%s", want, gwp.logs.String())
+	}
+	if st := n.Status(); st.ParentSelection != "nearest" || st.ActiveParent != "epp-test" {
+		t.Errorf("status after the reload: selection %q, active parent %q", st.ParentSelection, st.ActiveParent)
 	}
 }
