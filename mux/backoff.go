@@ -48,6 +48,16 @@ func (b *Backoff) Next() time.Duration {
 	return half + rand.N(half+1)
 }
 
+// Jitter returns a random wait in [0, d): the spread of a first
+// reconnect, so that the many nodes that lost their links at the same
+// moment do not come back in the same second.
+func Jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
+}
+
 // SleepCtx waits d; it returns false when ctx ends first.
 func SleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

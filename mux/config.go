@@ -3,6 +3,7 @@ package mux
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -147,6 +148,23 @@ type Tuning struct {
 	// 10.
 	RefusalLogBurst int
 
+	// Reconnect storms: when a node with many children restarts, they
+	// come back spread over time and are admitted at a bounded rate.
+
+	// ReconnectSpread spreads the first reconnect of a dialled link that
+	// was up and went down: it waits the backoff's first step plus a
+	// random part of ReconnectSpread, so that the children of a node that
+	// restarts do not all come back in the same second. Default 2s; zero:
+	// the default.
+	ReconnectSpread time.Duration
+	// MaxHandshakeRate is how many new link connections per second one
+	// listen address admits to their TLS handshake and hello (a token
+	// bucket, HandshakeBurst deep); beyond it a new connection waits in
+	// the listen queue, where it costs the node nothing, until a token is
+	// free. Defaults 200 per second and a burst of 64; zero: the default.
+	MaxHandshakeRate float64
+	HandshakeBurst   int
+
 	// The status query of the tree (PROTOCOL.md section 2.1); zero is the
 	// default.
 
@@ -185,6 +203,10 @@ func DefaultTuning() Tuning {
 		MaxHellos:            64,
 		MaxHellosPerSource:   8,
 		RefusalLogBurst:      10,
+
+		ReconnectSpread:  2 * time.Second,
+		MaxHandshakeRate: 200,
+		HandshakeBurst:   64,
 	}
 }
 
@@ -233,10 +255,17 @@ func (t Tuning) withDefaults() Tuning {
 		{&t.MaxHellos, &d.MaxHellos},
 		{&t.MaxHellosPerSource, &d.MaxHellosPerSource},
 		{&t.RefusalLogBurst, &d.RefusalLogBurst},
+		{&t.HandshakeBurst, &d.HandshakeBurst},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.d
 		}
+	}
+	if t.ReconnectSpread == 0 {
+		t.ReconnectSpread = d.ReconnectSpread
+	}
+	if t.MaxHandshakeRate == 0 {
+		t.MaxHandshakeRate = d.MaxHandshakeRate
 	}
 	return t
 }
@@ -261,6 +290,7 @@ func (t Tuning) Validate() []error {
 		{"peer write timeout", t.PeerWriteTimeout},
 		{"backoff min", t.BackoffMin},
 		{"backoff max", t.BackoffMax},
+		{"reconnect spread", t.ReconnectSpread},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative", d.name, d.v))
@@ -274,6 +304,9 @@ func (t Tuning) Validate() []error {
 	}
 	if t.MaxLabelsPerLink < 0 || t.MaxRoutes < 0 || t.MaxSessionsPerLink < 0 || t.MaxSessionsPerOrigin < 0 || t.MaxHellos < 0 || t.MaxHellosPerSource < 0 || t.RefusalLogBurst < 0 {
 		errs = append(errs, fmt.Errorf("caps must not be negative"))
+	}
+	if t.MaxHandshakeRate < 0 || t.HandshakeBurst < 0 {
+		errs = append(errs, fmt.Errorf("handshake rate and burst must not be negative"))
 	}
 	return errs
 }
@@ -307,6 +340,13 @@ type Config struct {
 	TLS Credentials
 	// Version is the daemon's version, shown in Status. Optional.
 	Version string
+
+	// Inherited are listening sockets taken over from a predecessor
+	// process (Node.HandOver), by the listen address of the links they
+	// serve; New uses them instead of binding those addresses, and then
+	// accepts links only once a parent link is up (at most the hello
+	// timeout). The node closes them.
+	Inherited map[string]net.Listener
 
 	// Parent selection (parents.go).
 

@@ -159,7 +159,7 @@ func (l *link) controlAsParent() {
 				return
 			}
 			expect, refused, asked = 1, false, false
-			if _, err := l.n.table.replace(l.cfg.Peer, m.Labels[1:]); err != nil {
+			if err := l.announce(m.Labels[1:], nil, true); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused = 0, true
 			}
@@ -187,10 +187,12 @@ func (l *link) controlAsParent() {
 				continue
 			}
 			expect++
-			if _, err := l.n.table.apply(l.cfg.Peer, m.Labels, m.Removed); err != nil {
+			if err := l.announce(m.Labels, m.Removed, false); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused, asked = 0, true, false
 			}
+		case ctrlHandover, ctrlDrain, ctrlDrainReply:
+			l.handoverMsg(m)
 		default:
 			l.protocolError(fmt.Errorf("a parent does not expect %s", m.Type))
 			return
@@ -267,6 +269,9 @@ func (l *link) controlAsChild(st *yamux.Stream) {
 			l.path = m.Labels
 			l.n.mu.Unlock()
 			l.n.parentTold(l) // and the path to the root, when it is this parent's
+			l.answerPredecessor()
+		case ctrlHandover, ctrlDrain, ctrlDrainReply:
+			l.handoverMsg(m)
 		default:
 			l.protocolError(fmt.Errorf("a child does not expect %s", m.Type))
 			return

@@ -321,6 +321,9 @@ func TestIdleConnectionFlood(t *testing.T) {
 	tun := muxtest.FastTuning()
 	tun.RefusalLogBurst = 5
 	tun.HelloTimeout = 3 * time.Second
+	// The caps alone: without the handshake rate, which would leave most
+	// of the flood waiting in the listen queue (TestReconnectStorm).
+	tun.MaxHandshakeRate, tun.HandshakeBurst = 1e9, 1<<30
 	log, sink := captureLog(t)
 	root := muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun,
 		Services: map[string]mux.Service{"echo": {Handler: echoHandler}},

@@ -70,6 +70,18 @@ var (
 // for polling a table of 100,000 routes.
 func (n *Node) RouteCount() int { return n.table.size() }
 
+// HelloPeak is the most link connections that were in their TLS handshake
+// or hello at once on any of the node's listen addresses.
+func (n *Node) HelloPeak() int {
+	peak := 0
+	for _, ll := range n.listeners {
+		ll.gate.mu.Lock()
+		peak = max(peak, ll.gate.peak)
+		ll.gate.mu.Unlock()
+	}
+	return peak
+}
+
 // The status query of the tree, asked from any node (a child asking its
 // parent, say), and a child made slow to answer it.
 

@@ -133,7 +133,9 @@ func fuzzCtrlSeeds() [][]byte {
 		"\x01\x00\x01\x04root",                 // WHO with a label
 		"\x02\x00\x00",                         // WHO reply without labels
 		"\x04\x00\x00",                         // TELL reply without labels
-		"\x06\x00\x00",                         // unknown type
+		"\x09\x00\x00",                         // unknown type
+		"\x06\x00\x01\x04root",                 // HANDOVER with a label
+		"\x07\x00\x00",                         // DRAIN
 		"\x05\x00\x00",                         // delta, sequence truncated
 		"\x05\x00\x00\x00\x00\x00\x00\x00\x00", // delta with sequence 0
 		"\x05\x00\x00\x00\x01\x00\x00",         // delta without its removed count
@@ -210,9 +212,9 @@ func fuzzCheckCtrl(t *testing.T, m ctrlMsg, used []byte) {
 		}
 	}
 	switch m.Type {
-	case ctrlWho:
+	case ctrlWho, ctrlHandover, ctrlDrain, ctrlDrainReply:
 		if len(m.Labels) != 0 {
-			t.Fatalf("WHO with labels accepted: %v", m.Labels)
+			t.Fatalf("%s with labels accepted: %v", m.Type, m.Labels)
 		}
 	case ctrlWhoReply, ctrlTellReply:
 		if len(m.Labels) == 0 {

@@ -74,7 +74,7 @@ func (n *Node) checkPeer(lc LinkConfig, h hello, res *reservation) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.links[h.Label] != nil || n.reserved[h.Label] {
+	if !n.successorMayLinkLocked(h.Label) || n.reserved[h.Label] {
 		return fmt.Errorf("%w: duplicate label: %s is already connected", ErrRejected, h.Label)
 	}
 	n.reserved[h.Label] = true

@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sort"
@@ -12,8 +13,9 @@ import (
 )
 
 // This file holds the bounds on what the network can make a node do
-// before it trusts a peer: hellos in progress per listen address and per
-// source address, and logs of refusals that a flood cannot flood.
+// before it trusts a peer: the rate of new handshakes per listen address,
+// hellos in progress per listen address and per source address, and logs
+// of refusals that a flood cannot flood.
 
 // refusalInterval is the refusal log's interval: in each, the first
 // Tuning.RefusalLogBurst refusals are logged in full; the rest are counted
@@ -133,6 +135,7 @@ type helloGate struct {
 
 	mu       sync.Mutex
 	inflight int
+	peak     int // the most in progress at once since the node started
 	bySource map[string]int
 }
 
@@ -148,6 +151,7 @@ func (g *helloGate) enter(source string) bool {
 		g.bySource = map[string]int{}
 	}
 	g.inflight++
+	g.peak = max(g.peak, g.inflight)
 	g.bySource[source]++
 	return true
 }
@@ -167,6 +171,68 @@ func (g *helloGate) inProgress() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.inflight
+}
+
+// handshakeBucket paces the new connections of one link listener: a token
+// bucket of burst tokens filled at rate per second. A reconnect storm (the
+// children of a node that restarted, all dialling again) is admitted at
+// the rate, so that their TLS handshakes do not starve the node's links
+// that are up; the connections not admitted yet wait in the kernel's
+// listen queue, which holds no descriptor, goroutine or CPU of the node.
+type handshakeBucket struct {
+	limits func() (rate float64, burst int) // read at each take: a reconfiguration applies at once
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+	filled bool
+}
+
+func newHandshakeBucket(limits func() (float64, int)) *handshakeBucket {
+	return &handshakeBucket{limits: limits}
+}
+
+// take takes a token, waiting for one until ctx ends; it reports false
+// when ctx ended (or had ended) first.
+func (b *handshakeBucket) take(ctx context.Context) bool {
+	for ctx.Err() == nil {
+		rate, burst := b.limits()
+		b.mu.Lock()
+		now := time.Now()
+		if !b.filled {
+			b.tokens, b.filled = float64(burst), true
+		} else {
+			b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+		}
+		b.last = now
+		if b.tokens >= 1 {
+			b.tokens--
+			b.mu.Unlock()
+			return true
+		}
+		wait := time.Duration((1 - b.tokens) / rate * float64(time.Second))
+		b.mu.Unlock()
+		if !SleepCtx(ctx, max(wait, time.Millisecond)) {
+			return false
+		}
+	}
+	return false
+}
+
+// pacedListener accepts a connection only once the bucket gives a token:
+// until then new connections wait in the listen queue. Accept reports
+// net.ErrClosed once ctx ends.
+type pacedListener struct {
+	net.Listener
+	ctx    context.Context
+	bucket *handshakeBucket
+}
+
+func (p pacedListener) Accept() (net.Conn, error) {
+	if !p.bucket.take(p.ctx) {
+		return nil, net.ErrClosed
+	}
+	return p.Listener.Accept()
 }
 
 // Stats counts what the node refused of its neighbours since it started.

@@ -45,6 +45,21 @@ type link struct {
 	// retired: a reconfiguration removed the link; it takes no new session
 	// and closes once its sessions are done or the grace ended (reconfig.go).
 	retired atomic.Bool
+
+	// Handing a node's place over to a successor (handover.go); the
+	// flags are guarded by n.mu.
+	cc           *coalesceConn // the connection under yamux, for its byte counts
+	upSince      time.Time
+	peerHandover bool          // the peer said HANDOVER: its successor's link may come up beside this one
+	peerDrain    bool          // the peer said DRAIN: its successor's link takes this one's place
+	superseded   bool          // a successor's link took this one's place; it finishes its sessions
+	standby      bool          // a successor's link beside its predecessor's, no new sessions yet
+	redial       chan struct{} // closed when the peer said DRAIN and this side dials: dial its successor
+	redialed     bool
+	drainReplied chan struct{} // closed when the peer answered this node's DRAIN
+	replied      bool
+	predecessor  *link       // a parent's predecessor's link, to answer once the parent took this node's TELL
+	announced    atomic.Bool // a child's link: its whole announcement arrived
 }
 
 func (l *link) close() {
@@ -68,7 +83,12 @@ func (n *Node) acceptLinks(ll *linkListener) {
 		return false
 	}
 	ungate := func(conn net.Conn) { ll.gate.leave(sourceOf(conn)) }
-	n.acceptLoop(ll.ln, log, gate, ungate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
+	n.awaitParentFirst(ll)
+	paced := pacedListener{Listener: ll.ln, ctx: n.acceptCtx, bucket: newHandshakeBucket(func() (float64, int) {
+		t := n.tuning()
+		return t.MaxHandshakeRate, t.HandshakeBurst
+	})}
+	n.acceptLoop(paced, log, gate, ungate, func(conn net.Conn) { n.serveLinkConn(ll, conn) })
 }
 
 // acceptLoop accepts on ln until the node stops accepting and hands each
@@ -122,7 +142,7 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 	var leaveOnce sync.Once
 	leave := func() { leaveOnce.Do(func() { ll.gate.leave(source) }) }
 	defer leave()
-	_ = n.establish(conn, false, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
+	_, _ = n.establish(conn, false, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
 		defer leave()
 		c, auth, isTLS, err := n.acceptTLS(ll, conn, log)
 		if err != nil {
@@ -149,8 +169,9 @@ func (n *Node) serveLinkConn(ll *linkListener, conn net.Conn) {
 // until it ends, on the connection hs returned. The peer's label, reserved
 // by the hello, is released here and only here. Shutdown does not wait for
 // a hello: a silent peer would hold it for the whole hello timeout. It
-// closes conn and returns the handshake's error.
-func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (net.Conn, LinkConfig, hello, error)) error {
+// closes conn and returns the handshake's error, and whether the link
+// returned early for its peer's successor to be dialled (runLink).
+func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (net.Conn, LinkConfig, hello, error)) (redial bool, err error) {
 	res := &reservation{n: n}
 	defer res.release()
 	_ = conn.SetDeadline(time.Now().Add(n.tuning().HelloTimeout))
@@ -161,11 +182,10 @@ func (n *Node) establish(conn net.Conn, dialled bool, hs func(*reservation) (net
 	}
 	if err != nil {
 		_ = conn.Close()
-		return err
+		return false, err
 	}
 	_ = conn.SetDeadline(time.Time{})
-	n.runLink(lc, peer, c, dialled, res)
-	return nil
+	return n.runLink(lc, peer, c, dialled, res), nil
 }
 
 // dialLoop keeps the dialled link to lc.Peer up: it dials, runs the link
@@ -177,8 +197,9 @@ func (n *Node) dialLoop(ctx context.Context, lc LinkConfig) {
 	for ctx.Err() == nil {
 		d := net.Dialer{Timeout: n.tuning().HelloTimeout}
 		conn, err := d.DialContext(ctx, "tcp", lc.Dial)
+		redial := false
 		if err == nil {
-			err = n.establish(conn, true, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
+			redial, err = n.establish(conn, true, func(res *reservation) (net.Conn, LinkConfig, hello, error) {
 				c := conn
 				if !lc.Plaintext {
 					var err error
@@ -198,10 +219,18 @@ func (n *Node) dialLoop(ctx context.Context, lc LinkConfig) {
 			return
 		}
 		wait := b.Next()
-		if err != nil {
+		if err == nil {
+			// The link was up: its peer may have restarted with many
+			// other children, which must not all come back at once.
+			wait += Jitter(n.tuning().ReconnectSpread)
+		}
+		switch {
+		case err != nil:
 			log.WithError(err).Warnf("link not up; retrying in %s", wait.Round(time.Millisecond))
 			n.noteLinkErr(lc.Peer, "link not up: "+err.Error())
-		} else {
+		case redial:
+			log.Infof("peer hands its place over; dialling its successor in %s", wait.Round(time.Millisecond))
+		default:
 			log.Infof("reconnecting in %s", wait.Round(time.Millisecond))
 		}
 		if !SleepCtx(ctx, wait) {
@@ -213,7 +242,10 @@ func (n *Node) dialLoop(ctx context.Context, lc LinkConfig) {
 // runLink runs an established link until its yamux session ends, then
 // removes its routes. The peer's label is reserved in res on entry; the
 // link takes it over once registered. It closes conn.
-func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, res *reservation) {
+//
+// It reports true when it returned before the link ended, for the dial
+// loop to dial the peer's successor (the peer is handing over).
+func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, res *reservation) bool {
 	l := &link{
 		n:      n,
 		cfg:    lc,
@@ -221,11 +253,16 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		conn:   conn,
 		log:    n.log.WithFields(logrus.Fields{"component": "routing", "l": lc.Peer}),
 		tellCh: make(chan struct{}, 1),
+
+		upSince:      time.Now(),
+		redial:       make(chan struct{}),
+		drainReplied: make(chan struct{}),
 	}
 	linkLog := n.log.WithFields(logrus.Fields{"component": "link", "l": lc.Peer, "addr": conn.RemoteAddr().String()})
 	ycfg := n.tuning().yamuxConfig(yamuxLogger{n.log.WithFields(logrus.Fields{"component": "yamux", "l": lc.Peer})})
 	var err error
 	cc := newCoalesceConn(conn)
+	l.cc = cc
 	if dialled {
 		l.sess, err = yamux.Client(cc, ycfg)
 	} else {
@@ -235,20 +272,20 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 		_ = conn.Close()
 		linkLog.WithError(err).Error("link setup failed")
 		n.noteLinkErr(lc.Peer, "link setup failed: "+err.Error())
-		return
+		return false
 	}
 	n.mu.Lock()
 	res.takeLocked()
 	if n.dead || !n.configuredLocked(lc) {
 		n.mu.Unlock()
 		l.close()
-		return
+		return false
 	}
-	n.links[lc.Peer] = l
-	if st := n.linkStates[lc.Peer]; st != nil {
+	replaced, standby := n.registerLocked(l)
+	if st := n.linkStates[lc.Peer]; st != nil && !standby {
 		*st = linkState{since: time.Now(), remote: conn.RemoteAddr().String(), conn: cc}
 	}
-	if lc.Parent {
+	if lc.Parent && !standby {
 		n.table.addParent(l)
 	}
 	n.mu.Unlock()
@@ -260,9 +297,12 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	if lc.Plaintext {
 		linkLog.Warn("link up without TLS (insecure_plaintext): not authenticated, not encrypted")
 	}
-	if lc.Parent {
+	if lc.Parent && !standby {
+		// A successor's link in place of its predecessor's is no flap:
+		// the parent is measured and made ready again, nothing more.
 		n.parentEvent(func(ps *parentSet, now time.Time, _ *parentNews) { ps.up(lc.Peer, now) })
 	}
+	n.noteSuccessorLink(l, replaced, standby)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -287,34 +327,13 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 			l.controlAsParent()
 		}()
 	}
-	<-l.sess.CloseChan()
-	l.close()
-	l.fireLost()
-	wg.Wait()
-
-	n.mu.Lock()
-	delete(n.links, lc.Peer)
-	if st := n.linkStates[lc.Peer]; st != nil && !l.retired.Load() {
-		st.since, st.rtt = time.Now(), 0
-		if n.acceptCtx.Err() == nil {
-			st.lastErr = "link down"
-		}
+	if l.cfg.Dial != "" && l.awaitEndOrRedial() && n.spawn(func() { n.endLink(l, &wg, linkLog) }) {
+		// The peer hands its place over to a successor: the dial loop
+		// dials it now, while this link finishes its sessions.
+		return true
 	}
-	n.mu.Unlock()
-	if lc.Parent {
-		n.table.removeParent(lc.Peer)
-	} else {
-		n.rememberSubtree(lc.Peer)
-		n.table.drop(lc.Peer)
-	}
-	linkLog.Warn("link down")
-	if n.acceptCtx.Err() == nil {
-		n.errs.add(lc.Peer, "link down")
-	}
-	if lc.Parent {
-		// The parent set logs the parent now in use (l=), and why.
-		n.parentEvent(func(ps *parentSet, now time.Time, nw *parentNews) { ps.down(lc.Peer, now, nw) })
-	}
+	n.endLink(l, &wg, linkLog)
+	return false
 }
 
 // acceptStreams hands every stream the peer opens to its own goroutine.

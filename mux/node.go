@@ -53,6 +53,13 @@ type Node struct {
 	shutOnce  sync.Once
 	shutErr   error
 
+	// Handing the node's place over to a successor process, or taking it
+	// over from a predecessor (handover.go).
+	handingOver  atomic.Bool
+	standby      map[string]*link // successors' links beside their predecessors', by peer label; guarded by mu
+	parentUp     chan struct{}    // closed when a parent link is first up
+	parentUpOnce sync.Once
+
 	// The status query of the tree (tree.go).
 	tree treeState
 
@@ -121,6 +128,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		started:    time.Now(),
 		linkStates: map[string]*linkState{},
 		dialStop:   map[string]context.CancelFunc{},
+		parentUp:   make(chan struct{}),
 		parents:    newParentSet(cfg),
 	}
 	n.cfg.Links = append([]LinkConfig(nil), cfg.Links...)
@@ -148,7 +156,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		if lc.Listen == "" || n.listenerFor(lc.Listen) != nil {
 			continue
 		}
-		ln, err := net.Listen("tcp", lc.Listen)
+		ln, err := n.listen(lc.Listen)
 		if err != nil {
 			n.closeListeners()
 			return nil, fmt.Errorf("listen for link %s: %w", lc.Peer, err)
@@ -315,6 +323,9 @@ func (n *Node) Serve(ctx context.Context) error {
 func (n *Node) stopAccepting() {
 	n.stopAccept()
 	n.closeListeners()
+	if n.handingOver.Load() {
+		return // it carries what reaches it until Drain
+	}
 	n.mu.Lock()
 	n.draining = true
 	n.mu.Unlock()
@@ -331,6 +342,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 func (n *Node) shutdown(ctx context.Context) error {
 	log := n.log.WithField("component", "node")
+	n.handingOver.Store(false) // a handover's Drain is over: no new session now
 	n.stopAccepting()
 	var forced error
 	if left := n.waitSessions(ctx); left > 0 {

@@ -153,3 +153,18 @@ func (ps *parentSet) status(s *NodeStatus, now time.Time) {
 		}
 	}
 }
+
+// parentPromoted records that the successor's link s, in standby beside
+// its predecessor's, became the parent's link: no flap; ready at once when
+// the successor already answered this node's announcement.
+func (n *Node) parentPromoted(s *link) {
+	n.parentEvent(func(ps *parentSet, now time.Time, _ *parentNews) {
+		if n.links[s.cfg.Peer] != s {
+			return
+		}
+		ps.up(s.cfg.Peer, now)
+		if p := ps.by[s.cfg.Peer]; p != nil && s.path != nil {
+			p.ready = true
+		}
+	})
+}

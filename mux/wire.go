@@ -37,6 +37,12 @@ const (
 	ctrlTell      ctrlType = 3 // child -> parent: my label and those below me (on connect and on change)
 	ctrlTellReply ctrlType = 4 // parent -> child: my label and my path to the root
 	ctrlDelta     ctrlType = 5 // child -> parent: labels added and removed below me since the last TELL or delta
+
+	// Handing a node's place over to a new process with its label
+	// (handover.go); either side may send them, with no labels.
+	ctrlHandover   ctrlType = 6 // a successor with my label may link beside this link; keep routing through this one
+	ctrlDrain      ctrlType = 7 // route new sessions through my successor's link (dial me again if you dial)
+	ctrlDrainReply ctrlType = 8 // no new session will come to you on this link
 )
 
 // maxChunk is the most labels one control message carries; a larger set
@@ -55,6 +61,12 @@ func (t ctrlType) String() string {
 		return "TELL reply"
 	case ctrlDelta:
 		return "TELL delta"
+	case ctrlHandover:
+		return "HANDOVER"
+	case ctrlDrain:
+		return "DRAIN"
+	case ctrlDrainReply:
+		return "DRAIN reply"
 	}
 	return fmt.Sprintf("type %d", byte(t))
 }
@@ -154,7 +166,7 @@ func decodeCtrl(body []byte) (ctrlMsg, error) {
 		return ctrlMsg{}, fmt.Errorf("%w: short body", ErrBadControl)
 	}
 	m := ctrlMsg{Type: ctrlType(body[0])}
-	if m.Type < ctrlWho || m.Type > ctrlDelta {
+	if m.Type < ctrlWho || m.Type > ctrlDrainReply {
 		return ctrlMsg{}, fmt.Errorf("%w: unknown type %d", ErrBadControl, body[0])
 	}
 	p := body[1:]
@@ -180,8 +192,8 @@ func decodeCtrl(body []byte) (ctrlMsg, error) {
 	if len(p) != 0 {
 		return ctrlMsg{}, fmt.Errorf("%w: %d trailing bytes", ErrBadControl, len(p))
 	}
-	if m.Type == ctrlWho && len(m.Labels) != 0 {
-		return ctrlMsg{}, fmt.Errorf("%w: WHO carries no labels", ErrBadControl)
+	if (m.Type == ctrlWho || m.Type >= ctrlHandover) && len(m.Labels) != 0 {
+		return ctrlMsg{}, fmt.Errorf("%w: %s carries no labels", ErrBadControl, m.Type)
 	}
 	if (m.Type == ctrlWhoReply || m.Type == ctrlTellReply) && len(m.Labels) == 0 {
 		return ctrlMsg{}, fmt.Errorf("%w: %s without the sender's label", ErrBadControl, m.Type)

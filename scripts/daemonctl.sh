@@ -3,7 +3,14 @@
 # Sourced by epproxy.sh, gwproxy.sh, relay.sh and eventsink.sh, which set
 # DAEMON to their daemon's name. Usage (through those scripts):
 #
-#   NAME.sh start|stop|status|restart|reload|check [instance-dir]
+#   NAME.sh start|stop|status|restart|reload|check|upgrade [instance-dir]
+#
+# upgrade starts the binary (a new version put in its place) beside the
+# running instance: the new process takes the listening sockets over and
+# links with the same label, the old one stops taking new sessions, lets
+# those in flight finish for up to shutdown_grace, and exits. The pid file
+# names the new process. (An eventsink's intake listeners are not handed
+# over: its upgrade is a restart.)
 #
 # An instance directory holds the configuration NAME.yaml; the script keeps
 # NAME.pid and NAME.out (what the daemon prints before its own log is open)
@@ -28,7 +35,7 @@ cmd="${1:-}"
 inst="${2:-.}"
 
 usage() {
-	echo "usage: $DAEMON.sh start|stop|status|restart|reload|check [instance-dir]" >&2
+	echo "usage: $DAEMON.sh start|stop|status|restart|reload|check|upgrade [instance-dir]" >&2
 	exit 2
 }
 
@@ -160,6 +167,39 @@ do_reload() {
 	echo "$DAEMON: asked pid $pid to reload its configuration (see its log)"
 }
 
+do_upgrade() {
+	local old new
+	if ! old="$(running)"; then
+		echo "$DAEMON: not running in $inst; starting it"
+		do_start
+		return
+	fi
+	if [ "$DAEMON" = eventsink ]; then
+		echo "$DAEMON: its intake listeners are not handed over; restarting instead"
+		do_stop
+		do_start
+		return
+	fi
+	do_check >/dev/null
+	(
+		cd "$inst" || exit 1
+		RELAYCHAIN_TAKE_OVER=1 exec nohup "$bin" --config "$conf" </dev/null >>"$outfile" 2>&1
+	) &
+	new=$!
+	# Give it a moment to fail (the running instance did not hand over,
+	# a port of a new entry in use): then the old one runs on.
+	for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+		sleep 0.1
+		if ! kill -0 "$new" 2>/dev/null; then
+			echo "$DAEMON: the new process failed to take over; pid $old runs on. Last lines of $outfile:" >&2
+			tail -n 20 "$outfile" >&2
+			return 1
+		fi
+	done
+	echo "$new" >"$pidfile"
+	echo "$DAEMON: upgraded in $inst: pid $new took over from pid $old, which finishes its sessions (up to shutdown_grace) and exits"
+}
+
 case "$cmd" in
 start) do_start ;;
 stop) do_stop ;;
@@ -170,5 +210,6 @@ restart)
 status) do_status ;;
 reload) do_reload ;;
 check) do_check ;;
+upgrade) do_upgrade ;;
 *) usage ;;
 esac

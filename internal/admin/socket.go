@@ -52,6 +52,7 @@ type Socket struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
+	handover func() ([]mux.ListenerFile, error) // OnHandover, handover.go
 	// The tree, at the root (tree.go).
 	tree func(context.Context) (mux.TreeNode, error)
 }
@@ -121,6 +122,8 @@ func (s *Socket) serveConn(c net.Conn) {
 	switch strings.TrimSpace(line) {
 	case "status":
 		_ = json.NewEncoder(c).Encode(s.status())
+	case "handover":
+		s.serveHandover(c)
 	case "tree":
 		s.serveTree(c)
 	default:

@@ -252,6 +252,20 @@ type Tuning struct {
 	// RefusalLogBurst is how many refused link connections are logged in
 	// full per minute; the rest go in one summary line a minute. Default 10.
 	RefusalLogBurst int `yaml:"refusal_log_burst"`
+
+	// Reconnect storms (a node with many children restarting).
+
+	// ReconnectSpread spreads the first reconnect of a dialled link that
+	// was up: a random part of it is added to reconnect_min's first step,
+	// so that the children of a node that restarts do not all come back
+	// in the same second. Default 2s.
+	ReconnectSpread time.Duration `yaml:"reconnect_spread"`
+	// MaxHandshakeRate is how many new link connections per second one
+	// listen address admits to their handshake, after a burst of
+	// HandshakeBurst; the rest wait in the listen queue. Defaults 200 and
+	// 64.
+	MaxHandshakeRate float64 `yaml:"max_handshake_rate"`
+	HandshakeBurst   int     `yaml:"handshake_burst"`
 }
 
 // ByteSize is a size in bytes, written as a number or with a unit
@@ -336,6 +350,10 @@ func Default(k Kind) *Config {
 			MaxHellos:            d.MaxHellos,
 			MaxHellosPerSource:   d.MaxHellosPerSource,
 			RefusalLogBurst:      d.RefusalLogBurst,
+
+			ReconnectSpread:  d.ReconnectSpread,
+			MaxHandshakeRate: d.MaxHandshakeRate,
+			HandshakeBurst:   d.HandshakeBurst,
 		},
 		kind:         k,
 		ParentChoice: defaultParentChoice(),
@@ -648,10 +666,17 @@ func (t Tuning) validate(ps *daemon.Problems) {
 		{"max_hellos", t.MaxHellos},
 		{"max_hellos_per_source", t.MaxHellosPerSource},
 		{"refusal_log_burst", t.RefusalLogBurst},
+		{"handshake_burst", t.HandshakeBurst},
 	} {
 		if c.v <= 0 {
 			ps.Errorf("tuning."+c.key, "must be positive")
 		}
+	}
+	if t.ReconnectSpread <= 0 {
+		ps.Errorf("tuning.reconnect_spread", "must be positive, like \"2s\"")
+	}
+	if !(t.MaxHandshakeRate > 0) {
+		ps.Errorf("tuning.max_handshake_rate", "must be positive (new link connections a second)")
 	}
 }
 
@@ -678,6 +703,9 @@ func (t Tuning) MuxTuning() mux.Tuning {
 	m.MaxHellos = t.MaxHellos
 	m.MaxHellosPerSource = t.MaxHellosPerSource
 	m.RefusalLogBurst = t.RefusalLogBurst
+	m.ReconnectSpread = t.ReconnectSpread
+	m.MaxHandshakeRate = t.MaxHandshakeRate
+	m.HandshakeBurst = t.HandshakeBurst
 	return m
 }
 

@@ -491,6 +491,8 @@ var brokenConfigs = []struct {
 		[]problem{{7, "tuning.dial_timeout", "20s is above open_timeout 15s"}}},
 	{"zero accept backlog and max sessions", Relay, okRelay + "tuning:\n  accept_backlog: 0\n  max_sessions: -1\n",
 		[]problem{{7, "tuning.accept_backlog", "must be positive"}, {8, "tuning.max_sessions", "must be positive"}}},
+	{"storm limits off", Relay, okRelay + "tuning:\n  max_handshake_rate: 0\n  handshake_burst: -1\n  reconnect_spread: 0s\n",
+		[]problem{{8, "tuning.handshake_burst", "must be positive"}, {9, "tuning.reconnect_spread", "must be positive"}, {7, "tuning.max_handshake_rate", "must be positive"}}},
 	{"duplicate YAML key", Relay, okRelay + "label: r2\n",
 		[]problem{{6, "label", "duplicate key (first at line 1)"}}},
 	{"empty file", Relay, "",

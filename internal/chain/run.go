@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -70,17 +70,28 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	defer release()
 	mc := cfg.MuxConfig(extra)
 	mc.Version = version.String(cfg.kind.Name)
-	n, err := mux.New(mc, log)
+	inherited, err := takeOver(cfg, h, mlog)
 	if err != nil {
 		return err
 	}
+	mc.Inherited = inherited
+	n, err := mux.New(mc, log)
+	if err != nil {
+		closeUnused(inherited, nil)
+		return err
+	}
+	ctx, handOver := context.WithCancel(ctx)
+	defer handOver()
+	var handedOver atomic.Bool
 	// Without its admin socket (a read-only instance directory, a path
 	// too long for a Unix socket) the node still runs: status is for the
 	// operator, the links are for the traffic.
 	alog := daemon.Component(log, "admin")
-	if sock, err := admin.ListenSocket(cfg.AdminSocket(), n.Status, alog); err != nil {
+	var sock *admin.Socket
+	if s, err := admin.ListenSocket(cfg.AdminSocket(), n.Status, alog); err != nil {
 		alog.WithError(err).Errorf("no admin socket: %s status will not answer; set admin.socket to a writable place", cfg.kind.Name)
 	} else {
+		sock = s
 		sock.SetTree(n.Tree)
 		sockDone := make(chan struct{})
 		go func() {
@@ -93,6 +104,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			<-sockDone
 		}()
 	}
+	var httpStop func()
 	if cfg.Admin.Listen != "" {
 		h, err := admin.ListenHTTP(cfg.Admin.Listen, n.Status, cfg.Admin.PProf)
 		if err != nil {
@@ -107,20 +119,38 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 				alog.WithError(err).Error("admin listener failed")
 			}
 		}()
-		defer func() {
+		httpStop = func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = h.Shutdown(ctx)
+		}
+		defer func() {
+			httpStop()
 			<-httpDone
 		}()
 	}
 	for _, e := range cfg.Entries {
-		ln, err := net.Listen("tcp", e.Listen)
+		ln, err := listenEntry(e.Listen, inherited)
 		if err != nil {
 			_ = n.Shutdown(context.Background())
 			return fmt.Errorf("entry %s: %w", e.Name, err)
 		}
 		n.AddEntry(ln, e.Name, e.Dest, e.Service)
+	}
+	closeUnused(inherited, cfg)
+	if sock != nil {
+		sock.OnHandover(func() ([]mux.ListenerFile, error) {
+			files, err := n.HandOver()
+			if err != nil {
+				return nil, err
+			}
+			handedOver.Store(true)
+			if httpStop != nil {
+				httpStop()
+			}
+			handOver()
+			return files, nil
+		})
 	}
 	run := &liveNode{cur: cfg, node: n, extra: extra, log: daemon.Component(log, "config")}
 	runs.Store(cfg, run)
@@ -139,10 +169,18 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	}
 	runErr := g.Wait()
 	grace := run.current().ShutdownGrace
-	mlog.Infof("shutting down: draining %d sessions for up to %s", n.Sessions(), grace)
 	// A fresh context: the one given to Run is already cancelled.
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	if handedOver.Load() {
+		mlog.Infof("handing over to the successor: draining %d sessions for up to %s", n.Sessions(), grace)
+		if left := n.Drain(sctx); left > 0 {
+			mlog.Warnf("handover: %d sessions left after the grace period", left)
+		} else {
+			mlog.Info("handover: every session ended")
+		}
+	}
+	mlog.Infof("shutting down: draining %d sessions for up to %s", n.Sessions(), grace)
 	if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		runErr = errors.Join(runErr, err)
 	}

@@ -25,6 +25,7 @@ func FastTuning() mux.Tuning {
 	t.DialTimeout = 2 * time.Second
 	t.BackoffMin = 20 * time.Millisecond
 	t.BackoffMax = 200 * time.Millisecond
+	t.ReconnectSpread = 50 * time.Millisecond
 	t.ShutdownAbortWait = 10 * time.Second
 	t.RefusalLogBurst = 1000 // tests assert each refusal in the log
 	return t
