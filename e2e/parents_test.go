@@ -269,9 +269,9 @@ func TestParentDampingE2E(t *testing.T) {
 	tr := startTwoRelays(t, 0, 0, `
 parent_damping:
   penalty: 1000
-  suppress: 2500
-  reuse: 1200
-  half_life: 3s
+  suppress: 1800
+  reuse: 900
+  half_life: 4s
 `, "", "")
 	tr.gwp.WaitLog(t, 0, 20*time.Second, `routing: active parent is now relay-dmz2 \(`)
 	off := int64(0)

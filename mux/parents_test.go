@@ -274,7 +274,7 @@ func TestParentFailAfterExpires(t *testing.T) {
 // first in order; once its penalty has decayed it is reused. Each change
 // is logged once.
 func TestParentDamping(t *testing.T) {
-	pol := mux.ParentPolicy{Damping: mux.Damping{Penalty: 1000, Suppress: 2500, Reuse: 1200, HalfLife: 3 * time.Second}}
+	pol := mux.ParentPolicy{Damping: mux.Damping{Penalty: 1000, Suppress: 1800, Reuse: 900, HalfLife: 4 * time.Second}}
 	tp := startTwoParents(t, 0, 0, pol, 0, 0)
 	muxtest.WaitFor(t, 10*time.Second, "relay-a chosen", func() bool { return tp.leaf.ActiveParent() == "relay-a" })
 	for i := 0; i < 3; i++ {
@@ -295,7 +295,7 @@ func TestParentDamping(t *testing.T) {
 			t.Fatalf("a session went through %s while relay-a is suppressed", via)
 		}
 		st := tp.leaf.Status()
-		if st.ActiveParent != "relay-b" || st.ParentSelection != "ordered" || st.Links[0].Peer != "relay-a" || !st.Links[0].Suppressed || st.Links[0].Penalty < 1200 {
+		if st.ActiveParent != "relay-b" || st.ParentSelection != "ordered" || st.Links[0].Peer != "relay-a" || !st.Links[0].Suppressed || st.Links[0].Penalty < 900 {
 			t.Fatalf("status: selection %q, active parent %q, %+v", st.ParentSelection, st.ActiveParent, st.Links[0])
 		}
 	}
