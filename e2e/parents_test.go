@@ -244,7 +244,7 @@ func TestParentSpreadE2E(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatalf("upcall: %v\n%s", err, refusals(tr.gwp))
+		t.Fatalf("upcall: %v\n%s\n%s", err, refusals(tr.gwp), clientLines(tr.gwp, err))
 	}
 	var viaDMZ2, all int
 	e2etest.Eventually(t, 20*time.Second, "every session in relay-dmz1's log", func() error {
@@ -312,4 +312,22 @@ func refusals(p *e2etest.Process) string {
 		}
 	}
 	return strings.Join(out[max(0, len(out)-10):], "\n")
+}
+
+var reClientPort = regexp.MustCompile(`tcp (127\.0\.0\.1:\d+)->`)
+
+// clientLines are the lines of p's log that name the client address in
+// err, for a failure's message.
+func clientLines(p *e2etest.Process, err error) string {
+	m := reClientPort.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	var out []string
+	for _, l := range strings.Split(p.LogSince(0), "\n") {
+		if strings.Contains(l, m[1]) {
+			out = append(out, l)
+		}
+	}
+	return "gwp-site-a's lines about " + m[1] + ":\n" + strings.Join(out, "\n")
 }

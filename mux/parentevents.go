@@ -130,13 +130,21 @@ func (n *Node) notePing(l *link, rtt time.Duration, err error) {
 }
 
 // parentTold records that the parent of l answered this node's
-// announcement with its path to the root.
+// announcement, or told a new path to the root.
 func (n *Node) parentTold(l *link) {
 	n.parentEvent(func(ps *parentSet, _ time.Time, _ *parentNews) {
 		if p := ps.by[l.cfg.Peer]; p != nil && n.links[l.cfg.Peer] == l {
-			p.ready = true
+			p.ready = reachesRoot(l)
 		}
 	})
+}
+
+// reachesRoot reports whether the parent of l has a path to the root, as
+// it last told it (the caller holds n.mu): it is the root, or its TELL
+// reply named a path beyond itself. A parent cut off from the root would
+// only answer "no route".
+func reachesRoot(l *link) bool {
+	return l.role == RoleRoot || len(l.path) > 1
 }
 
 // status adds the parent selection to a status snapshot. The caller holds
@@ -163,8 +171,8 @@ func (n *Node) parentPromoted(s *link) {
 			return
 		}
 		ps.up(s.cfg.Peer, now)
-		if p := ps.by[s.cfg.Peer]; p != nil && s.path != nil {
-			p.ready = true
+		if p := ps.by[s.cfg.Peer]; p != nil {
+			p.ready = reachesRoot(s)
 		}
 	})
 }

@@ -28,7 +28,9 @@ type parentState struct {
 	failing time.Time
 	// ready: the parent answered this link's announcement (its TELL
 	// reply came), so it routes the node's labels and accepts sessions of
-	// their origins; until then a new session goes elsewhere if it can.
+	// their origins, and its reply named a path to the root (or it is the
+	// root); until then, and while it has no path, a new session goes
+	// elsewhere if it can.
 	ready      bool
 	credit     int       // spread: the smooth weighted round robin's current weight
 	penalty    float64   // damping penalty, as of penaltyAt
