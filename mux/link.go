@@ -297,9 +297,10 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	if lc.Plaintext {
 		linkLog.Warn("link up without TLS (insecure_plaintext): not authenticated, not encrypted")
 	}
-	if lc.Parent && !standby {
-		// A successor's link in place of its predecessor's is no flap:
-		// the parent is measured and made ready again, nothing more.
+	if lc.Parent && !standby && replaced == nil {
+		// A successor's link in place of its predecessor's is no new
+		// parent: the choice stays, and so does the path to the root
+		// until the successor's TELL reply.
 		n.parentEvent(func(ps *parentSet, now time.Time, _ *parentNews) { ps.up(lc.Peer, now) })
 	}
 	n.noteSuccessorLink(l, replaced, standby)
