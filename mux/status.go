@@ -29,6 +29,11 @@ type NodeStatus struct {
 	// (OutcomeClosed, OutcomeAborted, or the refusing status's name).
 	Ended map[string]uint64 `json:"sessions_ended"`
 
+	// Served networks (PROTOCOL.md section 3): how many this node knows,
+	// its own and those announced below it, and its own.
+	Networks int      `json:"networks"`
+	Serves   []string `json:"serves,omitempty"`
+
 	// Parent selection (parents.go), on a node with parents.
 
 	ParentSelection string `json:"parent_selection,omitempty"` // ordered, nearest or spread
@@ -126,6 +131,11 @@ func (n *Node) Status() NodeStatus {
 		Stats:   n.Stats(),
 		Errors:  n.errs.snapshot(),
 		Ended:   n.outcomes.snapshot(),
+
+		Networks: n.table.netCount(),
+	}
+	for _, nw := range n.serves {
+		s.Serves = append(s.Serves, nw.String())
 	}
 	n.lnMu.Lock()
 	for _, ll := range n.listeners {
