@@ -111,6 +111,10 @@ type Config struct {
 	// noTLSFiles: loaded with LoadOptions.SkipTLSFiles, without TLS
 	// material; Run refuses it.
 	noTLSFiles bool
+
+	// Parent selection (parents.go): how a node with several parents
+	// chooses among them; top-level keys.
+	ParentChoice ParentChoice `yaml:",inline"`
 }
 
 // Admin is a node's admin section.
@@ -179,6 +183,12 @@ type Link struct {
 	// choice. A pinned port is bound with SO_REUSEADDR, so a reconnect
 	// does not wait for TIME_WAIT.
 	Source string `yaml:"source"`
+
+	// Parent selection (parents.go).
+
+	// Weight is a parent's share of new sessions under parent_selection:
+	// spread, 1 to 1000. Default 1. Not for children.
+	Weight int `yaml:"weight"`
 }
 
 // Service is a named exit: addresses this node dials for sessions that
@@ -403,7 +413,8 @@ func Default(k Kind) *Config {
 			MaxHandshakeRate: d.MaxHandshakeRate,
 			HandshakeBurst:   d.HandshakeBurst,
 		},
-		kind: k,
+		kind:         k,
+		ParentChoice: defaultParentChoice(),
 	}
 }
 
@@ -605,6 +616,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 	checkClashes(ps, listens)
 	c.validateServes(ps)
 	c.Tuning.validate(ps)
+	c.ParentChoice.validate(ps, k, c.Parents, c.Children)
 	if c.ShutdownGrace < 0 {
 		ps.Errorf("shutdown_grace", "must not be negative")
 	}
@@ -769,6 +781,7 @@ func (t Tuning) MuxTuning() mux.Tuning {
 // service).
 func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 	mc := mux.Config{Label: c.Label, Role: c.kind.Role, Tuning: c.Tuning.MuxTuning(), Services: map[string]mux.Service{}}
+	mc.Parents = c.ParentChoice.mux()
 	if c.tlsStore != nil {
 		mc.TLS = c.tlsStore
 	}
