@@ -30,6 +30,11 @@ type routingTable struct {
 	forbidden func(label string) bool        // this node's own label, its path to the root, its parents
 	refused   uint64                         // announcements refused in part or whole
 	parents   map[string]*link               // parent links that are up: each change of the routes goes to them
+
+	// The served networks (netroutes.go): this node's own and those its
+	// children announced, with the cap on what one child may announce.
+	nets           *netTable
+	maxNetsPerLink int
 }
 
 func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) *routingTable {
@@ -43,6 +48,9 @@ func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) 
 		warned:     map[string]bool{},
 		forbidden:  func(string) bool { return false },
 		parents:    map[string]*link{},
+
+		nets:           newNetTable(),
+		maxNetsPerLink: maxPerLink,
 	}
 }
 
@@ -119,6 +127,7 @@ func (t *routingTable) drop(child string) {
 	}
 	_, _ = t.applyLocked(child, nil, removed, 0)
 	delete(t.below, child)
+	t.dropNetsLocked(child)
 }
 
 // applyLocked changes what child announces by added and removed, the
@@ -288,17 +297,11 @@ func (t *routingTable) tellLabelsLocked() []string {
 	return append(out, rest...)
 }
 
-// activeParentLocked is the first configured parent whose link is up.
+// activeParentLocked is the parent whose path to the root is this node's:
+// the chosen one (parents.go) while it is up, else another that is up.
 // The caller holds n.mu.
 func (n *Node) activeParentLocked() *link {
-	for _, lc := range n.cfg.Links {
-		if lc.Parent {
-			if l := n.links[lc.Peer]; l != nil {
-				return l
-			}
-		}
-	}
-	return nil
+	return n.parents.primary(n.links)
 }
 
 // nextHop chooses the link towards dest for a session that came in on
@@ -319,7 +322,7 @@ func (n *Node) nextHop(dest string, from *link) (*link, error) {
 	if from != nil && from.cfg.Parent {
 		return nil, fmt.Errorf("%s is not below %s", dest, n.cfg.Label)
 	}
-	if p := n.activeParentLocked(); p != nil {
+	if p := n.parents.pick(n.links); p != nil {
 		return p, nil
 	}
 	if n.cfg.Role == RoleRoot {

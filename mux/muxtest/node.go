@@ -38,18 +38,38 @@ type nodeOptions struct {
 	log     *logrus.Entry
 	entries []entry
 	stop    *func()
+
+	addrEntries []addrEntry
+}
+
+type addrEntry struct {
+	ln net.Listener
+	e  mux.AddrEntry
+}
+
+// WithAddrEntry makes ln an entry that takes each session's destination
+// from its client, SOCKS5 or HTTP CONNECT (mux.Node.AddAddrEntry). The
+// node closes ln.
+func WithAddrEntry(ln net.Listener, e mux.AddrEntry) Option {
+	return func(o *nodeOptions) { o.addrEntries = append(o.addrEntries, addrEntry{ln, e}) }
 }
 
 type entry struct {
-	ln                  net.Listener
-	name, dest, service string
+	ln  net.Listener
+	cfg mux.EntryConfig
 }
 
 // WithEntry makes ln an entry of the node (mux.Node.AddEntry): every
 // connection accepted on it becomes a session to service at dest. The node
 // closes ln.
 func WithEntry(ln net.Listener, name, dest, service string) Option {
-	return func(o *nodeOptions) { o.entries = append(o.entries, entry{ln, name, dest, service}) }
+	return WithEntryConfig(ln, mux.EntryConfig{Name: name, Dest: dest, Service: service})
+}
+
+// WithEntryConfig makes ln an entry as e says (mux.Node.AddEntryWith), its
+// rules included. The node closes ln.
+func WithEntryConfig(ln net.Listener, e mux.EntryConfig) Option {
+	return func(o *nodeOptions) { o.entries = append(o.entries, entry{ln, e}) }
 }
 
 // WithLog gives the node log instead of Log(t): a logger with hooks that
@@ -84,10 +104,16 @@ func StartNode(t testing.TB, cfg mux.Config, opts ...Option) *mux.Node {
 		for _, e := range o.entries {
 			_ = e.ln.Close()
 		}
+		for _, e := range o.addrEntries {
+			_ = e.ln.Close()
+		}
 		t.Fatalf("new %s: %v", cfg.Label, err)
 	}
 	for _, e := range o.entries {
-		n.AddEntry(e.ln, e.name, e.dest, e.service)
+		n.AddEntryWith(e.ln, e.cfg)
+	}
+	for _, e := range o.addrEntries {
+		n.AddAddrEntry(e.ln, e.e)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
