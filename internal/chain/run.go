@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -70,10 +71,18 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	defer release()
 	mc := cfg.MuxConfig(extra)
 	mc.Version = version.String(cfg.kind.Name)
-	inherited, err := takeOver(cfg, h, mlog)
+	tk, err := takeOver(cfg, h, mlog)
 	if err != nil {
 		return err
 	}
+	var inherited map[string]net.Listener
+	if tk != nil {
+		// Closed after the admin socket on the way out: before Ready,
+		// the running instance binds its own again and serves on.
+		defer tk.Close()
+		inherited = tk.Listeners
+	}
+	var tookOver atomic.Bool
 	mc.Inherited = inherited
 	n, err := mux.New(mc, log)
 	if err != nil {
@@ -105,10 +114,11 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		}()
 	}
 	var httpStop func()
-	if cfg.Admin.Listen != "" {
+	httpWait := func() {}
+	defer func() { httpWait() }()
+	startHTTP := func() error {
 		h, err := admin.ListenHTTP(cfg.Admin.Listen, n.Status, cfg.Admin.PProf)
 		if err != nil {
-			_ = n.Shutdown(context.Background())
 			return err
 		}
 		alog.Infof("metrics, health and readiness on http://%s", h.Addr())
@@ -124,10 +134,17 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			defer cancel()
 			_ = h.Shutdown(ctx)
 		}
-		defer func() {
+		httpWait = func() {
 			httpStop()
 			<-httpDone
-		}()
+		}
+		return nil
+	}
+	if cfg.Admin.Listen != "" && tk == nil {
+		if err := startHTTP(); err != nil {
+			_ = n.Shutdown(context.Background())
+			return err
+		}
 	}
 	for _, e := range cfg.Entries {
 		ln, err := listenEntry(e.Listen, inherited)
@@ -140,17 +157,36 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	closeUnused(inherited, cfg)
 	if sock != nil {
 		sock.OnHandover(func() ([]mux.ListenerFile, error) {
-			files, err := n.HandOver()
-			if err != nil {
+			if err := upgradeRefusal(tk, &tookOver); err != nil {
 				return nil, err
+			}
+			return n.ListenerFiles()
+		}, func() error {
+			if err := n.BeginHandOver(); err != nil {
+				return err
 			}
 			handedOver.Store(true)
 			if httpStop != nil {
 				httpStop()
 			}
 			handOver()
-			return files, nil
+			return nil
 		})
+	}
+	if tk != nil {
+		// Everything that could fail is bound: the running instance
+		// stops accepting now, and this one starts.
+		if err := confirmTakeOver(tk, mlog); err != nil {
+			_ = n.Shutdown(context.Background())
+			return fmt.Errorf("take over from the running instance: %w; it serves on", err)
+		}
+		tookOver.Store(true)
+		if cfg.Admin.Listen != "" {
+			// Free since the running instance handed over.
+			if err := startHTTP(); err != nil {
+				alog.WithError(err).Error("no metrics listener: health and readiness will not answer until a restart")
+			}
+		}
 	}
 	run := &liveNode{cur: cfg, node: n, extra: extra, log: daemon.Component(log, "config")}
 	runs.Store(cfg, run)
