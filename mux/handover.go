@@ -151,12 +151,17 @@ func (n *Node) Drain(ctx context.Context) int {
 	return left
 }
 
+// linksNow returns the links that hand over: a link a reconfiguration
+// removed is left out (no successor's link takes its place; it finishes
+// its sessions and closes, drainLink).
 func (n *Node) linksNow() []*link {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make([]*link, 0, len(n.links))
 	for _, l := range n.links {
-		out = append(out, l)
+		if !l.retired.Load() {
+			out = append(out, l)
+		}
 	}
 	return out
 }
