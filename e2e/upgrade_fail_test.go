@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -92,6 +93,89 @@ func TestUpgradeFailedSuccessor(t *testing.T) {
 	}
 	for _, r := range routes {
 		e2etest.Eventually(t, 20*time.Second, r.name+" through the new process", func() error {
+			return probeSession(t, r)
+		})
+	}
+}
+
+// TestUpgradeTwice upgrades gwp-site-a while a session holds its old
+// process draining, then upgrades it again at once: the second upgrade is
+// refused, saying an upgrade is in progress, and the pid file still names
+// the first successor, which serves on. The held session completes with
+// every byte through the old process; once that one has exited, a third
+// upgrade goes through.
+func TestUpgradeTwice(t *testing.T) {
+	const grace = 5 * time.Second // shutdown_grace of configs/example
+	tg := startTargets(t)
+	c := startChain(t, tg)
+	routes := entryRoutes(c, tg)
+	const name, daemon = "gwp-site-a", "gwproxy"
+	old := c.Proc(name)
+	dir := c.NodeDir(name)
+	in := newInstance(t, daemon, dir)
+	if err := os.WriteFile(filepath.Join(dir, daemon+".pid"), []byte(strconv.Itoa(old.Pid())+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Log(e2etest.FileText(old.Log))
+		}
+	}()
+	// Up through gwp-site-a's entry, paused half-way.
+	r := routes[0]
+	p := plan{up: 2 << 20, down: 2 << 20, gate: &gate{at: 1 << 20, open: make(chan struct{})}}
+	held := startSession(t, r.entry, p)
+	ts := r.tg.session(held.id)
+	e2etest.Eventually(t, 20*time.Second, "half the upload arrived", func() error {
+		if n := ts.pr.recv.Load(); n < 1<<20 {
+			return fmt.Errorf("the target has %d bytes", n)
+		}
+		return nil
+	})
+
+	out := in.must("upgrade", 0)
+	t.Logf("first upgrade: %s", out)
+	first := in.pid()
+	if first == 0 || first == old.Pid() {
+		t.Fatalf("after the first upgrade the pid file names %d (the old process was %d)", first, old.Pid())
+	}
+	out, code := in.script("upgrade")
+	t.Logf("second upgrade: %s", out)
+	if code == 0 || !strings.Contains(out, "an upgrade is in progress") {
+		t.Fatalf("second upgrade while the first drains: exit %d, want refused as in progress:\n%s", code, out)
+	}
+	if pid := in.pid(); pid != first {
+		t.Fatalf("after the refused upgrade the pid file names %d, want the first successor %d", pid, first)
+	}
+	if old.Exited() {
+		t.Fatalf("the old process exited with a session in flight: %v", old.Err())
+	}
+	for _, r := range routes {
+		if err := probeSession(t, r); err != nil {
+			t.Errorf("%s after the refused upgrade: %v", r.name, err)
+		}
+	}
+
+	close(p.gate.open)
+	cl := held.wait(t, 30*time.Second)
+	if err := checkClean(cl, r.tg.result(t, held.id, 30*time.Second), p); err != nil {
+		t.Errorf("the held session: %v", err)
+	}
+	if err := old.Wait(t, grace+10*time.Second); err != nil {
+		t.Errorf("the old %s: want exit status 0, got %v", name, err)
+	}
+	e2etest.Eventually(t, 20*time.Second, "a third upgrade once the old process exited", func() error {
+		out, code := in.script("upgrade")
+		if code != 0 {
+			return fmt.Errorf("exit %d: %s", code, out)
+		}
+		return nil
+	})
+	if pid := in.pid(); pid == first || pid == 0 {
+		t.Fatalf("after the third upgrade the pid file names %d (the first successor was %d)", pid, first)
+	}
+	for _, r := range routes {
+		e2etest.Eventually(t, 20*time.Second, r.name+" after the third upgrade", func() error {
 			return probeSession(t, r)
 		})
 	}
