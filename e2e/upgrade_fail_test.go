@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,6 +179,55 @@ func TestUpgradeTwice(t *testing.T) {
 	}
 	for _, r := range routes {
 		e2etest.Eventually(t, 20*time.Second, r.name+" after the third upgrade", func() error {
+			return probeSession(t, r)
+		})
+	}
+}
+
+// TestUpgradeInPlace runs "relay upgrade" for relay-dmz2, as the systemd
+// units document: the running relay starts its binary again, the new
+// process takes the place, the command names its pid; the old process
+// exits 0 within shutdown_grace, and sessions on every route go through
+// the new one.
+func TestUpgradeInPlace(t *testing.T) {
+	const grace = 5 * time.Second // shutdown_grace of configs/example
+	tg := startTargets(t)
+	c := startChain(t, tg)
+	routes := entryRoutes(c, tg)
+	const name, daemon = "relay-dmz2", "relay"
+	old := c.Proc(name)
+	dir := c.NodeDir(name)
+	newInstance(t, daemon, dir) // its cleanup ends the new process
+	defer func() {
+		if t.Failed() {
+			t.Log(e2etest.FileText(old.Log))
+		}
+	}()
+	cmd := exec.Command(filepath.Join(e2etest.BinDir(t), daemon), "upgrade", "--config", filepath.Join(dir, daemon+".yaml"))
+	cmd.Dir = dir
+	cmd.WaitDelay = 5 * time.Second
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
+	t.Logf("%s upgrade: %s", daemon, out)
+	if err != nil {
+		t.Fatalf("%s upgrade: %v\n%s", daemon, err, out)
+	}
+	m := regexp.MustCompile(`pid (\d+) took the place`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s upgrade named no pid: %q", daemon, out)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if pid == old.Pid() {
+		t.Fatalf("the successor is the old process %d", pid)
+	}
+	if err := old.Wait(t, grace+10*time.Second); err != nil {
+		t.Errorf("the old %s: want exit status 0, got %v", name, err)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the successor %d is not running: %v", pid, err)
+	}
+	for _, r := range routes {
+		e2etest.Eventually(t, 20*time.Second, r.name+" through the successor", func() error {
 			return probeSession(t, r)
 		})
 	}

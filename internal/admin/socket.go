@@ -62,6 +62,7 @@ type Socket struct {
 	closing  bool
 	handing  net.Conn // the successor's connection, open until Close
 	commit   func() error
+	upgrade  func() (int, error) // OnUpgrade, upgrade.go
 	resumed  chan struct{}
 	closedCh chan struct{}
 }
@@ -157,6 +158,8 @@ func (s *Socket) serveConn(c net.Conn) {
 		_ = json.NewEncoder(c).Encode(s.status())
 	case "handover":
 		keep = s.serveHandover(c)
+	case "upgrade":
+		s.serveUpgrade(c)
 	case "tree":
 		s.serveTree(c)
 	default:

@@ -39,7 +39,7 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Run: func(ctx context.Context, cfg *Config, logger *logrus.Logger, _ *daemon.Level) error {
 			return Run(ctx, cfg, logger, h)
 		},
-		Commands: []*cli.Command{chainCommand(k.Name), statusCommand(k)},
+		Commands: []*cli.Command{chainCommand(k.Name), statusCommand(k), upgradeCommand(k)},
 		// SIGHUP reloads the whole file (reload.go); the TLS files are
 		// read again there.
 		Apply: Apply,
@@ -92,6 +92,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	ctx, handOver := context.WithCancel(ctx)
 	defer handOver()
 	var handedOver atomic.Bool
+	committed := make(chan struct{}) // closed once handed over
 	// Without its admin socket (a read-only instance directory, a path
 	// too long for a Unix socket) the node still runs: status is for the
 	// operator, the links are for the traffic.
@@ -166,11 +167,20 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 				return err
 			}
 			handedOver.Store(true)
+			close(committed)
 			if httpStop != nil {
 				httpStop()
 			}
 			handOver()
 			return nil
+		})
+	}
+	if sock != nil && h.Run == nil {
+		sock.OnUpgrade(func() (int, error) {
+			if err := upgradeRefusal(tk, &tookOver); err != nil {
+				return 0, err
+			}
+			return startSuccessor(committed, mlog)
 		})
 	}
 	if tk != nil {
@@ -188,6 +198,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			}
 		}
 	}
+	notifyService(readyState(tk != nil), mlog)
 	run := &liveNode{cur: cfg, node: n, extra: extra, log: daemon.Component(log, "config")}
 	runs.Store(cfg, run)
 	defer runs.Delete(cfg)
