@@ -243,8 +243,8 @@ func tlsLinkPair(t *testing.T) (*coalesceConn, *countConn, *tls.Conn) {
 }
 
 // TestRecordBatchConnOneWritePerBatch: over TLS, a data frame's header and
-// body leave in one socket write per tlsBatchLen of plaintext (a 64 KiB
-// frame in one), other frames in one each, and every byte arrives.
+// body leave in one socket write per tlsBatchLen of plaintext (a frame
+// of tlsBatchLen in one), other frames in one each, and every byte arrives.
 func TestRecordBatchConnOneWritePerBatch(t *testing.T) {
 	cc, cnt, sc := tlsLinkPair(t)
 	var want bytes.Buffer
@@ -269,13 +269,13 @@ func TestRecordBatchConnOneWritePerBatch(t *testing.T) {
 			t.Errorf("frame of %d bytes: %d socket writes, want %d", len(body), got, wantWrites)
 		}
 	}
-	body := make([]byte, 200000)
+	body := make([]byte, 3*tlsBatchLen+3392)
 	_, _ = io.ReadFull(mrand.NewChaCha8([32]byte{3}), body)
 	frame(yamuxTypeData, body[:100], 1)
-	frame(yamuxTypeData, body[:64<<10], 1)
+	frame(yamuxTypeData, body[:tlsBatchLen], 1)
 	frame(1, nil, 1) // a window update
-	// 200,000 bytes: 65,524 with the header, 65,536, then 65,536 and the
-	// tail of 3,404 together.
+	// Three batches and 3,392 bytes: a batch less 12 bytes with the
+	// header, a batch, then a batch and the tail of 3,404 together.
 	frame(yamuxTypeData, body, 3)
 
 	got := make([]byte, want.Len())

@@ -420,6 +420,7 @@ func (n *Node) admit(h Header, via string) error {
 		n.perLink[via]++
 	}
 	n.perOrigin[h.Origin]++
+	memBurst.opened()
 	return nil
 }
 
@@ -434,6 +435,7 @@ func (n *Node) release(id uint64) {
 		return
 	}
 	delete(n.sessions, id)
+	memBurst.closed()
 	if rec.via != "" {
 		if n.perLink[rec.via]--; n.perLink[rec.via] <= 0 {
 			delete(n.perLink, rec.via)

@@ -15,6 +15,9 @@
 #   scripts/bench-chain.sh -quick              # a few seconds per system: does it work?
 #   scripts/bench-chain.sh -rounds 5 -settle 10s,30s,60s -held 9000
 #   scripts/bench-chain.sh -systems tls,ref -mib 512 -settle 1s,2s,3s
+#   # a change against the build before it, in the same rounds (OLD holds
+#   # the epproxy, relay and gwproxy built before the change):
+#   scripts/bench-chain.sh -base-bin OLD -systems base-plain,plain,ref
 #
 # Nothing is asserted: the figures are measured. See tools/chainbench for
 # what each one is.

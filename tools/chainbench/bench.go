@@ -19,6 +19,8 @@ type Options struct {
 	Self    string // chainbench itself, started for the backend and the plain relays; "": this executable
 	TempDir string // where the run's temporary directory goes; "": the system's
 
+	BaseBinDir string // the binaries of the systems base-tls and base-plain
+
 	Systems     string // comma-separated sysTLS, sysPlain, sysRef: each round's order
 	Rounds      int
 	MiB         int // per throughput test and direction
@@ -75,7 +77,10 @@ func (o Options) Validate() error {
 	}
 	for i, k := range kinds {
 		if systemTitle[k] == "" {
-			bad("-systems: %q is not one of %s, %s, %s", k, sysTLS, sysPlain, sysRef)
+			bad("-systems: %q is not one of %s, %s, %s, %s, %s", k, sysTLS, sysPlain, sysRef, sysBaseTLS, sysBasePlain)
+		}
+		if (k == sysBaseTLS || k == sysBasePlain) && o.BaseBinDir == "" {
+			bad("-systems: %s needs -base-bin", k)
 		}
 		if slices.Contains(kinds[:i], k) {
 			bad("-systems: %s twice", k)
@@ -109,6 +114,12 @@ func (o Options) Validate() error {
 		for _, d := range []string{"epproxy", "relay", "gwproxy"} {
 			if _, err := os.Stat(filepath.Join(o.BinDir, d)); err != nil {
 				bad("-bin: %v (build them with scripts/build.sh)", err)
+			}
+			if o.BaseBinDir == "" {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(o.BaseBinDir, d)); err != nil {
+				bad("-base-bin: %v", err)
 			}
 		}
 	}
@@ -146,6 +157,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	o.BinDir = bin
+	if o.BaseBinDir != "" {
+		if o.BaseBinDir, err = filepath.Abs(o.BaseBinDir); err != nil {
+			return nil, err
+		}
+	}
 	if o.Progress == nil {
 		o.Progress = os.Stderr
 	}

@@ -221,4 +221,7 @@ func TestParseOptions(t *testing.T) {
 		!strings.Contains(err.Error(), `"foo"`) || !strings.Contains(err.Error(), "tls twice") || !strings.Contains(err.Error(), "-held 20000") {
 		t.Errorf("bad options: %v", err)
 	}
+	if _, err := parseOptions([]string{"-systems", "plain,base-plain", "-bin", ""}); err == nil || !strings.Contains(err.Error(), "base-plain needs -base-bin") {
+		t.Errorf("base-plain without -base-bin: %v", err)
+	}
 }

@@ -13,7 +13,9 @@
 //
 // Three systems are measured, in interleaved rounds (chain on TLS as
 // shipped, the chain with every link insecure_plaintext, the reference;
-// then again), each round on freshly started processes:
+// then again), each round on freshly started processes; and, to measure a
+// change, the chain built from other binaries (-base-bin) as base-tls and
+// base-plain, with the ratios of the chain to it. For each system:
 //
 //   - RSS and PSS (/proc/PID/smaps_rollup) per held connection with -held
 //     idle sessions open, and the RSS of the three at each -settle time
@@ -108,7 +110,8 @@ func parseOptions(args []string) (Options, error) {
 	}
 	quick := fs.Bool("quick", false, "small sizes, one round, few held connections: a check that the bench works")
 	fs.StringVar(&o.BinDir, "bin", o.BinDir, "directory of the epproxy, relay and gwproxy binaries (default: chainbench's own)")
-	fs.StringVar(&o.Systems, "systems", o.Systems, "systems to measure, in round order: tls, plain, ref")
+	fs.StringVar(&o.Systems, "systems", o.Systems, "systems to measure, in round order: tls, plain, ref; base-tls, base-plain (the chain of -base-bin)")
+	fs.StringVar(&o.BaseBinDir, "base-bin", o.BaseBinDir, "directory of other binaries of the chain (a build before a change), measured as base-tls and base-plain")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved rounds; the figures are medians over them")
 	fs.IntVar(&o.MiB, "mib", o.MiB, "MiB moved by each throughput test, each direction (split over the streams)")
 	fs.IntVar(&o.Streams, "streams", o.Streams, "sessions of the parallel throughput test")

@@ -142,7 +142,9 @@ func (r *Report) Markdown() string {
 	}
 	var ratios []ratio
 	has := func(k string) bool { return slices.Contains(kinds, k) }
-	for _, rt := range []ratio{{"TLS / ref", sysTLS, sysRef}, {"plaintext / ref", sysPlain, sysRef}, {"TLS / plaintext", sysTLS, sysPlain}} {
+	for _, rt := range []ratio{{"TLS / ref", sysTLS, sysRef}, {"plaintext / ref", sysPlain, sysRef}, {"TLS / plaintext", sysTLS, sysPlain},
+		{"base TLS / ref", sysBaseTLS, sysRef}, {"base plaintext / ref", sysBasePlain, sysRef},
+		{"TLS / base TLS", sysTLS, sysBaseTLS}, {"plaintext / base plaintext", sysPlain, sysBasePlain}} {
 		if has(rt.num) && has(rt.den) {
 			ratios = append(ratios, rt)
 		}

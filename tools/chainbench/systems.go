@@ -20,6 +20,11 @@ const (
 	sysTLS   = "tls"   // the chain, every link mutual TLS as shipped
 	sysPlain = "plain" // the chain, every link insecure_plaintext
 	sysRef   = "ref"   // three plain relays
+
+	// The chain built from other binaries (-base-bin), to compare a
+	// change with what it changes, in the same interleaved rounds.
+	sysBaseTLS   = "base-tls"
+	sysBasePlain = "base-plain"
 )
 
 // systemTitle is a system's name in the report.
@@ -27,6 +32,9 @@ var systemTitle = map[string]string{
 	sysTLS:   "chain TLS",
 	sysPlain: "chain plaintext",
 	sysRef:   "reference",
+
+	sysBaseTLS:   "base TLS",
+	sysBasePlain: "base plaintext",
 }
 
 // readyTimeout bounds the wait for a started system to carry a session.
@@ -63,6 +71,10 @@ func startSystem(ctx context.Context, o Options, kind, dir string) (s *system, e
 	switch kind {
 	case sysTLS, sysPlain:
 		err = s.startChain(ctx, o, dir, backendAddr, kind == sysTLS)
+	case sysBaseTLS, sysBasePlain:
+		base := o
+		base.BinDir = o.BaseBinDir
+		err = s.startChain(ctx, base, dir, backendAddr, kind == sysBaseTLS)
 	case sysRef:
 		err = s.startReference(ctx, o, dir, backendAddr)
 	default:
