@@ -341,6 +341,13 @@ type Config struct {
 	// accepts links only once a parent link is up (at most the hello
 	// timeout). The node closes them.
 	Inherited map[string]net.Listener
+
+	// Serves are the networks this node reaches directly, in the text form
+	// of ParseNetwork ("10.20.0.0/16", "*.site-a.example:22"): they are
+	// told to the parents, which route sessions of the address form to
+	// this node by them, and this node dials only destinations in them.
+	// Default none: no session of the address form ends here.
+	Serves []string
 }
 
 // Validate reports every problem of c at once.
@@ -401,6 +408,11 @@ func (c Config) Validate() []error {
 		}
 		if len(s.Addrs) == 0 && s.Handler == nil {
 			errs = append(errs, fmt.Errorf("service %q: no address", name))
+		}
+	}
+	for i, s := range c.Serves {
+		if _, err := ParseNetwork(s); err != nil {
+			errs = append(errs, fmt.Errorf("serves %d: %w", i, err))
 		}
 	}
 	errs = append(errs, c.Tuning.Validate()...)

@@ -58,15 +58,26 @@ func (l *link) sendBuilt(build func() []ctrlMsg) error {
 // caller holds the routing table's lock.
 func (l *link) fullTellLocked(typ ctrlType) []ctrlMsg {
 	labels := l.n.table.tellLabelsLocked()
+	nets := l.n.table.nets.all()
 	l.pendAdd, l.pendDel, l.pendFull = nil, nil, false
+	l.pendNetAdd, l.pendNetDel = nil, nil
 	l.seq = 0
+	// Networks go once every label is told: a parent takes a network only
+	// from a label it already knows below the sender.
 	first := min(len(labels), maxChunk)
-	msgs := []ctrlMsg{{Type: typ, Labels: labels[:first]}}
-	for rest := labels[first:]; len(rest) > 0; {
-		k := min(len(rest), maxChunk)
+	firstNets := 0
+	if first == len(labels) {
+		firstNets = min(len(nets), maxNetChunk)
+	}
+	msgs := []ctrlMsg{{Type: typ, Labels: labels[:first], Nets: nets[:firstNets]}}
+	for rest, restNets := labels[first:], nets[firstNets:]; len(rest) > 0 || len(restNets) > 0; {
+		k, kn := min(len(rest), maxChunk), 0
+		if k == len(rest) {
+			kn = min(len(restNets), maxNetChunk)
+		}
 		l.seq++
-		msgs = append(msgs, ctrlMsg{Type: ctrlDelta, Seq: l.seq, Labels: rest[:k]})
-		rest = rest[k:]
+		msgs = append(msgs, ctrlMsg{Type: ctrlDelta, Seq: l.seq, Labels: rest[:k], Nets: restNets[:kn]})
+		rest, restNets = rest[k:], restNets[kn:]
 	}
 	return msgs
 }
@@ -80,12 +91,17 @@ func (l *link) pendingLocked() []ctrlMsg {
 	}
 	add, del := setList(l.pendAdd), setList(l.pendDel)
 	l.pendAdd, l.pendDel = nil, nil
+	nadd, ndel := l.takePendingNetsLocked()
 	var msgs []ctrlMsg
-	for len(add) > 0 || len(del) > 0 {
+	for len(add) > 0 || len(del) > 0 || len(nadd) > 0 || len(ndel) > 0 {
 		ka, kd := min(len(add), maxChunk), min(len(del), maxChunk)
+		kna, knd := 0, min(len(ndel), maxNetChunk)
+		if ka == len(add) { // networks once their labels are told
+			kna = min(len(nadd), maxNetChunk)
+		}
 		l.seq++
-		msgs = append(msgs, ctrlMsg{Type: ctrlDelta, Seq: l.seq, Labels: add[:ka], Removed: del[:kd]})
-		add, del = add[ka:], del[kd:]
+		msgs = append(msgs, ctrlMsg{Type: ctrlDelta, Seq: l.seq, Labels: add[:ka], Removed: del[:kd], Nets: nadd[:kna], NetsRemoved: ndel[:knd]})
+		add, del, nadd, ndel = add[ka:], del[kd:], nadd[kna:], ndel[knd:]
 	}
 	return msgs
 }
@@ -162,6 +178,9 @@ func (l *link) controlAsParent() {
 			if err := l.announce(m.Labels[1:], nil, true); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused = 0, true
+			} else if err := l.n.table.replaceNets(l.cfg.Peer, m.Nets); err != nil {
+				l.refuseAnnouncement(m, err)
+				expect, refused = 0, true
 			}
 			// Either full announcement gets the reply: it tells the child
 			// its path to the root.
@@ -188,6 +207,9 @@ func (l *link) controlAsParent() {
 			}
 			expect++
 			if err := l.announce(m.Labels, m.Removed, false); err != nil {
+				l.refuseAnnouncement(m, err)
+				expect, refused, asked = 0, true, false
+			} else if err := l.n.table.applyNets(l.cfg.Peer, m.Nets, m.NetsRemoved); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused, asked = 0, true, false
 			}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -121,6 +122,9 @@ func fuzzCtrlSeeds() [][]byte {
 		{Type: ctrlDelta, Seq: 1, Labels: []string{"gwp-c"}, Removed: []string{"gwp-a", "gwp-b"}},
 		{Type: ctrlDelta, Seq: 1 << 31, Removed: []string{"gwp-a"}},
 		{Type: ctrlDelta, Seq: 7},
+		{Type: ctrlTell, Labels: []string{"gwp-a"}, Nets: []NetAd{{"gwp-a", "10.20.0.0/16"}, {"gwp-a", "*.site-a.example:22"}}},
+		{Type: ctrlWhoReply, Labels: []string{"relay1", "gwp-b"}, Nets: []NetAd{{"gwp-b", "[2001:db8::/32]:8000-8100"}, {"relay1", "db.dmz1.example"}}},
+		{Type: ctrlDelta, Seq: 2, Nets: []NetAd{{"gwp-c", "10.30.0.5"}}, NetsRemoved: []NetAd{{"gwp-a", "10.20.0.0/16"}}},
 	} {
 		out = append(out, m.encode())
 	}
@@ -140,14 +144,18 @@ func fuzzCtrlSeeds() [][]byte {
 		"\x05\x00\x00\x00\x00\x00\x00\x00\x00", // delta with sequence 0
 		"\x05\x00\x00\x00\x01\x00\x00",         // delta without its removed count
 		"\x05\x00\x00\x00\x01\x00\x00\x00\x02\x01a", // removed count above what is there
-		"\x00\x00\x00",                // type zero
-		"\x03\x00\x02\x04root",        // count above what is there
-		"\x03\x00\x01\x04root\x00",    // trailing byte
-		"\x03\x00\x01\x00",            // empty label
-		"\x03\x00\x01\x05ro ot",       // bad character
-		"\x03\xff\xff\x01a",           // huge count
-		"\x03\x00\x01\x09root",        // label runs past the end
-		"\x03\x00\x02\x01a\x01b\x01c", // three labels, count two
+		"\x00\x00\x00",                                  // type zero
+		"\x03\x00\x02\x04root",                          // count above what is there
+		"\x03\x00\x01\x04root\x00",                      // trailing byte
+		"\x03\x00\x01\x00",                              // empty label
+		"\x03\x00\x01\x05ro ot",                         // bad character
+		"\x03\xff\xff\x01a",                             // huge count
+		"\x03\x00\x01\x09root",                          // label runs past the end
+		"\x03\x00\x02\x01a\x01b\x01c",                   // three labels, count two
+		"\x03\x00\x01\x01a\x00\x01\x01a\x0b10.0.0.1/16", // network not in canonical form
+		"\x03\x00\x01\x01a\x00\x01\x01a\x0810.0.0.0",    // network truncated
+		"\x03\x00\x01\x01a\x00\x01\x01a\x03a..",         // bad host name
+		"\x03\x00\x01\x01a\x00\x02\x01a\x01b",           // count above what is there
 	} {
 		out = append(out, append(raw(body), body...))
 	}
@@ -233,8 +241,17 @@ func fuzzCheckCtrl(t *testing.T, m ctrlMsg, used []byte) {
 	default:
 		t.Fatalf("unknown type %d accepted", m.Type)
 	}
-	if m.Type != ctrlDelta && (m.Seq != 0 || m.Removed != nil) {
+	if m.Type != ctrlDelta && (m.Seq != 0 || m.Removed != nil || m.NetsRemoved != nil) {
 		t.Fatalf("%s with a sequence or removed labels: %+v", m.Type, m)
+	}
+	if m.Type.netSections() == 0 && m.Nets != nil {
+		t.Fatalf("%s with networks: %+v", m.Type, m)
+	}
+	for _, a := range append(append([]NetAd(nil), m.Nets...), m.NetsRemoved...) {
+		n, err := ParseNetwork(a.Network)
+		if err != nil || n.String() != a.Network || CheckLabel(a.Owner) != nil {
+			t.Fatalf("network %v accepted: %v", a, err)
+		}
 	}
 	enc := m.encode()
 	if !bytes.Equal(enc, used) {
@@ -242,7 +259,8 @@ func fuzzCheckCtrl(t *testing.T, m ctrlMsg, used []byte) {
 	}
 	m2, err := readCtrl(bytes.NewReader(enc))
 	if err != nil || m2.Type != m.Type || m2.Seq != m.Seq || strings.Join(m2.Labels, "\n") != strings.Join(m.Labels, "\n") ||
-		strings.Join(m2.Removed, "\n") != strings.Join(m.Removed, "\n") {
+		strings.Join(m2.Removed, "\n") != strings.Join(m.Removed, "\n") ||
+		fmt.Sprint(m2.Nets) != fmt.Sprint(m.Nets) || fmt.Sprint(m2.NetsRemoved) != fmt.Sprint(m.NetsRemoved) {
 		t.Fatalf("round trip: %+v -> %+v, %v", m, m2, err)
 	}
 }
@@ -252,6 +270,9 @@ func FuzzReadHeader(f *testing.F) {
 		{ID: 0x0123456789abcdef, Hops: defaultHops, Origin: "gwp-dmz2", Dest: "epp-main", Service: "gateway"},
 		{ID: 1, Hops: 0, Origin: "a", Dest: "b", Service: "c"},
 		{ID: ^uint64(0), Hops: 255, Origin: strings.Repeat("o", maxLabel), Dest: strings.Repeat("d", maxLabel), Service: strings.Repeat("s", maxLabel)},
+		{ID: 2, Hops: defaultHops, Origin: "epp-main", Dest: "gwp-a", DestHost: "10.20.0.5", DestPort: 22},
+		{ID: 3, Hops: defaultHops, Origin: "epp-main", Dest: "gwp-a", DestHost: "2001:db8::1", DestPort: 443},
+		{ID: 4, Hops: 1, Origin: "gwp-a", Dest: "epp-main", DestHost: "db.site-a.example", DestPort: 65535},
 	} {
 		f.Add(h.encode()[1:]) // readHeader starts after the stream type byte
 	}
@@ -264,6 +285,11 @@ func FuzzReadHeader(f *testing.F) {
 		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x02c/",                              // bad character
 		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x41" + strings.Repeat("a", 65) + "\x01b\x01c", // too long
 		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x01cDATA",                           // header, then bytes
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0810.0.0.1\x00\x00",            // address form, port 0
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0810.0.0.1\x00",                // address form, port truncated
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x00\x00\x16",                    // address form, empty host
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x04a b.\x00\x16",                // address form, bad host
+		"\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01a\x01b\x00\x0bfe80::1%eth\x00\x16",         // address form, zone
 	} {
 		f.Add([]byte(s))
 	}
@@ -276,7 +302,14 @@ func FuzzReadHeader(f *testing.F) {
 			}
 			return
 		}
-		for i, s := range []string{h.Origin, h.Dest, h.Service} {
+		fields := []string{h.Origin, h.Dest, h.Service}
+		if h.Addressed() {
+			fields = fields[:2]
+			if h.Service != "" || CheckDestHost(h.DestHost) != nil || h.DestPort == 0 {
+				t.Fatalf("address form accepted: %+v", h)
+			}
+		}
+		for i, s := range fields {
 			if err := CheckLabel(s); err != nil {
 				t.Fatalf("field %d accepted: %v", i, err)
 			}

@@ -245,6 +245,10 @@ type Stats struct {
 	RefusedConnections uint64
 	// ForgedOrigins counts sessions refused for their origin.
 	ForgedOrigins uint64
+
+	// DeniedDestinations counts sessions of the address form refused by
+	// the node that would serve them: the address is not in its networks.
+	DeniedDestinations uint64
 }
 
 // Stats returns the node's counts of refusals.
@@ -252,7 +256,8 @@ func (n *Node) Stats() Stats {
 	n.table.mu.Lock()
 	ra := n.table.refused
 	n.table.mu.Unlock()
-	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total()}
+	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
+		DeniedDestinations: n.destDenials.total()}
 }
 
 // summaryLoop writes the refusal summaries once per interval, and a last
@@ -266,9 +271,11 @@ func (n *Node) summaryLoop() {
 		case <-n.acceptCtx.Done():
 			n.refusals.flush()
 			n.denials.flush()
+			n.destDenials.flush()
 			return
 		}
 		n.refusals.flush()
 		n.denials.flush()
+		n.destDenials.flush()
 	}
 }

@@ -42,6 +42,10 @@ type link struct {
 	lostSeq  uint64
 	onLostFn map[uint64]func() // called once when the link ends
 
+	// The networks that changed below this node since the last message to
+	// this parent; guarded by the routing table's lock, as pendAdd.
+	pendNetAdd, pendNetDel map[NetAd]struct{}
+
 	// retired: a reconfiguration removed the link; it takes no new session
 	// and closes once its sessions are done or the grace ended (reconfig.go).
 	retired atomic.Bool

@@ -82,6 +82,11 @@ type Node struct {
 	liveMu  sync.Mutex
 	live    map[uint64]func(error)
 	liveSeq uint64
+
+	// The address form of sessions (dest.go): this node's own networks,
+	// and the sessions refused for a destination outside them.
+	serves      []Network
+	destDenials *refusalLog
 }
 
 type linkListener struct {
@@ -106,6 +111,8 @@ type entry struct {
 	service string
 
 	conns piece // its sessions, aborted when a reconfiguration removes it and they outlast the grace
+
+	addr *AddrEntry // an entry that takes the destination from its client; nil: a static entry
 }
 
 // New checks cfg, binds every link listen address and returns the node.
@@ -139,6 +146,8 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tuning().RefusalLogBurst)
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tuning().MaxLabelsPerLink, n.tuning().MaxRoutes)
 	n.setParents(cfg.Links)
+	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst)
+	n.initServes()
 	n.table.forbidden = func(l string) bool {
 		if (*n.parentSet.Load())[l] {
 			return true
@@ -232,7 +241,12 @@ func (n *Node) LinkAddr(peer string) net.Addr {
 // session to service at dest. Before Serve, or while the node serves (a
 // reconfiguration; see RemoveEntry). The node closes ln.
 func (n *Node) AddEntry(ln net.Listener, name, dest, service string) {
-	e := &entry{ln: ln, name: name, dest: dest, service: service}
+	n.addEntry(&entry{ln: ln, name: name, dest: dest, service: service})
+}
+
+// addEntry adds e, before Serve or while the node serves.
+func (n *Node) addEntry(e *entry) {
+	ln := e.ln
 	n.mu.Lock()
 	serving, stopping := n.serving, n.draining || n.dead
 	n.mu.Unlock()
@@ -363,6 +377,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	case <-done:
 		n.refusals.flush()
 		n.denials.flush()
+		n.destDenials.flush()
 	case <-time.After(n.tuning().ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")
 		return errors.New("shutdown: goroutines still running")

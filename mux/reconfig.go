@@ -60,6 +60,9 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 	if !reflect.DeepEqual(cfg.TLS, n.cfg.TLS) {
 		fixed = append(fixed, "the node's TLS credentials")
 	}
+	if !reflect.DeepEqual(cfg.Serves, n.cfg.Serves) {
+		fixed = append(fixed, "the networks it serves")
+	}
 	if len(fixed) > 0 {
 		return nil, fmt.Errorf("%w %s", ErrRestartNeeded, strings.Join(fixed, ", "))
 	}

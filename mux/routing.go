@@ -30,6 +30,11 @@ type routingTable struct {
 	forbidden func(label string) bool        // this node's own label, its path to the root, its parents
 	refused   uint64                         // announcements refused in part or whole
 	parents   map[string]*link               // parent links that are up: each change of the routes goes to them
+
+	// The served networks (netroutes.go): this node's own and those its
+	// children announced, with the cap on what one child may announce.
+	nets           *netTable
+	maxNetsPerLink int
 }
 
 func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) *routingTable {
@@ -43,6 +48,9 @@ func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) 
 		warned:     map[string]bool{},
 		forbidden:  func(string) bool { return false },
 		parents:    map[string]*link{},
+
+		nets:           newNetTable(),
+		maxNetsPerLink: maxPerLink,
 	}
 }
 
@@ -119,6 +127,7 @@ func (t *routingTable) drop(child string) {
 	}
 	_, _ = t.applyLocked(child, nil, removed, 0)
 	delete(t.below, child)
+	t.dropNetsLocked(child)
 }
 
 // applyLocked changes what child announces by added and removed, the

@@ -40,12 +40,20 @@ func (n *Node) Open(ctx context.Context, dest, service string) (*Conn, error) {
 // open opens a session; fields are added to its log.
 func (n *Node) open(ctx context.Context, dest, service string, fields logrus.Fields) (*Conn, Header, error) {
 	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, Service: service}
+	if err := CheckLabel(service); err != nil {
+		return nil, h, &StatusError{Code: StatusDenied, Node: n.cfg.Label, Reason: "bad service name: " + err.Error()}
+	}
+	return n.openHeader(ctx, h, fields)
+}
+
+// openHeader opens the session that h describes (a new id, this node as
+// its origin, its service or destination address checked); fields are
+// added to its log.
+func (n *Node) openHeader(ctx context.Context, h Header, fields logrus.Fields) (*Conn, Header, error) {
+	dest := h.Dest
 	log := n.sessionLog(h).WithFields(fields)
 	if err := CheckLabel(dest); err != nil {
 		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "bad destination label: " + err.Error()}
-	}
-	if err := CheckLabel(service); err != nil {
-		return nil, h, &StatusError{Code: StatusDenied, Node: n.cfg.Label, Reason: "bad service name: " + err.Error()}
 	}
 	if dest == n.cfg.Label {
 		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: "the destination is this node itself"}
@@ -140,7 +148,7 @@ func (n *Node) sessionLog(h Header) *logrus.Entry {
 		"id":        h.IDString(),
 		"origin":    h.Origin,
 		"dest":      h.Dest,
-		"service":   h.Service,
+		"service":   h.Target(),
 	})
 }
 
@@ -235,6 +243,10 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		n.outcomes.add(statusOutcome(code))
 		_ = n.reply(st, se)
 	}
+	if h.Addressed() {
+		n.exitAddr(from, st, h, log, refuse)
+		return
+	}
 	slot, ok := (*n.services.Load())[h.Service]
 	if !ok {
 		refuse(StatusDenied, "service %s is not offered by %s", h.Service, n.cfg.Label)
@@ -267,16 +279,26 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		c.logEnd(log, c.result(), start)
 		return
 	}
-	var conn net.Conn
+	conn, code, err := n.dialAddrs(svc.Addrs, log)
+	if conn == nil {
+		refuse(code, "dial %s: %v", h.Service, err)
+		return
+	}
+	n.serveDialled(from, st, h, log, conn, slot.conns.track)
+}
+
+// dialAddrs dials addrs in order and returns the first connection that
+// answers; else the status that says why (refused, or timeout when a dial
+// timed out) and every dial's error.
+func (n *Node) dialAddrs(addrs []string, log *logrus.Entry) (net.Conn, Status, error) {
 	var errs []error
 	code := StatusRefused
-	for _, addr := range svc.Addrs {
+	for _, addr := range addrs {
 		log.WithField("addr", addr).Debug("dial")
 		d := net.Dialer{Timeout: n.tuning().DialTimeout}
 		c, err := d.DialContext(n.ctx, "tcp", addr)
 		if err == nil {
-			conn = c
-			break
+			return c, StatusOK, nil
 		}
 		log.WithField("addr", addr).WithError(err).Debug("dial failed")
 		errs = append(errs, err)
@@ -285,10 +307,14 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 			code = StatusTimeout
 		}
 	}
-	if conn == nil {
-		refuse(code, "dial %s: %v", h.Service, errors.Join(errs...))
-		return
-	}
+	return nil, code, errors.Join(errs...)
+}
+
+// serveDialled answers ok on st and carries the session between st and
+// conn, the target this node dialled, until it ends; track, when set,
+// registers the session with what it belongs to (a service). It closes
+// conn.
+func (n *Node) serveDialled(from *link, st *yamux.Stream, h Header, log *logrus.Entry, conn net.Conn, track func(*Conn) func()) {
 	if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 		_ = conn.Close()
 		abortStream(st)
@@ -302,7 +328,10 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 	c := newConn(from, st, h, nil)
 	c.side, c.log = whoTarget, log
 	defer n.addLive(c.Abort)()
-	untrack := slot.conns.track(c)
+	untrack := func() {}
+	if track != nil {
+		untrack = track(c)
+	}
 	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
 	untrack()
 	c.logEnd(log, res, start)
@@ -313,6 +342,11 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 // session in its own goroutine.
 func (n *Node) acceptEntry(e *entry) {
 	log := n.log.WithFields(logrus.Fields{"component": "entry", "entry": e.name, "listen": e.ln.Addr().String()})
+	if e.addr != nil {
+		log.Infof("listening for %s clients", e.addr.Kind)
+		n.acceptLoop(e.ln, log, nil, nil, func(conn net.Conn) { n.serveAddrEntry(e, conn) })
+		return
+	}
 	log.Infof("listening for %s at %s", e.service, e.dest)
 	n.awaitLinksFirst()
 	n.acceptLoop(e.ln, log, nil, nil, func(conn net.Conn) { n.serveEntry(e, conn) })

@@ -28,6 +28,11 @@ type NodeStatus struct {
 	// Sessions that ended on this node since it started, by outcome
 	// (OutcomeClosed, OutcomeAborted, or the refusing status's name).
 	Ended map[string]uint64 `json:"sessions_ended"`
+
+	// Served networks (PROTOCOL.md section 3): how many this node knows,
+	// its own and those announced below it, and its own.
+	Networks int      `json:"networks"`
+	Serves   []string `json:"serves,omitempty"`
 }
 
 // LinkStatus is one configured link in a NodeStatus. A link configured
@@ -116,6 +121,11 @@ func (n *Node) Status() NodeStatus {
 		Stats:   n.Stats(),
 		Errors:  n.errs.snapshot(),
 		Ended:   n.outcomes.snapshot(),
+
+		Networks: n.table.netCount(),
+	}
+	for _, nw := range n.serves {
+		s.Serves = append(s.Serves, nw.String())
 	}
 	n.lnMu.Lock()
 	for _, ll := range n.listeners {

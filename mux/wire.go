@@ -79,6 +79,13 @@ type ctrlMsg struct {
 	Seq     uint32
 	Labels  []string
 	Removed []string
+
+	// The served networks (PROTOCOL.md section 3): a WHO reply and a TELL
+	// carry every network of the sender and below it in Nets; a delta
+	// those added (Nets) and removed (NetsRemoved). WHO and TELL reply
+	// carry none.
+	Nets        []NetAd
+	NetsRemoved []NetAd
 }
 
 func (m ctrlMsg) encode() []byte {
@@ -92,8 +99,13 @@ func (m ctrlMsg) encode() []byte {
 			size += 1 + len(l)
 		}
 	}
+	for _, ads := range [][]NetAd{m.Nets, m.NetsRemoved} {
+		size += 2
+		for _, a := range ads {
+			size += 2 + len(a.Owner) + len(a.Network)
+		}
+	}
 	b := make([]byte, 4, size)
-	binary.BigEndian.PutUint32(b, uint32(size-4))
 	b = append(b, byte(m.Type))
 	if m.Type == ctrlDelta {
 		b = binary.BigEndian.AppendUint32(b, m.Seq)
@@ -102,42 +114,15 @@ func (m ctrlMsg) encode() []byte {
 	if m.Type == ctrlDelta {
 		b = appendLabels(b, m.Removed)
 	}
+	switch m.Type.netSections() {
+	case 1:
+		b = appendNets(b, m.Nets)
+	case 2:
+		b = appendNets(b, m.Nets)
+		b = appendNets(b, m.NetsRemoved)
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	return b
-}
-
-func appendLabels(b []byte, ls []string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(ls)))
-	for _, l := range ls {
-		b = append(b, byte(len(l)))
-		b = append(b, l...)
-	}
-	return b
-}
-
-// decodeLabels reads a count and that many labels from p and returns the
-// rest of p.
-func decodeLabels(p []byte) ([]string, []byte, error) {
-	if len(p) < 2 {
-		return nil, nil, fmt.Errorf("%w: label count truncated", ErrBadControl)
-	}
-	count := int(binary.BigEndian.Uint16(p))
-	p = p[2:]
-	if count > len(p) { // each label takes at least one byte
-		return nil, nil, fmt.Errorf("%w: %d labels in %d bytes", ErrBadControl, count, len(p))
-	}
-	out := make([]string, 0, count)
-	for i := 0; i < count; i++ {
-		if len(p) < 1 || len(p) < 1+int(p[0]) {
-			return nil, nil, fmt.Errorf("%w: label %d truncated", ErrBadControl, i)
-		}
-		l := string(p[1 : 1+int(p[0])])
-		if err := CheckLabel(l); err != nil {
-			return nil, nil, fmt.Errorf("%w: label %d: %w", ErrBadControl, i, err)
-		}
-		out = append(out, l)
-		p = p[1+int(p[0]):]
-	}
-	return out, p, nil
 }
 
 func readCtrl(r io.Reader) (ctrlMsg, error) {
@@ -189,6 +174,16 @@ func decodeCtrl(body []byte) (ctrlMsg, error) {
 			return ctrlMsg{}, fmt.Errorf("%w: delta with sequence 0", ErrBadControl)
 		}
 	}
+	if k := m.Type.netSections(); k > 0 {
+		if m.Nets, p, err = decodeNets(p); err != nil {
+			return ctrlMsg{}, err
+		}
+		if k > 1 {
+			if m.NetsRemoved, p, err = decodeNets(p); err != nil {
+				return ctrlMsg{}, err
+			}
+		}
+	}
 	if len(p) != 0 {
 		return ctrlMsg{}, fmt.Errorf("%w: %d trailing bytes", ErrBadControl, len(p))
 	}
@@ -207,20 +202,36 @@ type Header struct {
 	Hops    byte   // decremented by each hop; a session is refused at zero
 	Origin  string // the entry node's label
 	Dest    string // the destination node's label
-	Service string // the service name at the destination
+	Service string // the service name at the destination; "" in the address form
+
+	// The address form (PROTOCOL.md section 4): a session opened by an
+	// entry that takes the destination from its client (SOCKS5, HTTP
+	// CONNECT) carries the host and port the destination node dials,
+	// instead of a service name.
+	DestHost string // an IP address or a host name
+	DestPort uint16 // 1..65535
 }
 
 // IDString is the session id as it appears in logs.
 func (h Header) IDString() string { return fmt.Sprintf("%016x", h.ID) }
 
 func (h Header) encode() []byte {
-	b := make([]byte, 0, 1+8+1+3+len(h.Origin)+len(h.Dest)+len(h.Service))
+	b := make([]byte, 0, 1+8+1+3+len(h.Origin)+len(h.Dest)+len(h.Service)+3+len(h.DestHost))
 	b = append(b, streamSession)
 	b = binary.BigEndian.AppendUint64(b, h.ID)
 	b = append(b, h.Hops)
-	for _, s := range []string{h.Origin, h.Dest, h.Service} {
+	service := h.Service
+	if h.Addressed() {
+		service = "" // a service length of 0 marks the address form
+	}
+	for _, s := range []string{h.Origin, h.Dest, service} {
 		b = append(b, byte(len(s)))
 		b = append(b, s...)
+	}
+	if h.Addressed() {
+		b = append(b, byte(len(h.DestHost)))
+		b = append(b, h.DestHost...)
+		b = binary.BigEndian.AppendUint16(b, h.DestPort)
 	}
 	return b
 }
@@ -243,11 +254,33 @@ func readHeader(r io.Reader) (Header, error) {
 			return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
 		}
 		fields[i] = string(b)
+		if i == 2 && n[0] == 0 {
+			break // the address form
+		}
 		if err := CheckLabel(fields[i]); err != nil {
 			return Header{}, fmt.Errorf("%w: field %d: %w", ErrBadHeader, i, err)
 		}
 	}
 	h.Origin, h.Dest, h.Service = fields[0], fields[1], fields[2]
+	if h.Service != "" {
+		return h, nil
+	}
+	var n [1]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return Header{}, fmt.Errorf("%w: destination host: %w", ErrBadHeader, err)
+	}
+	rest := make([]byte, int(n[0])+2)
+	if _, err := io.ReadFull(r, rest); err != nil {
+		return Header{}, fmt.Errorf("%w: destination: %w", ErrBadHeader, err)
+	}
+	h.DestHost = string(rest[:n[0]])
+	h.DestPort = binary.BigEndian.Uint16(rest[n[0]:])
+	if err := CheckDestHost(h.DestHost); err != nil {
+		return Header{}, fmt.Errorf("%w: %w", ErrBadHeader, err)
+	}
+	if h.DestPort == 0 {
+		return Header{}, fmt.Errorf("%w: destination port 0", ErrBadHeader)
+	}
 	return h, nil
 }
 

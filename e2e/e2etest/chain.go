@@ -49,6 +49,8 @@ const (
 	PortGateway   = 19494 // the gateway: epp-main's service "gateway"
 	PortDownA     = 19501 // epp-main's downcall entries
 	PortDownB     = 19502
+	PortSOCKS     = 19510 // epp-main's socks5 entry (downcalls by address)
+	PortConnect   = 19511 // epp-main's http_connect entry
 	PortUpA       = 19601 // gwp-site-a's upcall entry
 	PortUpB       = 19602 // gwp-site-b's upcall entry
 	PortEndpointA = 19701 // an endpoint of site A: gwp-site-a's service "endpoint"

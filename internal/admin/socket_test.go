@@ -45,7 +45,8 @@ func serve(t *testing.T, path string, st mux.NodeStatus) *Socket {
 func TestSocketQuery(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.sock")
 	want := mux.NodeStatus{Label: "relay-x", Role: "relay", Sessions: 3,
-		Links: []mux.LinkStatus{{Peer: "epp", Side: "parent", Up: true, RTT: time.Millisecond, BytesIn: 10, BytesOut: 20}}}
+		Links:    []mux.LinkStatus{{Peer: "epp", Side: "parent", Up: true, RTT: time.Millisecond, BytesIn: 10, BytesOut: 20}},
+		Networks: 3, Serves: []string{"10.1.0.0/16", "*.x.example"}}
 	s := serve(t, path, want)
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -62,7 +63,8 @@ func TestSocketQuery(t *testing.T) {
 	if err := WriteSummary(&out, got); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"relay-x (relay)", "epp", "parent", "up", "1ms", "10B", "20B", "sessions: 3 active"} {
+	for _, w := range []string{"relay-x (relay)", "epp", "parent", "up", "1ms", "10B", "20B", "sessions: 3 active",
+		"networks: 3 served here and below (this node: 10.1.0.0/16, *.x.example)"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("summary has no %q:\n%s", w, out.String())
 		}

@@ -58,6 +58,13 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(&b, "\nroutes: %d labels below this node\n", st.Routes)
+	if st.Networks > 0 {
+		fmt.Fprintf(&b, "networks: %d served here and below", st.Networks)
+		if len(st.Serves) > 0 {
+			fmt.Fprintf(&b, " (this node: %s)", strings.Join(st.Serves, ", "))
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "sessions: %d active%s\n", st.Sessions, endedString(st.Ended))
 	fmt.Fprintf(&b, "refused: %d link connections, %d announcements, %d forged origins; %d hellos in progress\n",
 		st.Stats.RefusedConnections, st.Stats.RefusedAnnouncements, st.Stats.ForgedOrigins, st.Hellos)

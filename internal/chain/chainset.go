@@ -305,6 +305,7 @@ func (s *Set) check() ([]setLink, error) {
 		}
 	}
 	errs = append(errs, s.checkDestinations(nodes)...)
+	errs = append(errs, s.checkServedTies()...)
 	return links, errors.Join(errs...)
 }
 
@@ -359,6 +360,10 @@ func (s *Set) checkDestinations(nodes map[string]*Config) []error {
 		}
 		for i, e := range c.Entries {
 			key := fmt.Sprintf("entries[%d]", i)
+			if e.Kind != "" {
+				errs = append(errs, checkAddrEntryDest(c, key, e, nodes)...)
+				continue
+			}
 			dest, ok := nodes[e.Dest]
 			if !ok {
 				errs = append(errs, c.pos.Errorf(key+".dest", "%s has no configuration in the chain given", e.Dest))

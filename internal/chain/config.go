@@ -95,6 +95,15 @@ type Config struct {
 	// HTTP listener for metrics, health and profiling.
 	Admin Admin `yaml:"admin"`
 
+	// Serves are the networks this node reaches directly and dials for
+	// sessions that name a destination address: IP prefixes and host
+	// names or patterns, optionally with ports ("10.20.0.0/16",
+	// "*.site-a.example", "10.20.0.0/16:22", "[2001:db8::/32]:443").
+	// They are told up the tree, where socks5 and http_connect entries
+	// route by them, the most specific match first. Default none. Not
+	// for an eventsink.
+	Serves []string `yaml:"serves"`
+
 	kind     Kind
 	file     string
 	pos      *daemon.Positions // the lines of the file, for problems found later (Set.Check)
@@ -184,6 +193,29 @@ type Entry struct {
 	Dest string `yaml:"dest"`
 	// Service is the service name at Dest.
 	Service string `yaml:"service"`
+
+	// Kind is "" (the default) for an entry whose sessions all go to
+	// Service at Dest; "socks5" (RFC 1928 CONNECT) or "http_connect" (HTTP
+	// CONNECT) for an entry whose clients name each session's destination
+	// address. Such an entry has no service; its Dest is optional on the
+	// epproxy (default: the node whose served networks hold the address,
+	// the most specific match) and required on a gwproxy (the epproxy,
+	// which dials only addresses in its own serves).
+	Kind string `yaml:"kind"`
+	// Users, on a socks5 or http_connect entry, are the user names and
+	// passwords its clients must give (SOCKS5 username/password, HTTP
+	// Basic). Default none: no authentication.
+	Users []User `yaml:"users"`
+}
+
+// User is one user of an entry that takes the destination from its
+// client.
+type User struct {
+	// Name is the user name. Required.
+	Name string `yaml:"name"`
+	// Password is the user's password, in clear: keep the file readable
+	// by the daemon's user only. Required.
+	Password string `yaml:"password"`
 }
 
 // Tuning mirrors mux.Tuning in the configuration file. Every field has
@@ -503,6 +535,10 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		} else {
 			listens = append(listens, listenUse{addr: e.Listen, path: p + ".listen"})
 		}
+		if e.Kind != "" { // the destination comes from the client: addrentry.go
+			c.validateAddrEntry(ps, p, e)
+			continue
+		}
 		switch {
 		case e.Dest == "":
 			ps.Errorf(p+".dest", "missing: the label of the node that serves the sessions")
@@ -537,6 +573,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		ps.Errorf("admin.pprof", "needs admin.listen: profiling is served on the HTTP listener")
 	}
 	checkClashes(ps, listens)
+	c.validateServes(ps)
 	c.Tuning.validate(ps)
 	if c.ShutdownGrace < 0 {
 		ps.Errorf("shutdown_grace", "must not be negative")
@@ -714,6 +751,7 @@ func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 	for _, s := range c.Services {
 		mc.Services[s.Name] = mux.Service{Addrs: s.Addrs, Allow: s.Allow}
 	}
+	mc.Serves = c.Serves
 	for name, s := range extra {
 		mc.Services[name] = s
 	}

@@ -146,11 +146,16 @@ func (r *liveNode) apply(next *Config) error {
 				continue
 			}
 		}
-		r.node.AddEntry(ln, e.Name, e.Dest, e.Service)
 		what := "added"
 		if _, ok := curE[e.Name]; ok {
 			what = "changed"
 		}
+		if e.Kind != "" {
+			r.node.AddAddrEntry(ln, e.addrEntry())
+			changes = append(changes, fmt.Sprintf("entry %s %s on %s for %s clients", e.Name, what, ln.Addr(), e.Kind))
+			continue
+		}
+		r.node.AddEntry(ln, e.Name, e.Dest, e.Service)
 		changes = append(changes, fmt.Sprintf("entry %s %s on %s for %s at %s", e.Name, what, ln.Addr(), e.Service, e.Dest))
 	}
 	changes = append(changes, daemon.FieldChanges("tuning", cur.Tuning, next.Tuning)...)

@@ -153,6 +153,10 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			_ = n.Shutdown(context.Background())
 			return fmt.Errorf("entry %s: %w", e.Name, err)
 		}
+		if e.Kind != "" {
+			n.AddAddrEntry(ln, e.addrEntry())
+			continue
+		}
 		n.AddEntry(ln, e.Name, e.Dest, e.Service)
 	}
 	closeUnused(inherited, cfg)

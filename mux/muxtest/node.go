@@ -38,6 +38,20 @@ type nodeOptions struct {
 	log     *logrus.Entry
 	entries []entry
 	stop    *func()
+
+	addrEntries []addrEntry
+}
+
+type addrEntry struct {
+	ln net.Listener
+	e  mux.AddrEntry
+}
+
+// WithAddrEntry makes ln an entry that takes each session's destination
+// from its client, SOCKS5 or HTTP CONNECT (mux.Node.AddAddrEntry). The
+// node closes ln.
+func WithAddrEntry(ln net.Listener, e mux.AddrEntry) Option {
+	return func(o *nodeOptions) { o.addrEntries = append(o.addrEntries, addrEntry{ln, e}) }
 }
 
 type entry struct {
@@ -84,10 +98,16 @@ func StartNode(t testing.TB, cfg mux.Config, opts ...Option) *mux.Node {
 		for _, e := range o.entries {
 			_ = e.ln.Close()
 		}
+		for _, e := range o.addrEntries {
+			_ = e.ln.Close()
+		}
 		t.Fatalf("new %s: %v", cfg.Label, err)
 	}
 	for _, e := range o.entries {
 		n.AddEntry(e.ln, e.name, e.dest, e.service)
+	}
+	for _, e := range o.addrEntries {
+		n.AddAddrEntry(e.ln, e.e)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})

@@ -21,7 +21,7 @@ type Options struct {
 
 	BaseBinDir string // the binaries of the systems base-tls and base-plain
 
-	Systems     string // comma-separated sysTLS, sysPlain, sysRef: each round's order
+	Systems     string // comma-separated sysTLS, sysPlain, sysRef, sysSOCKS: each round's order
 	Rounds      int
 	MiB         int // per throughput test and direction
 	Streams     int // sessions of the parallel throughput test
@@ -77,7 +77,7 @@ func (o Options) Validate() error {
 	}
 	for i, k := range kinds {
 		if systemTitle[k] == "" {
-			bad("-systems: %q is not one of %s, %s, %s, %s, %s", k, sysTLS, sysPlain, sysRef, sysBaseTLS, sysBasePlain)
+			bad("-systems: %q is not one of %s, %s, %s, %s, %s, %s", k, sysTLS, sysPlain, sysRef, sysSOCKS, sysBaseTLS, sysBasePlain)
 		}
 		if (k == sysBaseTLS || k == sysBasePlain) && o.BaseBinDir == "" {
 			bad("-systems: %s needs -base-bin", k)

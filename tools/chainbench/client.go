@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -17,12 +19,10 @@ import (
 // now+timeout, which stays set on the connection returned.
 func dialSession(ctx context.Context, addr string, op byte, arg uint64, payload []byte, timeout time.Duration) (net.Conn, error) {
 	deadline := time.Now().Add(timeout)
-	d := net.Dialer{Deadline: deadline}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := dialEntry(ctx, addr, deadline)
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetDeadline(deadline)
 	if _, err := c.Write(append(header(op, arg), payload...)); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("send header: %w", err)
@@ -107,4 +107,47 @@ func receiveAll(c net.Conn, n int64) error {
 		return fmt.Errorf("download: %d bytes of %d", got, n)
 	}
 	return nil
+}
+
+// dialEntry connects to a system's entry with deadline set: addr is
+// HOST:PORT, or socks5://ENTRY/HOST:PORT for a SOCKS5 entry, where the
+// client asks for HOST:PORT (an IPv4 address) with a CONNECT first.
+func dialEntry(ctx context.Context, addr string, deadline time.Time) (net.Conn, error) {
+	target := ""
+	if rest, ok := strings.CutPrefix(addr, "socks5://"); ok {
+		addr, target, _ = strings.Cut(rest, "/")
+	}
+	d := net.Dialer{Deadline: deadline}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(deadline)
+	if target == "" {
+		return c, nil
+	}
+	ap, err := netip.ParseAddrPort(target)
+	if err != nil || !ap.Addr().Is4() {
+		c.Close()
+		return nil, fmt.Errorf("socks target %q: want IPv4:PORT", target)
+	}
+	// Greeting, request and the two answers in one round trip each way:
+	// no authentication, CONNECT to target.
+	req := []byte{5, 1, 0, 5, 1, 0, 1}
+	req = append(req, ap.Addr().AsSlice()...)
+	req = binary.BigEndian.AppendUint16(req, ap.Port())
+	if _, err := c.Write(req); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("socks request: %w", err)
+	}
+	ans := make([]byte, 2+10)
+	if _, err := io.ReadFull(c, ans); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("socks answer: %w", err)
+	}
+	if ans[1] != 0 || ans[3] != 0 {
+		c.Close()
+		return nil, fmt.Errorf("socks answer %x", ans)
+	}
+	return c, nil
 }

@@ -110,7 +110,7 @@ func parseOptions(args []string) (Options, error) {
 	}
 	quick := fs.Bool("quick", false, "small sizes, one round, few held connections: a check that the bench works")
 	fs.StringVar(&o.BinDir, "bin", o.BinDir, "directory of the epproxy, relay and gwproxy binaries (default: chainbench's own)")
-	fs.StringVar(&o.Systems, "systems", o.Systems, "systems to measure, in round order: tls, plain, ref; base-tls, base-plain (the chain of -base-bin)")
+	fs.StringVar(&o.Systems, "systems", o.Systems, "systems to measure, in round order: tls, plain, ref; socks (the TLS chain through a SOCKS5 entry); base-tls, base-plain (the chain of -base-bin)")
 	fs.StringVar(&o.BaseBinDir, "base-bin", o.BaseBinDir, "directory of other binaries of the chain (a build before a change), measured as base-tls and base-plain")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved rounds; the figures are medians over them")
 	fs.IntVar(&o.MiB, "mib", o.MiB, "MiB moved by each throughput test, each direction (split over the streams)")

@@ -144,7 +144,7 @@ func (r *Report) Markdown() string {
 	has := func(k string) bool { return slices.Contains(kinds, k) }
 	for _, rt := range []ratio{{"TLS / ref", sysTLS, sysRef}, {"plaintext / ref", sysPlain, sysRef}, {"TLS / plaintext", sysTLS, sysPlain},
 		{"base TLS / ref", sysBaseTLS, sysRef}, {"base plaintext / ref", sysBasePlain, sysRef},
-		{"TLS / base TLS", sysTLS, sysBaseTLS}, {"plaintext / base plaintext", sysPlain, sysBasePlain}} {
+		{"TLS / base TLS", sysTLS, sysBaseTLS}, {"plaintext / base plaintext", sysPlain, sysBasePlain}, {"SOCKS5 / TLS", sysSOCKS, sysTLS}} {
 		if has(rt.num) && has(rt.den) {
 			ratios = append(ratios, rt)
 		}

@@ -20,6 +20,7 @@ const (
 	sysTLS   = "tls"   // the chain, every link mutual TLS as shipped
 	sysPlain = "plain" // the chain, every link insecure_plaintext
 	sysRef   = "ref"   // three plain relays
+	sysSOCKS = "socks" // the TLS chain, its entry a SOCKS5 one that names the backend's address
 
 	// The chain built from other binaries (-base-bin), to compare a
 	// change with what it changes, in the same interleaved rounds.
@@ -32,6 +33,7 @@ var systemTitle = map[string]string{
 	sysTLS:   "chain TLS",
 	sysPlain: "chain plaintext",
 	sysRef:   "reference",
+	sysSOCKS: "chain TLS, SOCKS5 entry",
 
 	sysBaseTLS:   "base TLS",
 	sysBasePlain: "base plaintext",
@@ -69,12 +71,12 @@ func startSystem(ctx context.Context, o Options, kind, dir string) (s *system, e
 		return s, err
 	}
 	switch kind {
-	case sysTLS, sysPlain:
-		err = s.startChain(ctx, o, dir, backendAddr, kind == sysTLS)
+	case sysTLS, sysPlain, sysSOCKS:
+		err = s.startChain(ctx, o, dir, backendAddr, kind != sysPlain, kind == sysSOCKS)
 	case sysBaseTLS, sysBasePlain:
 		base := o
 		base.BinDir = o.BaseBinDir
-		err = s.startChain(ctx, base, dir, backendAddr, kind == sysBaseTLS)
+		err = s.startChain(ctx, base, dir, backendAddr, kind == sysBaseTLS, false)
 	case sysRef:
 		err = s.startReference(ctx, o, dir, backendAddr)
 	default:
@@ -98,8 +100,11 @@ var chainNodes = []struct{ label, daemon string }{
 // do: the epproxy dials out of the secure zone, the gwproxy in from the
 // outer zone), with an entry on the gwproxy to the service "backend" of
 // the epproxy, makes the certificates with the daemons' own "pki"
-// commands when tls, and starts the daemons (the relay first).
-func (s *system) startChain(ctx context.Context, o Options, dir, backendAddr string, tls bool) error {
+// commands when tls, and starts the daemons (the relay first). With
+// socks, the gwproxy's entry is a socks5 one whose sessions go to the
+// epproxy, which serves the backend's address: clients name the backend
+// in a SOCKS5 request first (s.entry is then socks5://ENTRY/BACKEND).
+func (s *system) startChain(ctx context.Context, o Options, dir, backendAddr string, tls, socks bool) error {
 	ports, err := freePorts(3)
 	if err != nil {
 		return err
@@ -131,6 +136,12 @@ func (s *system) startChain(ctx context.Context, o Options, dir, backendAddr str
 		"relay-bench": link("parents", "epp-bench", "listen", upLink) + link("children", "gwp-bench", "listen", downLink),
 		"epp-bench": link("children", "relay-bench", "dial", upLink) + fmt.Sprintf(
 			"services:\n  - name: backend\n    addrs: [%s]\n", backendAddr),
+	}
+	if socks {
+		s.entry = "socks5://" + entry + "/" + backendAddr
+		confs["gwp-bench"] = link("parents", "relay-bench", "dial", downLink) + fmt.Sprintf(
+			"entries:\n  - name: bench\n    listen: %s\n    dest: epp-bench\n    kind: socks5\n", entry)
+		confs["epp-bench"] += fmt.Sprintf("serves: [%q]\n", backendAddr)
 	}
 	for _, n := range chainNodes {
 		nd := filepath.Join(dir, n.label)

@@ -1,0 +1,158 @@
+package chain
+
+import (
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaychain/relaychain/mux"
+	"github.com/relaychain/relaychain/mux/muxtest"
+)
+
+func TestLoadAddrEntriesAndServes(t *testing.T) {
+	path := writeConfig(t, "gwproxy.yaml", `label: gwp-a
+tls: {cert: a.crt, key: a.key, ca: ca.crt}
+parents:
+  - label: epp
+    dial: 127.0.0.1:7000
+serves: [127.0.1.0/24, "*.site-a.example:22", "[::1]:8080"]
+entries:
+  - name: up-socks
+    listen: 127.0.0.1:9601
+    kind: socks5
+    dest: epp
+    users:
+      - {name: ops, password: s3cret}
+  - name: up-connect
+    listen: 127.0.0.1:9602
+    kind: http_connect
+    dest: epp
+`)
+	c, err := LoadWith(GWProxy, path, LoadOptions{SkipTLSFiles: true})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	mc := c.MuxConfig(nil)
+	if !reflect.DeepEqual(mc.Serves, []string{"127.0.1.0/24", "*.site-a.example:22", "[::1]:8080"}) {
+		t.Fatalf("serves: %v", mc.Serves)
+	}
+	if got := c.Entries[0].addrEntry(); !reflect.DeepEqual(got, mux.AddrEntry{Name: "up-socks", Kind: "socks5", Dest: "epp", Users: map[string]string{"ops": "s3cret"}}) {
+		t.Fatalf("socks entry: %+v", got)
+	}
+	if got := c.Entries[1].addrEntry(); got.Kind != mux.EntryHTTPConnect || got.Users != nil {
+		t.Fatalf("connect entry: %+v", got)
+	}
+}
+
+func TestLoadAddrEntriesRejects(t *testing.T) {
+	path := writeConfig(t, "gwproxy.yaml", `label: gwp-a
+tls: {cert: a.crt, key: a.key, ca: ca.crt}
+parents:
+  - label: epp
+    dial: 127.0.0.1:7000
+serves:
+  - 10.0.0.0/33
+  - 127.0.1.0/24
+  - 127.0.1.9/24
+  - "*.bad..name"
+  - 10.0.0.0/8:0
+entries:
+  - name: up
+    listen: 127.0.0.1:9601
+    kind: socks4
+    dest: epp
+  - name: up2
+    listen: 127.0.0.1:9602
+    kind: socks5
+    service: gateway
+    users:
+      - {name: ops}
+`)
+	_, err := LoadWith(GWProxy, path, LoadOptions{SkipTLSFiles: true})
+	checkProblems(t, path, err, []problem{
+		{15, "entries[0].kind", "not a kind of entry"},
+		{20, "entries[1].service", "has no service"},
+		{17, "entries[1].dest", "missing: on a gwproxy"},
+		{22, "entries[1].users[0].password", "want a password"},
+		{7, "serves[0]", "10.0.0.0/33"},
+		{9, "serves[2]", "listed twice"},
+		{10, "serves[3]", "host name"},
+		{11, "serves[4]", "port"},
+	})
+}
+
+func TestSetCheckServedNetworks(t *testing.T) {
+	dir := writeChain(t, smallChain, map[string][]string{
+		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n"},
+		"gwp/gwproxy.yaml": {"services:\n", "serves: [10.20.0.0/16, 10.30.0.0/16]\nservices:\n"},
+		"r1/relay.yaml":    {"children:\n", "serves: [10.30.0.0/16, 10.30.5.0/24]\nchildren:\n"},
+	})
+	s, err := LoadSet(dir)
+	if err != nil {
+		t.Fatalf("LoadSet: %v", err)
+	}
+	checkChainProblems(t, dir, s.Check(), []chainProblem{
+		{"r1/relay.yaml", 6, "serves[0]", "gwp also serves 10.30.0.0/16, as specifically"},
+	})
+
+	// Without any served network, the socks entry has nowhere to go.
+	dir = writeChain(t, smallChain, map[string][]string{
+		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n"},
+	})
+	if s, err = LoadSet(dir); err != nil {
+		t.Fatalf("LoadSet: %v", err)
+	}
+	checkChainProblems(t, dir, s.Check(), []chainProblem{
+		{"epp/epproxy.yaml", 12, "entries[0].kind", "no node of the chain given serves a network"},
+	})
+}
+
+// TestApplyAddrEntry reloads a running gwproxy with a socks5 entry added:
+// its sessions reach what the epproxy serves. A change of serves needs a
+// restart: the reload is refused whole.
+func TestApplyAddrEntry(t *testing.T) {
+	echo := echoServer(t)
+	eppPath, gwpPath, _, _ := smallTree(t, echo, 300*time.Millisecond)
+	b, err := os.ReadFile(eppPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(eppPath, append(b, []byte("serves: [\""+echo+"\"]\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	epp := startRun(t, EPProxy, eppPath)
+	gwp := startRun(t, GWProxy, gwpPath)
+	n := gwp.getNode(t)
+	muxtest.WaitFor(t, 10*time.Second, "gwp-test's path to the root", func() bool { return len(n.PathToRoot()) == 1 })
+
+	socks := freeAddr(t)
+	next := editConfig(t, GWProxy, gwpPath, func(s string) string {
+		return strings.Replace(s, "entries:\n", "entries:\n  - name: up-socks\n    listen: "+socks+"\n    kind: socks5\n    dest: epp-test\n", 1)
+	})
+	if err := Apply(gwp.cfg, next, gwp.logger); err != nil {
+		t.Fatal(err)
+	}
+	if want := "entry up-socks added on " + socks + " for socks5 clients\n"; !strings.Contains(gwp.logs.String(), want) {
+		t.Errorf("no %q in the log:\n%s", want, gwp.logs.String())
+	}
+	host, port, _ := net.SplitHostPort(echo)
+	p, _ := strconv.Atoi(port)
+	c, rep, err := muxtest.SOCKSConnect(socks, host, uint16(p), "", "")
+	if err != nil || rep != 0 {
+		t.Fatalf("socks through the added entry: reply %d, %v", rep, err)
+	}
+	defer c.Close()
+	echoOnce(t, c, []byte("by address"))
+
+	nextEpp := editConfig(t, EPProxy, eppPath, func(s string) string {
+		return strings.Replace(s, "serves: [\""+echo+"\"]", "serves: [127.0.0.0/8]", 1)
+	})
+	if err := Apply(epp.cfg, nextEpp, epp.logger); err == nil || !strings.Contains(err.Error(), "a restart is needed to change serves") {
+		t.Errorf("a change of serves: %v, want a restart needed", err)
+	}
+	echoOnce(t, c, []byte("still served"))
+}

@@ -1,0 +1,188 @@
+package mux
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Kinds of entries that take the destination from their client.
+const (
+	EntrySOCKS5      = "socks5"       // RFC 1928 CONNECT
+	EntryHTTPConnect = "http_connect" // HTTP CONNECT
+)
+
+// AddrEntry configures an entry that takes each session's destination
+// address from its client (AddAddrEntry).
+type AddrEntry struct {
+	Name string // for the logs
+	Kind string // EntrySOCKS5 or EntryHTTPConnect
+	// Dest is the label of the node that serves every session of the
+	// entry (an upcall entry on a gwproxy names the epproxy); "" picks
+	// the node from the networks announced below this node, the most
+	// specific match (a downcall entry on the epproxy).
+	Dest string
+	// Users, when set, are the user names and passwords a client must
+	// give: SOCKS5 username/password (RFC 1929), or HTTP Basic in
+	// Proxy-Authorization. Empty: no authentication.
+	Users map[string]string
+}
+
+// AddAddrEntry makes ln an entry of kind e.Kind: each connection accepted
+// on it names its destination (SOCKS5 or HTTP CONNECT) and becomes a
+// session of the address form. Before Serve, or while the node serves, as
+// AddEntry; RemoveEntry removes it. The node closes ln.
+func (n *Node) AddAddrEntry(ln net.Listener, e AddrEntry) {
+	ec := e
+	n.addEntry(&entry{ln: ln, name: e.Name, dest: e.Dest, addr: &ec})
+}
+
+// serveAddrEntry reads the client's request, opens the session to the
+// address it names and answers the client with the outcome, then carries
+// the bytes. The request and the answer happen within the open timeout.
+// It closes conn.
+func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.log.WithField("component", "entry").Errorf("panic serving %s: %v\n%s", conn.RemoteAddr(), r, stack())
+			_ = conn.Close()
+		}
+	}()
+	log := n.log.WithFields(logrus.Fields{"component": "session", "entry": e.name, "client": conn.RemoteAddr().String()})
+	_ = conn.SetDeadline(time.Now().Add(n.tuning().OpenTimeout))
+	var host string
+	var port uint16
+	var answer func(code Status) error
+	var err error
+	if e.addr.Kind == EntrySOCKS5 {
+		host, port, answer, err = n.socksAccept(e.addr, conn)
+	} else {
+		host, port, answer, err = n.connectAccept(e.addr, conn)
+	}
+	if err != nil {
+		log.WithError(err).Warn("entry request refused")
+		_ = conn.Close()
+		return
+	}
+	fields := logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()}
+	c, h, err := n.openAddr(n.ctx, e.dest, host, port, fields)
+	log = n.sessionLog(h).WithFields(fields)
+	// The answer has a write timeout of its own: the open may have taken
+	// the time the request had.
+	_ = conn.SetDeadline(time.Now().Add(n.tuning().WriteTimeout))
+	if err != nil {
+		log.WithError(err).Error("open failed")
+		n.outcomes.add(errOutcome(err))
+		code := StatusFailed
+		var se *StatusError
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		_ = answer(code)
+		_ = conn.Close()
+		return
+	}
+	if err := answer(StatusOK); err != nil {
+		log.WithError(err).Info("aborted: the client did not take the answer")
+		c.Abort(err)
+		n.outcomes.add(OutcomeAborted)
+		_ = conn.Close()
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	log.Info("opened")
+	start := time.Now()
+	defer n.addLive(c.Abort)()
+	untrack := e.conns.track(c)
+	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+	untrack()
+	c.logEnd(log, res, start)
+	n.outcomes.add(endOutcome(res))
+}
+
+// socksAccept runs the SOCKS5 negotiation up to the request, and returns
+// the destination and the function that sends the reply.
+func (n *Node) socksAccept(e *AddrEntry, conn net.Conn) (string, uint16, func(Status) error, error) {
+	methods, err := socksMethods(conn)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	want := byte(0x00)
+	if len(e.Users) > 0 {
+		want = 0x02
+	}
+	if !bytesContain(methods, want) {
+		_, _ = conn.Write([]byte{5, 0xff})
+		return "", 0, nil, fmt.Errorf("%w: socks client offers none of the methods this entry takes (%#x)", ErrBadRequest, want)
+	}
+	if _, err := conn.Write([]byte{5, want}); err != nil {
+		return "", 0, nil, err
+	}
+	if want == 0x02 {
+		user, pass, err := socksUserPass(conn)
+		if err != nil {
+			return "", 0, nil, err
+		}
+		if !checkUser(e.Users, user, pass) {
+			_, _ = conn.Write([]byte{1, 1})
+			return "", 0, nil, fmt.Errorf("%w: socks user %q: wrong user name or password", ErrBadRequest, user)
+		}
+		if _, err := conn.Write([]byte{1, 0}); err != nil {
+			return "", 0, nil, err
+		}
+	}
+	host, port, rep, err := socksRequest(conn)
+	if err != nil {
+		if rep != 0 {
+			_, _ = conn.Write(socksReplyBytes(rep))
+		}
+		return "", 0, nil, err
+	}
+	answer := func(code Status) error {
+		_, err := conn.Write(socksReplyBytes(socksReply(code)))
+		return err
+	}
+	return host, port, answer, nil
+}
+
+// connectAccept reads an HTTP CONNECT request, and returns the destination
+// and the function that sends the answer.
+func (n *Node) connectAccept(e *AddrEntry, conn net.Conn) (string, uint16, func(Status) error, error) {
+	host, port, auth, status, err := connectRequest(conn)
+	if err != nil {
+		if status != 0 {
+			writeHTTPStatus(conn, status, http.StatusText(status), "")
+		}
+		return "", 0, nil, err
+	}
+	if len(e.Users) > 0 {
+		user, pass, ok := basicAuth(auth)
+		if !ok || !checkUser(e.Users, user, pass) {
+			writeHTTPStatus(conn, 407, "Proxy Authentication Required", "Proxy-Authenticate: Basic realm=\"relaychain\"\r\n")
+			return "", 0, nil, fmt.Errorf("%w: connect without a valid Proxy-Authorization (user %q)", ErrBadRequest, user)
+		}
+	}
+	answer := func(code Status) error {
+		st, text := httpStatus(code)
+		_, err := fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\n\r\n", st, text)
+		return err
+	}
+	return host, port, answer, nil
+}
+
+func writeHTTPStatus(conn net.Conn, status int, text, headers string) {
+	_, _ = fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\n%sContent-Length: 0\r\n\r\n", status, text, headers)
+}
+
+func bytesContain(b []byte, x byte) bool {
+	for _, c := range b {
+		if c == x {
+			return true
+		}
+	}
+	return false
+}

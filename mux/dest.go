@@ -1,0 +1,149 @@
+package mux
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/sirupsen/logrus"
+)
+
+// This file is the address form of routed sessions (PROTOCOL.md section
+// 4): sessions whose destination address comes from the client of an
+// entry, the node chosen by the networks it serves, and the serving
+// node's own check before it dials.
+
+// Addressed reports whether h is of the address form.
+func (h Header) Addressed() bool { return h.DestHost != "" }
+
+// Target is what the session reaches at its destination node: the service
+// name, or host:port in the address form.
+func (h Header) Target() string {
+	if h.Addressed() {
+		return net.JoinHostPort(h.DestHost, strconv.Itoa(int(h.DestPort)))
+	}
+	return h.Service
+}
+
+func hostPort(host string, port uint16) string {
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// initServes parses the node's own networks (Config.Serves, checked by
+// Validate) into the routing table, where they are told to the parents.
+func (n *Node) initServes() {
+	ads := make([]NetAd, 0, len(n.cfg.Serves))
+	nets := make([]Network, 0, len(n.cfg.Serves))
+	for _, s := range n.cfg.Serves {
+		nw, _ := ParseNetwork(s)
+		n.serves = append(n.serves, nw)
+		ads = append(ads, NetAd{Owner: n.cfg.Label, Network: nw.String()})
+		nets = append(nets, nw)
+	}
+	n.table.setServes(ads, nets)
+}
+
+// OpenAddr opens a routed session from this node to host:port. dest is
+// the label of the node that serves it; "" picks that node from the
+// networks announced below this node (the most specific match). The
+// destination node checks host:port against its own networks and rules,
+// dials it and answers; anything but ok is a *StatusError, as for Open.
+// The caller owns the Conn and must Close it.
+//
+// The session is logged as Open's are.
+func (n *Node) OpenAddr(ctx context.Context, dest, host string, port uint16) (*Conn, error) {
+	c, h, err := n.openAddr(ctx, dest, host, port, nil)
+	if err != nil {
+		n.sessionLog(h).WithError(err).Debug("open failed")
+		n.outcomes.add(errOutcome(err))
+		return nil, err
+	}
+	release := c.onClose
+	c.onClose = func() {
+		release()
+		n.outcomes.add(connOutcome(c))
+	}
+	c.logOnClose = true
+	c.opened = time.Now()
+	c.log.Info("opened")
+	return c, nil
+}
+
+// openAddr opens a session of the address form; fields are added to its
+// log.
+func (n *Node) openAddr(ctx context.Context, dest, host string, port uint16, fields logrus.Fields) (*Conn, Header, error) {
+	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, DestHost: host, DestPort: port}
+	fail := func(code Status, format string, args ...any) (*Conn, Header, error) {
+		return nil, h, &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
+	}
+	if err := CheckDestHost(host); err != nil {
+		return fail(StatusFailed, "bad destination: %v", err)
+	}
+	if port == 0 {
+		return fail(StatusFailed, "bad destination: port 0")
+	}
+	if dest == "" {
+		owner, err := n.table.lookupNet(host, port)
+		if err != nil {
+			return fail(StatusNoRoute, "%v", err)
+		}
+		if owner == n.cfg.Label {
+			return fail(StatusNoRoute, "%s is served by %s itself: an entry does not carry sessions to its own node", hostPort(host, port), owner)
+		}
+		h.Dest = owner
+	}
+	if err := n.allowDest(h, destAtEntry); err != nil {
+		return fail(StatusDenied, "%v", err)
+	}
+	return n.openHeader(ctx, h, fields)
+}
+
+// Where allowDest is asked.
+const (
+	destAtEntry  = iota // the entry that took the destination from its client
+	destAtServer        // the node that serves it, before it dials
+)
+
+// allowDest is where a session's destination address is policed, at the
+// entry that takes it from its client (destAtEntry) and again at the node
+// that serves it (destAtServer). The serving node allows only
+// destinations in its own networks (Config.Serves): an open header that
+// names another address, whoever forged it, is refused. The entry allows
+// every address for now.
+//
+// First-match access rules (origin, destination, port, the client's
+// source address) are to be checked here too, at both places. Once nodes
+// have them, an entry that takes the destination from its client
+// (socks5, http_connect) denies by default: only what a rule allows goes
+// through.
+func (n *Node) allowDest(h Header, at int) error {
+	if at == destAtEntry {
+		return nil
+	}
+	for _, nw := range n.serves {
+		if nw.Matches(h.DestHost, h.DestPort) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not in the networks %s serves", hostPort(h.DestHost, h.DestPort), n.cfg.Label)
+}
+
+// exitAddr serves a session of the address form whose destination is
+// this node: it checks the address (allowDest), dials it and carries the
+// bytes. A refused address is logged at level 1, flood-proof.
+func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entry, refuse func(Status, string, ...any)) {
+	if err := n.allowDest(h, destAtServer); err != nil {
+		n.destDenials.note(from.cfg.Peer, log.WithError(err), "session refused: destination not served here")
+		refuse(StatusDenied, "%v", err)
+		return
+	}
+	conn, code, err := n.dialAddrs([]string{hostPort(h.DestHost, h.DestPort)}, log)
+	if conn == nil {
+		refuse(code, "dial %s: %v", hostPort(h.DestHost, h.DestPort), err)
+		return
+	}
+	n.serveDialled(from, st, h, log, conn, nil)
+}
