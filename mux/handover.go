@@ -68,6 +68,7 @@ func (n *Node) ListenerFiles() ([]ListenerFile, error) {
 		return nil
 	}
 	var err error
+	n.lnMu.Lock()
 	for _, ll := range n.listeners {
 		if err = add(ll.addr, ll.ln); err != nil {
 			break
@@ -79,6 +80,7 @@ func (n *Node) ListenerFiles() ([]ListenerFile, error) {
 		}
 		err = add(e.ln.Addr().String(), e.ln)
 	}
+	n.lnMu.Unlock()
 	if err != nil {
 		for _, lf := range out {
 			_ = lf.File.Close()
