@@ -148,16 +148,19 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		}
 	}
 	for _, e := range cfg.Entries {
-		ln, err := listenEntry(e.Listen, inherited)
-		if err != nil {
-			_ = n.Shutdown(context.Background())
-			return fmt.Errorf("entry %s: %w", e.Name, err)
+		ec := cfg.entryConfig(e)
+		for _, addr := range e.Listen {
+			ln, err := listenEntry(addr, inherited)
+			if err != nil {
+				_ = n.Shutdown(context.Background())
+				return fmt.Errorf("entry %s: %w", e.Name, err)
+			}
+			if e.Kind != "" {
+				n.AddAddrEntry(ln, e.addrEntry())
+				continue
+			}
+			n.AddEntryWith(ln, ec)
 		}
-		if e.Kind != "" {
-			n.AddAddrEntry(ln, e.addrEntry())
-			continue
-		}
-		n.AddEntry(ln, e.Name, e.Dest, e.Service)
 	}
 	closeUnused(inherited, cfg)
 	if sock != nil {

@@ -95,14 +95,20 @@ func listenEntry(addr string, inherited map[string]net.Listener) (net.Listener, 
 func closeUnused(inherited map[string]net.Listener, cfg *Config) {
 	used := map[string]bool{}
 	if cfg != nil {
+		var lists []Addrs
 		for _, l := range cfg.Parents {
-			used[l.Listen] = true
+			lists = append(lists, l.Listen)
 		}
 		for _, l := range cfg.Children {
-			used[l.Listen] = true
+			lists = append(lists, l.Listen)
 		}
 		for _, e := range cfg.Entries {
-			used[e.Listen] = true
+			lists = append(lists, e.Listen)
+		}
+		for _, list := range lists {
+			for _, a := range list {
+				used[a] = true
+			}
 		}
 	}
 	for addr, ln := range inherited {
