@@ -231,6 +231,9 @@ func DefaultTuning() Tuning {
 		ReconnectSpread:  2 * time.Second,
 		MaxHandshakeRate: 200,
 		HandshakeBurst:   64,
+
+		TreeTimeout:   defaultTreeTimeout,
+		TreeAnswerMax: defaultTreeAnswerMax,
 	}
 }
 

@@ -324,6 +324,16 @@ type Tuning struct {
 	// 64.
 	MaxHandshakeRate float64 `yaml:"max_handshake_rate"`
 	HandshakeBurst   int     `yaml:"handshake_burst"`
+
+	// The status query of the tree (epproxy status --tree).
+
+	// TreeTimeout bounds how long the root waits for the tree; each hop
+	// gives its children three quarters of the time it was given. Default
+	// 5s.
+	TreeTimeout time.Duration `yaml:"tree_timeout"`
+	// TreeAnswerMax caps a node's answer to a tree query: bytes or with a
+	// unit. Default 1MiB.
+	TreeAnswerMax ByteSize `yaml:"tree_answer_max"`
 }
 
 // ByteSize is a size in bytes, written as a number or with a unit
@@ -412,6 +422,9 @@ func Default(k Kind) *Config {
 			ReconnectSpread:  d.ReconnectSpread,
 			MaxHandshakeRate: d.MaxHandshakeRate,
 			HandshakeBurst:   d.HandshakeBurst,
+
+			TreeTimeout:   d.TreeTimeout,
+			TreeAnswerMax: ByteSize(d.TreeAnswerMax),
 		},
 		kind:         k,
 		ParentChoice: defaultParentChoice(),
@@ -745,6 +758,12 @@ func (t Tuning) validate(ps *daemon.Problems) {
 	if !(t.MaxHandshakeRate > 0) {
 		ps.Errorf("tuning.max_handshake_rate", "must be positive (new link connections a second)")
 	}
+	if t.TreeTimeout <= 0 {
+		ps.Errorf("tuning.tree_timeout", "must be positive, like \"5s\"")
+	}
+	if t.TreeAnswerMax < 4<<10 || t.TreeAnswerMax > 64<<20 {
+		ps.Errorf("tuning.tree_answer_max", "must be between 4KiB and 64MiB")
+	}
 }
 
 // MuxTuning converts the tuning section for the mux package.
@@ -773,6 +792,8 @@ func (t Tuning) MuxTuning() mux.Tuning {
 	m.ReconnectSpread = t.ReconnectSpread
 	m.MaxHandshakeRate = t.MaxHandshakeRate
 	m.HandshakeBurst = t.HandshakeBurst
+	m.TreeTimeout = t.TreeTimeout
+	m.TreeAnswerMax = int(t.TreeAnswerMax)
 	return m
 }
 
