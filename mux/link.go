@@ -62,8 +62,9 @@ type link struct {
 	redialed     bool
 	drainReplied chan struct{} // closed when the peer answered this node's DRAIN
 	replied      bool
-	predecessor  *link       // a parent's predecessor's link, to answer once the parent took this node's TELL
-	announced    atomic.Bool // a child's link: its whole announcement arrived
+	predecessor  *link        // a parent's predecessor's link, to answer once the parent took this node's TELL
+	announced    atomic.Bool  // a child's link: its whole announcement arrived
+	treeServing  atomic.Int32 // tree queries from this parent being answered (tree.go)
 }
 
 func (l *link) close() {

@@ -36,7 +36,7 @@ const (
 	defaultTreeTimeout   = 5 * time.Second
 	defaultTreeAnswerMax = 1 << 20
 	minTreeBudget        = 20 * time.Millisecond
-	maxTreeQueries       = 4 // tree queries a node answers at once; more are refused
+	maxTreeQueries       = 4 // tree queries a node answers at once from one parent; more are refused
 )
 
 // The states of a node in a tree status.
@@ -108,8 +108,7 @@ type treeState struct {
 	labels map[string][]string // by child: the labels it announced when its link last went down
 
 	logOnce  sync.Once
-	refusals *refusalLog  // queries refused, flood-proof
-	serving  atomic.Int32 // queries being answered
+	refusals *refusalLog // queries refused, flood-proof
 
 	hold atomic.Pointer[func()] // tests: runs before this node answers a query
 }
@@ -421,13 +420,15 @@ func (n *Node) serveTree(l *link, st *yamux.Stream) {
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
-	if n.tree.serving.Add(1) > maxTreeQueries {
-		n.tree.serving.Add(-1)
+	// Counted per parent: a node with several parents answers each, so one
+	// parent that keeps queries open cannot make the others' refused.
+	if l.treeServing.Add(1) > maxTreeQueries {
+		l.treeServing.Add(-1)
 		log.Warnf("tree query refused: %d being answered already", maxTreeQueries)
 		n.writeTreeAnswer(st, treeAnswerRefused, []byte("busy: too many tree queries at once"))
 		return
 	}
-	defer n.tree.serving.Add(-1)
+	defer l.treeServing.Add(-1)
 	// The parent's time, but never more than this node would take itself.
 	budget = min(budget, n.treeTimeout())
 	log.WithFields(logrus.Fields{"budget": budget.String(), "hops": hops}).Debug("tree query received")
