@@ -173,7 +173,20 @@ func (n *Node) linksNow() []*link {
 // successor's link is up yet. The caller holds n.mu.
 func (n *Node) successorMayLinkLocked(label string) bool {
 	old := n.links[label]
-	return old == nil || (old.peerHandover || old.peerDrain) && n.standby[label] == nil
+	// At most two links per label: a third waits until the link its
+	// predecessor left finishes, so a peer repeating DRAIN cannot pile up
+	// links.
+	return old == nil || (old.peerHandover || old.peerDrain) && n.standby[label] == nil && n.retiring[label] == nil
+}
+
+// retireLocked marks old, a link another took the place of, as finishing
+// its sessions. The caller holds n.mu.
+func (n *Node) retireLocked(old *link) {
+	old.superseded = true
+	if n.retiring == nil {
+		n.retiring = map[string]*link{}
+	}
+	n.retiring[old.cfg.Peer] = old
 }
 
 // registerLocked puts the new link l among the node's links: alone, in
@@ -193,7 +206,7 @@ func (n *Node) registerLocked(l *link) (replaced *link, standby bool) {
 		n.standby[peer] = l
 		return nil, true
 	default:
-		old.superseded = true
+		n.retireLocked(old)
 		replaced = old
 	}
 	n.links[peer] = l
@@ -246,6 +259,9 @@ func (n *Node) unregisterLocked(l *link) (promoted *link, stays bool) {
 		if n.standby[peer] == l {
 			delete(n.standby, peer)
 		}
+		if n.retiring[peer] == l {
+			delete(n.retiring, peer)
+		}
 		return nil, true
 	}
 	delete(n.links, peer)
@@ -261,7 +277,7 @@ func (n *Node) unregisterLocked(l *link) (promoted *link, stays bool) {
 func (n *Node) promoteLocked(s *link) {
 	peer := s.cfg.Peer
 	if old := n.links[peer]; old != nil {
-		old.superseded = true
+		n.retireLocked(old)
 	}
 	n.links[peer] = s
 	delete(n.standby, peer)

@@ -57,6 +57,7 @@ type Node struct {
 	// over from a predecessor (handover.go).
 	handingOver  atomic.Bool
 	standby      map[string]*link // successors' links beside their predecessors', by peer label; guarded by mu
+	retiring     map[string]*link // predecessors' links another took the place of, still finishing their sessions, by peer label; guarded by mu
 	parentUp     chan struct{}    // closed when a parent link is first up
 	parentUpOnce sync.Once
 
