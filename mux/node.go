@@ -87,6 +87,10 @@ type Node struct {
 	// and the sessions refused for a destination outside them.
 	serves      []Network
 	destDenials *refusalLog
+
+	// The endpoint registry (registry.go): on a node that learns its
+	// endpoints, the client addresses of its entries.
+	reg *endpointReg
 }
 
 type linkListener struct {
@@ -148,6 +152,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.setParents(cfg.Links)
 	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst)
 	n.initServes()
+	n.initRegistry()
 	n.table.forbidden = func(l string) bool {
 		if (*n.parentSet.Load())[l] {
 			return true
@@ -319,6 +324,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	n.reconfMu.Unlock()
 	n.spawn(n.summaryLoop)
+	n.spawn(n.expireEndpointsLoop)
 	select {
 	case <-ctx.Done():
 	case <-n.acceptCtx.Done():
