@@ -306,9 +306,14 @@ func (n *Node) Endpoints() []Endpoint {
 	r := n.reg
 	var out []Endpoint
 	if r.root {
+		now := time.Now()
 		r.bookMu.Lock()
 		for _, e := range r.book {
-			out = append(out, *e)
+			c := *e
+			if c.Active { // announced: seen as of now
+				c.Last = now
+			}
+			out = append(out, c)
 		}
 		r.bookMu.Unlock()
 	}
@@ -355,4 +360,21 @@ func (n *Node) EndpointsRefused() (learnt, announced uint64) {
 	announced = n.table.refusedEndpoints
 	n.table.mu.Unlock()
 	return learnt, announced
+}
+
+func (n *Node) endpointStatus() []EndpointStatus {
+	eps := n.Endpoints()
+	if len(eps) == 0 {
+		return nil
+	}
+	out := make([]EndpointStatus, len(eps))
+	for i, e := range eps {
+		out[i] = EndpointStatus{Addr: e.Addr.String(), Label: e.Label, First: e.First, Last: e.Last, Active: e.Active}
+	}
+	return out
+}
+
+func (n *Node) endpointsRefused() uint64 {
+	learnt, announced := n.EndpointsRefused()
+	return learnt + announced
 }
