@@ -113,7 +113,7 @@ type Config struct {
 	// 20000) caps the endpoints a gwproxy learns and the host routes a
 	// node takes from one child. RegistryFile, on the epproxy, is where
 	// the registry and the port_map ports are kept across restarts
-	// (default NAME.registry.json beside the configuration file).
+	// (default registry.json beside the configuration file).
 	RegisterEndpoints bool          `yaml:"register_endpoints"`
 	EndpointTTL       time.Duration `yaml:"endpoint_ttl"`
 	MaxEndpoints      int           `yaml:"max_endpoints"`

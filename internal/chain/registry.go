@@ -108,7 +108,7 @@ func (c *Config) RegistryPath() string {
 	if c.RegistryFile != "" {
 		return c.RegistryFile
 	}
-	return filepath.Join(filepath.Dir(c.file), c.kind.Name+".registry.json")
+	return filepath.Join(filepath.Dir(c.file), "registry.json")
 }
 
 // registryState is the registry file: the endpoints, and the port of
