@@ -239,3 +239,27 @@ func TestRegistryKeeperCorruptFile(t *testing.T) {
 		t.Fatal("a corrupt registry file was taken")
 	}
 }
+
+// A port_map entry needs some gwproxy of the chain that learns endpoints.
+func TestSetCheckPortMap(t *testing.T) {
+	pm := "entries:\n  - name: legacy\n    listen: 127.0.0.1:9600-9609\n    kind: port_map\n    endpoint_port: 443\n"
+	dir := writeChain(t, smallChain, map[string][]string{"epp/epproxy.yaml": {"entries:\n", pm}})
+	s, err := LoadSet(dir)
+	if err != nil {
+		t.Fatalf("LoadSet: %v", err)
+	}
+	checkChainProblems(t, dir, s.Check(), []chainProblem{
+		{"epp/epproxy.yaml", 12, "entries[0].kind", "no gwproxy of the chain given has register_endpoints"},
+	})
+
+	dir = writeChain(t, smallChain, map[string][]string{
+		"epp/epproxy.yaml": {"entries:\n", pm},
+		"gwp/gwproxy.yaml": {"services:\n", "register_endpoints: true\nservices:\n"},
+	})
+	if s, err = LoadSet(dir); err != nil {
+		t.Fatalf("LoadSet: %v", err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+}
