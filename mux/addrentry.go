@@ -60,7 +60,7 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 		}
 	}()
 	log := n.log.WithFields(logrus.Fields{"component": "session", "entry": e.name, "client": conn.RemoteAddr().String()})
-	n.noteClient(conn.RemoteAddr())
+	n.noteClient(conn)
 	_ = conn.SetDeadline(time.Now().Add(n.tuning().OpenTimeout))
 	var host string
 	var port uint16

@@ -112,14 +112,20 @@ func clientAddr(ra net.Addr) (netip.Addr, bool) {
 }
 
 // noteClient registers the client of an entry as an endpoint this node
-// serves, on a node that learns its endpoints.
-func (n *Node) noteClient(ra net.Addr) {
+// serves, on a node that learns its endpoints. conn's remote address is
+// the client's; a client on this node's own host, that connects from the
+// address it connects to, is not an endpoint: its host route would open
+// this host to downcalls.
+func (n *Node) noteClient(conn net.Conn) {
 	r := n.reg
 	if !r.learn {
 		return
 	}
-	a, ok := clientAddr(ra)
+	a, ok := clientAddr(conn.RemoteAddr())
 	if !ok {
+		return
+	}
+	if local, ok := clientAddr(conn.LocalAddr()); ok && local == a {
 		return
 	}
 	now := time.Now()

@@ -211,3 +211,18 @@ func TestEndpointRegistryLoad(t *testing.T) {
 		t.Fatalf("loaded %+v", eps)
 	}
 }
+
+// A client on the node's own host, connecting from the address it
+// connects to, is not learnt: its host route would open that host to
+// downcalls. An endpoint is learnt before its upcall opens.
+func TestEndpointRegistrySkipsOwnHost(t *testing.T) {
+	rt := startRegTree(t, time.Hour, nil)
+	rt.upcallFrom(t, "127.0.0.1")
+	if eps := rt.a.Endpoints(); len(eps) != 0 {
+		t.Fatalf("learnt %+v from a client on the node's own address", eps)
+	}
+	rt.upcallFrom(t, "127.0.1.31")
+	if eps := rt.a.Endpoints(); len(eps) != 1 || eps[0].Addr.String() != "127.0.1.31" || eps[0].Label != "gwp-a" {
+		t.Fatalf("learnt %+v", eps)
+	}
+}

@@ -176,6 +176,10 @@ type registryKeeper struct {
 	full  map[string]map[string]bool // entry -> endpoints without a port (logged once)
 	lns   map[string]map[int]func()  // entry -> port -> removes its listener
 	fullN uint64                     // endpoints left without a port, counted once each
+	// The file exists (loaded or written): an epproxy that never had an
+	// endpoint writes none. saveFailed: the last write failed (logged
+	// once until one succeeds).
+	haveFile, saveFailed bool
 }
 
 func newRegistryKeeper(cfg *Config, n *mux.Node, log *logrus.Entry) (*registryKeeper, error) {
@@ -192,6 +196,8 @@ func newRegistryKeeper(cfg *Config, n *mux.Node, log *logrus.Entry) (*registryKe
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	_, statErr := os.Stat(k.path)
+	k.haveFile = statErr == nil
 	var eps []mux.Endpoint
 	for _, e := range st.Endpoints {
 		a, err := netip.ParseAddr(e.Addr)
@@ -286,13 +292,24 @@ func (k *registryKeeper) sync() {
 			k.bind(m, p, a)
 		}
 	}
+	if len(eps) == 0 && !k.haveFile {
+		return
+	}
 	st := registryState{Ports: k.ports}
 	for _, e := range eps {
 		st.Endpoints = append(st.Endpoints, stateEndpoint{Addr: e.Addr.String(), Label: e.Label, First: e.First, Last: e.Last})
 	}
 	if err := saveRegistry(k.path, st); err != nil {
-		k.log.WithError(err).Error("registry not saved")
+		if !k.saveFailed {
+			k.log.WithError(err).Errorf("registry not saved: the endpoints and port_map ports will not survive a restart; set registry_file to a writable place")
+		}
+		k.saveFailed = true
+		return
 	}
+	if k.saveFailed {
+		k.log.Infof("registry saved in %s again", k.path)
+	}
+	k.haveFile, k.saveFailed = true, false
 }
 
 func (k *registryKeeper) bind(m portMap, port int, addr string) {

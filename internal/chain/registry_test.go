@@ -263,3 +263,24 @@ func TestSetCheckPortMap(t *testing.T) {
 		t.Fatalf("check: %v", err)
 	}
 }
+
+// An epproxy that never had an endpoint writes no registry file (its
+// configuration folder may be read-only); the first endpoint writes it.
+func TestRegistryKeeperWritesOnlyWithEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	cfg := keeperConfig(t, dir, freeRange(t, 2), 2)
+	n := muxtest.StartNode(t, mux.Config{Label: "epp", Role: mux.RoleRoot, Tuning: muxtest.FastTuning()})
+	k, err := newRegistryKeeper(cfg, n, muxtest.Log(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.sync()
+	if _, err := os.Stat(cfg.RegistryPath()); !os.IsNotExist(err) {
+		t.Fatalf("registry file with no endpoint: %v", err)
+	}
+	n.LoadEndpoints([]mux.Endpoint{{Addr: netip.MustParseAddr("10.0.0.5"), Label: "gwp-a", First: time.Now(), Last: time.Now()}})
+	k.sync()
+	if st, err := loadRegistry(cfg.RegistryPath()); err != nil || len(st.Endpoints) != 1 {
+		t.Fatalf("registry file: %+v, %v", st, err)
+	}
+}
