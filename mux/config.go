@@ -50,6 +50,23 @@ type LinkConfig struct {
 	Pins [][32]byte
 	// TLS, when set, replaces the node's TLS material for this link.
 	TLS Credentials
+
+	// Source and more listen addresses.
+
+	// Source, for a dialled link, is the local "IP" or "IP:PORT" it dials
+	// from. Default "": the system's choice. A pinned port is bound with
+	// SO_REUSEADDR, so a reconnect does not wait for TIME_WAIT; a port
+	// held by another socket fails the dial with a clear error.
+	Source string
+	// ListenAlso are more addresses the link is listened for on, beside
+	// Listen (a multihomed host). Default none.
+	ListenAlso []string
+
+	// Parent selection (parents.go).
+
+	// Weight is a parent's share of new sessions when the node spreads
+	// them (SelectSpread). Zero: 1. Only for parents.
+	Weight int
 }
 
 // Service is what a destination node offers under a name: either TCP
@@ -63,6 +80,19 @@ type Service struct {
 	// It owns c and must close it. ctx is cancelled when the node shuts
 	// down.
 	Handler func(ctx context.Context, c *Conn)
+
+	// Rules and source address.
+
+	// Rules are first-match rules over the origin, the service and the
+	// address dialled (acl.go), decided before Allow: when no rule
+	// matches, Allow decides (an origin in it is allowed, any other
+	// denied), and without Allow the session is allowed. An address a
+	// rule denies is skipped; a session whose every address is denied is
+	// refused with StatusDenied.
+	Rules ACL
+	// Source is the local "IP" or "IP:PORT" the service's addresses are
+	// dialled from. Default "": the system's choice.
+	Source string
 }
 
 // Tuning holds the timeouts, limits and yamux settings. The same values
@@ -201,6 +231,9 @@ func DefaultTuning() Tuning {
 		ReconnectSpread:  2 * time.Second,
 		MaxHandshakeRate: 200,
 		HandshakeBurst:   64,
+
+		TreeTimeout:   defaultTreeTimeout,
+		TreeAnswerMax: defaultTreeAnswerMax,
 	}
 }
 
@@ -349,6 +382,12 @@ type Config struct {
 	// Default none: no session of the address form ends here.
 	Serves []string
 
+	// Parent selection (parents.go).
+
+	// Parents is how a node with several parents chooses among them.
+	// The zero value: the first configured parent that is up.
+	Parents ParentPolicy
+
 	// The endpoint registry (registry.go). RegisterEndpoints makes the
 	// node learn the source address of every client of its entries and
 	// announce each as a host route up the tree, until EndpointTTL
@@ -396,6 +435,12 @@ func (c Config) Validate() []error {
 		case c.Role == RoleRoot && l.Parent:
 			errs = append(errs, fmt.Errorf("link %d (%s): a root has no parent", i, l.Peer))
 		}
+		switch {
+		case l.Weight < 0:
+			errs = append(errs, fmt.Errorf("link %d (%s): weight %d is negative", i, l.Peer, l.Weight))
+		case l.Weight != 0 && !l.Parent:
+			errs = append(errs, fmt.Errorf("link %d (%s): a weight is for parents only", i, l.Peer))
+		}
 	}
 	if c.TLS == nil {
 		tlsLinks := map[string]int{}
@@ -420,6 +465,17 @@ func (c Config) Validate() []error {
 		if len(s.Addrs) == 0 && s.Handler == nil {
 			errs = append(errs, fmt.Errorf("service %q: no address", name))
 		}
+		if err := validateSource(fmt.Sprintf("service %q", name), s.Source); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, l := range c.Links {
+		if err := validateSource(fmt.Sprintf("link %d (%s)", i, l.Peer), l.Source); err != nil {
+			errs = append(errs, err)
+		}
+		if len(l.ListenAlso) > 0 && l.Listen == "" {
+			errs = append(errs, fmt.Errorf("link %d (%s): more listen addresses without a first", i, l.Peer))
+		}
 	}
 	for i, s := range c.Serves {
 		if _, err := ParseNetwork(s); err != nil {
@@ -430,5 +486,6 @@ func (c Config) Validate() []error {
 		errs = append(errs, fmt.Errorf("endpoint ttl and max endpoints must not be negative"))
 	}
 	errs = append(errs, c.Tuning.Validate()...)
+	errs = append(errs, c.Parents.Validate()...)
 	return errs
 }

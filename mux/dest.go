@@ -143,7 +143,7 @@ func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entr
 		refuse(StatusDenied, "%v", err)
 		return
 	}
-	conn, code, err := n.dialAddrs([]string{hostPort(h.DestHost, h.DestPort)}, log)
+	conn, code, err := n.dialAddrs([]string{hostPort(h.DestHost, h.DestPort)}, "", log)
 	if conn == nil {
 		refuse(code, "dial %s: %v", hostPort(h.DestHost, h.DestPort), err)
 		return

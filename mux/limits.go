@@ -37,10 +37,18 @@ type refusalLog struct {
 	shown      int
 	suppressed int
 	sources    map[string]int
+
+	// level is the level of its lines: logrus.ErrorLevel (level 1) for
+	// refusals of peers, InfoLevel (3) for sessions denied by rules.
+	level logrus.Level
 }
 
 func newRefusalLog(log *logrus.Entry, what string, burst int) *refusalLog {
-	return &refusalLog{log: log, what: what, burst: burst, sources: map[string]int{}}
+	return newRefusalLogAt(log, what, burst, logrus.ErrorLevel)
+}
+
+func newRefusalLogAt(log *logrus.Entry, what string, burst int, level logrus.Level) *refusalLog {
+	return &refusalLog{log: log, what: what, burst: burst, sources: map[string]int{}, level: level}
 }
 
 // note logs one refusal from source: in full with e and msg while the
@@ -56,7 +64,7 @@ func (r *refusalLog) note(source string, e *logrus.Entry, msg string) {
 	if r.shown < r.burst {
 		r.shown++
 		r.mu.Unlock()
-		e.Error(msg)
+		e.Log(r.level, msg)
 		return
 	}
 	r.suppressed++
@@ -114,7 +122,7 @@ func (r *refusalLog) summaryLocked() {
 		parts[i] = fmt.Sprintf("%s x%d", s.addr, s.n)
 	}
 	r.log.WithFields(logrus.Fields{"count": r.suppressed, "sources": len(r.sources), "top": strings.Join(parts, ",")}).
-		Errorf("%d more %s since %s, not logged one by one", r.suppressed, r.what, r.start.Format("15:04:05"))
+		Logf(r.level, "%d more %s since %s, not logged one by one", r.suppressed, r.what, r.start.Format("15:04:05"))
 	r.suppressed = 0
 	r.sources = map[string]int{}
 }
@@ -249,6 +257,9 @@ type Stats struct {
 	// DeniedDestinations counts sessions of the address form refused by
 	// the node that would serve them: the address is not in its networks.
 	DeniedDestinations uint64
+	// DeniedByRules counts sessions an entry's or a service's rules (or
+	// allow list, or default) denied.
+	DeniedByRules uint64
 }
 
 // Stats returns the node's counts of refusals.
@@ -257,7 +268,7 @@ func (n *Node) Stats() Stats {
 	ra := n.table.refused
 	n.table.mu.Unlock()
 	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
-		DeniedDestinations: n.destDenials.total()}
+		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total()}
 }
 
 // summaryLoop writes the refusal summaries once per interval, and a last
@@ -271,11 +282,13 @@ func (n *Node) summaryLoop() {
 		case <-n.acceptCtx.Done():
 			n.refusals.flush()
 			n.denials.flush()
+			n.ruleLog.flush()
 			n.destDenials.flush()
 			return
 		}
 		n.refusals.flush()
 		n.denials.flush()
+		n.ruleLog.flush()
 		n.destDenials.flush()
 	}
 }

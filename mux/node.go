@@ -88,6 +88,12 @@ type Node struct {
 	serves      []Network
 	destDenials *refusalLog
 
+	// Rules.
+	ruleLog *refusalLog // sessions denied by rules, flood-proof, for Stats
+
+	// Parent selection (parents.go).
+	parents *parentSet // guarded by mu
+
 	// The endpoint registry (registry.go): on a node that learns its
 	// endpoints, the client addresses of its entries.
 	reg *endpointReg
@@ -117,6 +123,9 @@ type entry struct {
 	conns piece // its sessions, aborted when a reconfiguration removes it and they outlast the grace
 
 	addr *AddrEntry // an entry that takes the destination from its client; nil: a static entry
+
+	// Rules.
+	rules ACL
 }
 
 // New checks cfg, binds every link listen address and returns the node.
@@ -137,6 +146,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		linkStates: map[string]*linkState{},
 		dialStop:   map[string]context.CancelFunc{},
 		parentUp:   make(chan struct{}),
+		parents:    newParentSet(cfg),
 	}
 	n.cfg.Links = append([]LinkConfig(nil), cfg.Links...)
 	n.cfg.Services = nil // see services
@@ -148,6 +158,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	}
 	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tuning().RefusalLogBurst)
 	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tuning().RefusalLogBurst)
+	n.ruleLog = newRefusalLogAt(n.log.WithField("component", "session"), "sessions denied by rules", n.tuning().RefusalLogBurst, logrus.InfoLevel)
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tuning().MaxLabelsPerLink, n.tuning().MaxRoutes)
 	n.setParents(cfg.Links)
 	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst)
@@ -162,7 +173,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	}
 	n.acceptCtx, n.stopAccept = context.WithCancel(context.Background())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	for _, lc := range cfg.Links {
+	for _, lc := range listenEach(cfg.Links) {
 		if lc.Listen == "" || n.listenerFor(lc.Listen) != nil {
 			continue
 		}
@@ -184,7 +195,7 @@ func (n *Node) listenLinksAt(addr string, links []LinkConfig) *listenLinks {
 	s := &listenLinks{links: map[string]LinkConfig{}}
 	tlsLinks := 0
 	for _, lc := range links {
-		if lc.Listen != addr {
+		if !lc.listensOn(addr) {
 			continue
 		}
 		s.links[lc.Peer] = lc
@@ -246,7 +257,7 @@ func (n *Node) LinkAddr(peer string) net.Addr {
 // session to service at dest. Before Serve, or while the node serves (a
 // reconfiguration; see RemoveEntry). The node closes ln.
 func (n *Node) AddEntry(ln net.Listener, name, dest, service string) {
-	n.addEntry(&entry{ln: ln, name: name, dest: dest, service: service})
+	n.AddEntryWith(ln, EntryConfig{Name: name, Dest: dest, Service: service})
 }
 
 // addEntry adds e, before Serve or while the node serves.
@@ -324,6 +335,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	n.reconfMu.Unlock()
 	n.spawn(n.summaryLoop)
+	if n.cfg.Role != RoleRoot {
+		n.spawn(n.parentLoop)
+	}
 	n.spawn(n.expireEndpointsLoop)
 	select {
 	case <-ctx.Done():
@@ -383,6 +397,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	case <-done:
 		n.refusals.flush()
 		n.denials.flush()
+		n.ruleLog.flush()
 		n.destDenials.flush()
 	case <-time.After(n.tuning().ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")

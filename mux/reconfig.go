@@ -104,7 +104,7 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 	// Bind the new listen addresses before anything changes.
 	var fresh []*linkListener
 	freshAt := map[string]bool{}
-	for _, lc := range added {
+	for _, lc := range listenEach(added) {
 		if lc.Listen == "" || freshAt[lc.Listen] || n.listenerFor(lc.Listen) != nil {
 			continue
 		}
@@ -148,6 +148,7 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 	}
 	n.mu.Unlock()
 	n.setParents(cfg.Links)
+	changes = append(changes, n.reconfigureParents(cfg)...)
 	var gone []*linkListener
 	n.lnMu.Lock()
 	n.listeners = append(n.listeners, fresh...)
@@ -237,21 +238,22 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 // that entry.
 func (n *Node) RemoveEntry(name string, grace time.Duration) bool {
 	n.lnMu.Lock()
-	var e *entry
-	for i, x := range n.entries {
+	var gone []*entry // one per listen address of the entry
+	kept := n.entries[:0:0]
+	for _, x := range n.entries {
 		if x.name == name {
-			e = x
-			n.entries = append(n.entries[:i:i], n.entries[i+1:]...)
-			break
+			gone = append(gone, x)
+			continue
 		}
+		kept = append(kept, x)
 	}
+	n.entries = kept
 	n.lnMu.Unlock()
-	if e == nil {
-		return false
+	for _, e := range gone {
+		_ = e.ln.Close()
+		n.spawn(func() { e.conns.drain(n.ctx, grace) })
 	}
-	_ = e.ln.Close()
-	n.spawn(func() { e.conns.drain(n.ctx, grace) })
-	return true
+	return len(gone) > 0
 }
 
 // EntryAddr returns the bound address of the entry name, or nil.
@@ -282,7 +284,7 @@ func (n *Node) applyCaps(t Tuning) {
 		ll.gate.mu.Unlock()
 	}
 	n.lnMu.Unlock()
-	for _, r := range []*refusalLog{n.refusals, n.denials} {
+	for _, r := range []*refusalLog{n.refusals, n.denials, n.ruleLog} {
 		r.mu.Lock()
 		r.burst = t.RefusalLogBurst
 		r.mu.Unlock()

@@ -253,8 +253,10 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		return
 	}
 	svc := slot.svc
-	if len(svc.Allow) > 0 && !contains(svc.Allow, h.Origin) {
-		refuse(StatusDenied, "%s may not use service %s", h.Origin, h.Service)
+	addrs, err := n.policeService(svc, h, log)
+	if err != nil {
+		n.outcomes.add(errOutcome(err))
+		_ = n.reply(st, asStatus(err))
 		return
 	}
 	if svc.Handler != nil {
@@ -279,7 +281,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		c.logEnd(log, c.result(), start)
 		return
 	}
-	conn, code, err := n.dialAddrs(svc.Addrs, log)
+	conn, code, err := n.dialAddrs(addrs, svc.Source, log)
 	if conn == nil {
 		refuse(code, "dial %s: %v", h.Service, err)
 		return
@@ -289,14 +291,15 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 
 // dialAddrs dials addrs in order and returns the first connection that
 // answers; else the status that says why (refused, or timeout when a dial
-// timed out) and every dial's error.
-func (n *Node) dialAddrs(addrs []string, log *logrus.Entry) (net.Conn, Status, error) {
+// timed out) and every dial's error. source, when set, is the local
+// address the dials leave from.
+func (n *Node) dialAddrs(addrs []string, source string, log *logrus.Entry) (net.Conn, Status, error) {
 	var errs []error
 	code := StatusRefused
 	for _, addr := range addrs {
 		log.WithField("addr", addr).Debug("dial")
-		d := net.Dialer{Timeout: n.tuning().DialTimeout}
-		c, err := d.DialContext(n.ctx, "tcp", addr)
+		d := sourceDialer(source, n.tuning().DialTimeout)
+		c, err := dialFrom(d, func(d net.Dialer) (net.Conn, error) { return d.DialContext(n.ctx, "tcp", addr) }, source)
 		if err == nil {
 			return c, StatusOK, nil
 		}
@@ -360,6 +363,11 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
+	if err := n.policeClient(e, conn); err != nil {
+		n.outcomes.add(errOutcome(err))
+		abortConn(conn) // denied by the entry's rules, and logged so
+		return
+	}
 	n.noteClient(conn)
 	c, h, err := n.open(n.ctx, e.dest, e.service, logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})

@@ -226,6 +226,10 @@ func linkTo(c *Config, label string) (end, bool) {
 // listener, at dialer's Dial address, whose port listener listens on.
 type setLink struct {
 	dialer, listener end
+
+	// listen is the listener's address that the dialler dials (of its
+	// listen list).
+	listen string
 }
 
 // byLabel maps labels to configurations; the first of a label used twice.
@@ -321,7 +325,7 @@ func agree(a, b end) (setLink, error) {
 			an, bn, b.where(""))
 	case a.link.Dial != "" && b.link.Dial != "":
 		return setLink{}, a.errorf("dial", "%s and %s both dial this link (%s): one end must listen", an, bn, b.where("dial"))
-	case a.link.Listen != "" && b.link.Listen != "":
+	case len(a.link.Listen) > 0 && len(b.link.Listen) > 0:
 		return setLink{}, a.errorf("listen", "%s and %s both listen for this link (%s): one end must dial", an, bn, b.where("listen"))
 	}
 	l := setLink{dialer: a, listener: b}
@@ -329,9 +333,14 @@ func agree(a, b end) (setLink, error) {
 		l = setLink{dialer: b, listener: a}
 	}
 	d, n := l.dialer, l.listener
-	if dp, lp := portOf(d.link.Dial), portOf(n.link.Listen); dp != lp {
-		return setLink{}, d.errorf("dial", "%s dials %s at port %d, but %s listens for it on port %d (%s)",
-			d.node.Label, n.node.Label, dp, n.node.Label, lp, n.where("listen"))
+	l.listen = dialedListen(d.link.Dial, n.link.Listen)
+	if l.listen == "" {
+		var ports []string
+		for _, a := range n.link.Listen {
+			ports = append(ports, strconv.Itoa(portOf(a)))
+		}
+		return setLink{}, d.errorf("dial", "%s dials %s at port %d, but %s listens for it on port %s (%s)",
+			d.node.Label, n.node.Label, portOf(d.link.Dial), n.node.Label, strings.Join(ports, ", "), n.where("listen"))
 	}
 	if a.link.InsecurePlaintext != b.link.InsecurePlaintext {
 		plain, tls := a, b
@@ -342,6 +351,27 @@ func agree(a, b end) (setLink, error) {
 			plain.node.Label, tls.node.Label, tls.where(""))
 	}
 	return l, nil
+}
+
+// dialedListen returns the address of listens that a dial of dial reaches:
+// of those on its port, the one on its host, else the first (a wildcard,
+// or an address the dialler reaches by another name). "": none on its
+// port.
+func dialedListen(dial string, listens Addrs) string {
+	host, _, _ := net.SplitHostPort(dial)
+	found := ""
+	for _, a := range listens {
+		if portOf(a) != portOf(dial) {
+			continue
+		}
+		if h, _, _ := net.SplitHostPort(a); h == host {
+			return a
+		}
+		if found == "" {
+			found = a
+		}
+	}
+	return found
 }
 
 // portOf returns the port of a HOST:PORT that Validate accepted.

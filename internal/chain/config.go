@@ -126,6 +126,10 @@ type Config struct {
 	// noTLSFiles: loaded with LoadOptions.SkipTLSFiles, without TLS
 	// material; Run refuses it.
 	noTLSFiles bool
+
+	// Parent selection (parents.go): how a node with several parents
+	// chooses among them; top-level keys.
+	ParentChoice ParentChoice `yaml:",inline"`
 }
 
 // Admin is a node's admin section.
@@ -168,8 +172,9 @@ type Link struct {
 	// connection. Exactly one of Dial and Listen.
 	Dial string `yaml:"dial"`
 	// Listen is this node's HOST:PORT when the neighbour opens the
-	// connection. Several links may share one listen address.
-	Listen string `yaml:"listen"`
+	// connection, or a list of them (a host with several addresses).
+	// Several links may share one listen address.
+	Listen Addrs `yaml:"listen"`
 	// TLS, when set, replaces the node's tls section for this link (all
 	// three files). Default: the node's.
 	TLS *TLS `yaml:"tls"`
@@ -185,6 +190,20 @@ type Link struct {
 	InsecurePlaintext bool `yaml:"insecure_plaintext"`
 
 	tlsStore *pki.Store // TLS, loaded by Load
+
+	// Source address.
+
+	// Source, on a dialled link, is the local "IP" or "IP:PORT" it dials
+	// from, for a firewall that matches the source. Default: the system's
+	// choice. A pinned port is bound with SO_REUSEADDR, so a reconnect
+	// does not wait for TIME_WAIT.
+	Source string `yaml:"source"`
+
+	// Parent selection (parents.go).
+
+	// Weight is a parent's share of new sessions under parent_selection:
+	// spread, 1 to 1000. Default 1. Not for children.
+	Weight int `yaml:"weight"`
 }
 
 // Service is a named exit: addresses this node dials for sessions that
@@ -196,14 +215,25 @@ type Service struct {
 	Addrs []string `yaml:"addrs"`
 	// Allow lists the origin labels that may use the service; empty: all.
 	Allow []string `yaml:"allow"`
+
+	// Rules and source address.
+
+	// Rules are first-match rules over the origin and each address
+	// dialled; when none matches, allow decides (and without allow, the
+	// session is allowed). An address denied is skipped.
+	Rules []Rule `yaml:"rules"`
+	// Source is the local "IP" or "IP:PORT" the addresses are dialled
+	// from. Default: the system's choice.
+	Source string `yaml:"source"`
 }
 
 // Entry is a listener whose connections become sessions.
 type Entry struct {
 	// Name appears in the logs. Required.
 	Name string `yaml:"name"`
-	// Listen is the HOST:PORT clients connect to.
-	Listen string `yaml:"listen"`
+	// Listen is the HOST:PORT clients connect to, or a list of them (a
+	// host with several addresses).
+	Listen Addrs `yaml:"listen"`
 	// Dest is the label of the node that serves the session.
 	Dest string `yaml:"dest"`
 	// Service is the service name at Dest.
@@ -221,6 +251,12 @@ type Entry struct {
 	// passwords its clients must give (SOCKS5 username/password, HTTP
 	// Basic). Default none: no authentication.
 	Users []User `yaml:"users"`
+
+	// Rules.
+
+	// Rules are first-match rules over the client's source address (and
+	// dests, services); when none matches, the client is allowed.
+	Rules []Rule `yaml:"rules"`
 
 	// On an entry of kind "port_map" (epproxy only; registry.go), Listen
 	// is HOST:LOW-HIGH, a range of ports each bound to one endpoint of
@@ -310,6 +346,16 @@ type Tuning struct {
 	// 64.
 	MaxHandshakeRate float64 `yaml:"max_handshake_rate"`
 	HandshakeBurst   int     `yaml:"handshake_burst"`
+
+	// The status query of the tree (epproxy status --tree).
+
+	// TreeTimeout bounds how long the root waits for the tree; each hop
+	// gives its children three quarters of the time it was given. Default
+	// 5s.
+	TreeTimeout time.Duration `yaml:"tree_timeout"`
+	// TreeAnswerMax caps a node's answer to a tree query: bytes or with a
+	// unit. Default 1MiB.
+	TreeAnswerMax ByteSize `yaml:"tree_answer_max"`
 }
 
 // ByteSize is a size in bytes, written as a number or with a unit
@@ -398,8 +444,12 @@ func Default(k Kind) *Config {
 			ReconnectSpread:  d.ReconnectSpread,
 			MaxHandshakeRate: d.MaxHandshakeRate,
 			HandshakeBurst:   d.HandshakeBurst,
+
+			TreeTimeout:   d.TreeTimeout,
+			TreeAnswerMax: ByteSize(d.TreeAnswerMax),
 		},
-		kind: k,
+		kind:         k,
+		ParentChoice: defaultParentChoice(),
 	}
 }
 
@@ -492,19 +542,19 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 				}
 			}
 			switch {
-			case l.Dial == "" && l.Listen == "":
+			case l.Dial == "" && len(l.Listen) == 0:
 				ps.Errorf(p, "link to %s has no direction: set dial (this node connects) or listen (the neighbour connects)", l.Label)
-			case l.Dial != "" && l.Listen != "":
+			case l.Dial != "" && len(l.Listen) > 0:
 				ps.Errorf(p, "link to %s sets both dial and listen; choose one", l.Label)
 			case l.Dial != "":
 				ps.Check(p+".dial", daemon.CheckDialAddr(l.Dial))
 			default:
-				if err := daemon.CheckListenAddr(l.Listen, false); err != nil {
-					ps.Check(p+".listen", err)
-				} else {
-					listens = append(listens, listenUse{addr: l.Listen, path: p + ".listen", link: true})
-				}
+				listens = append(listens, checkListens(ps, p+".listen", l.Listen, true)...)
 			}
+			if l.Source != "" && l.Dial == "" {
+				ps.Errorf(p+".source", "only a dialled link has a source address")
+			}
+			listens = append(listens, checkSource(ps, p+".source", l.Source)...)
 		}
 	}
 	checkLinks("parents", c.Parents, k.Parents, "parents")
@@ -538,6 +588,8 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		for j, a := range s.Allow {
 			ps.Check(fmt.Sprintf("%s.allow[%d]", p, j), mux.CheckLabel(a))
 		}
+		parseRules(ps, p+".rules", s.Rules, false)
+		listens = append(listens, checkSource(ps, p+".source", s.Source)...)
 	}
 
 	if len(c.Entries) > 0 && !k.Entries {
@@ -557,17 +609,19 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 			c.validatePortMap(ps, p, e)
 			continue
 		}
-		if e.Listen == "" {
+		if len(e.Listen) == 0 {
 			ps.Errorf(p+".listen", "missing: the HOST:PORT clients connect to")
-		} else if err := daemon.CheckListenAddr(e.Listen, false); err != nil {
-			ps.Check(p+".listen", err)
 		} else {
-			listens = append(listens, listenUse{addr: e.Listen, path: p + ".listen"})
+			listens = append(listens, checkListens(ps, p+".listen", e.Listen, false)...)
 		}
 		if e.Kind != "" { // the destination comes from the client: addrentry.go
 			c.validateAddrEntry(ps, p, e)
+			if len(e.Rules) > 0 {
+				ps.Errorf(p+".rules", "a %s entry takes no rules yet: its destinations are policed by the serving node's serves", e.Kind)
+			}
 			continue
 		}
+		parseRules(ps, p+".rules", e.Rules, true)
 		switch {
 		case e.Dest == "":
 			ps.Errorf(p+".dest", "missing: the label of the node that serves the sessions")
@@ -605,6 +659,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 	c.validateServes(ps)
 	c.validateRegistry(ps)
 	c.Tuning.validate(ps)
+	c.ParentChoice.validate(ps, k, c.Parents, c.Children)
 	if c.ShutdownGrace < 0 {
 		ps.Errorf("shutdown_grace", "must not be negative")
 	}
@@ -733,6 +788,12 @@ func (t Tuning) validate(ps *daemon.Problems) {
 	if !(t.MaxHandshakeRate > 0) {
 		ps.Errorf("tuning.max_handshake_rate", "must be positive (new link connections a second)")
 	}
+	if t.TreeTimeout <= 0 {
+		ps.Errorf("tuning.tree_timeout", "must be positive, like \"5s\"")
+	}
+	if t.TreeAnswerMax < 4<<10 || t.TreeAnswerMax > 64<<20 {
+		ps.Errorf("tuning.tree_answer_max", "must be between 4KiB and 64MiB")
+	}
 }
 
 // MuxTuning converts the tuning section for the mux package.
@@ -761,6 +822,8 @@ func (t Tuning) MuxTuning() mux.Tuning {
 	m.ReconnectSpread = t.ReconnectSpread
 	m.MaxHandshakeRate = t.MaxHandshakeRate
 	m.HandshakeBurst = t.HandshakeBurst
+	m.TreeTimeout = t.TreeTimeout
+	m.TreeAnswerMax = int(t.TreeAnswerMax)
 	return m
 }
 
@@ -769,6 +832,7 @@ func (t Tuning) MuxTuning() mux.Tuning {
 // service).
 func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 	mc := mux.Config{Label: c.Label, Role: c.kind.Role, Tuning: c.Tuning.MuxTuning(), Services: map[string]mux.Service{}}
+	mc.Parents = c.ParentChoice.mux()
 	if c.tlsStore != nil {
 		mc.TLS = c.tlsStore
 	}
@@ -778,8 +842,9 @@ func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 	for _, l := range c.Children {
 		mc.Links = append(mc.Links, l.linkConfig(false))
 	}
-	for _, s := range c.Services {
-		mc.Services[s.Name] = mux.Service{Addrs: s.Addrs, Allow: s.Allow}
+	for i, s := range c.Services {
+		mc.Services[s.Name] = mux.Service{Addrs: s.Addrs, Allow: s.Allow, Source: s.Source,
+			Rules: c.rules(fmt.Sprintf("services[%d].rules", i), s.Rules, false)}
 	}
 	mc.Serves = c.Serves
 	mc.RegisterEndpoints, mc.EndpointTTL, mc.MaxEndpoints = c.RegisterEndpoints, c.EndpointTTL, c.MaxEndpoints

@@ -41,10 +41,10 @@ func (s *Set) Crossings() ([]Crossing, error) {
 	var out []Crossing
 	for _, l := range links {
 		c := Crossing{
-			Port:     portOf(l.listener.link.Listen),
+			Port:     portOf(l.listen),
 			Dest:     l.dialer.link.Dial,
 			Listener: l.listener.node.Label,
-			Listen:   l.listener.link.Listen,
+			Listen:   l.listen,
 			Outwards: l.listener.parent,
 		}
 		i := slices.IndexFunc(out, func(o Crossing) bool {

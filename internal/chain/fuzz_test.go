@@ -46,7 +46,7 @@ func FuzzLoad(f *testing.F) {
 	for _, tc := range brokenConfigs {
 		f.Add(fuzzKindIndex(tc.kind), []byte(tc.yaml))
 	}
-	for _, y := range []string{okRelay, okGWProxy, okEPProxy, okEventSink} {
+	for _, y := range []string{okRelay, okGWProxy, okEPProxy, okEventSink, rulesGWProxy} {
 		for i := range fuzzKinds {
 			f.Add(uint8(i), []byte(y))
 		}

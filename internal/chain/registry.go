@@ -70,8 +70,13 @@ func (c *Config) validatePortMap(ps *daemon.Problems, p string, e Entry) {
 	if c.kind.Name != EPProxy.Name {
 		ps.Errorf(p+".kind", "a port_map entry is for the epproxy: it maps its ports to the endpoints of the registry")
 	}
-	if _, _, _, err := portRange(e.Listen); err != nil {
+	if len(e.Listen) != 1 {
+		ps.Errorf(p+".listen", "want one HOST:LOW-HIGH: a port_map entry listens on one range")
+	} else if _, _, _, err := portRange(e.Listen[0]); err != nil {
 		ps.Errorf(p+".listen", "%v", err)
+	}
+	if len(e.Rules) > 0 {
+		ps.Errorf(p+".rules", "a port_map entry takes no rules yet: police its clients with the firewall of the epproxy's host")
 	}
 	if e.EndpointPort < 1 || e.EndpointPort > 65535 {
 		ps.Errorf(p+".endpoint_port", "want the port each session reaches at its endpoint, 1 to 65535")
@@ -83,8 +88,8 @@ func (c *Config) validatePortMap(ps *daemon.Problems, p string, e Entry) {
 		if o.Kind != KindPortMap || o.Name == e.Name {
 			continue
 		}
-		h1, lo1, hi1, err1 := portRange(e.Listen)
-		h2, lo2, hi2, err2 := portRange(o.Listen)
+		h1, lo1, hi1, err1 := portRange(firstAddr(e.Listen))
+		h2, lo2, hi2, err2 := portRange(firstAddr(o.Listen))
 		if err1 == nil && err2 == nil && h1 == h2 && lo1 <= hi2 && lo2 <= hi1 {
 			ps.Errorf(p+".listen", "its ports overlap those of entries[%d] (%s)", i, o.Name)
 			break
@@ -189,7 +194,7 @@ func newRegistryKeeper(cfg *Config, n *mux.Node, log *logrus.Entry) (*registryKe
 		if e.Kind != KindPortMap {
 			continue
 		}
-		h, lo, hi, _ := portRange(e.Listen)
+		h, lo, hi, _ := portRange(firstAddr(e.Listen))
 		k.maps = append(k.maps, portMap{name: e.Name, host: h, lo: lo, hi: hi, port: uint16(e.EndpointPort)})
 	}
 	st, err := loadRegistry(k.path)
@@ -362,4 +367,11 @@ func portMaps(c *Config) []Entry {
 		}
 	}
 	return out
+}
+
+func firstAddr(a Addrs) string {
+	if len(a) == 0 {
+		return ""
+	}
+	return a[0]
 }

@@ -47,7 +47,7 @@ entries:
 	if want := dirOf(path) + "/state/reg.json"; c.RegistryPath() != want {
 		t.Errorf("registry path %s, want %s", c.RegistryPath(), want)
 	}
-	if h, lo, hi, err := portRange(c.Entries[0].Listen); err != nil || h != "127.0.0.1" || lo != 19600 || hi != 19699 {
+	if h, lo, hi, err := portRange(firstAddr(c.Entries[0].Listen)); err != nil || h != "127.0.0.1" || lo != 19600 || hi != 19699 {
 		t.Errorf("port range %q: %s %d %d %v", c.Entries[0].Listen, h, lo, hi, err)
 	}
 }

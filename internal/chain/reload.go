@@ -31,6 +31,9 @@ var liveKeys = map[string]bool{
 	"entries":        true,
 	"tuning":         true,
 	"shutdown_grace": true,
+	// parent_selection and the other parent_* keys (ParentChoice, inline):
+	// the node takes them over, keeping what it measured of each parent.
+	"ParentChoice": true,
 }
 
 // liveNode is a chain daemon's node while Run runs, for reloads.
@@ -108,7 +111,9 @@ func (r *liveNode) apply(next *Config) error {
 		}
 		if ne, ok := nextE[e.Name]; !ok || !reflect.DeepEqual(ne, e) {
 			goneE = append(goneE, e)
-			freed[e.Listen] = true
+			for _, a := range e.Listen {
+				freed[a] = true
+			}
 		}
 	}
 	for _, e := range next.Entries {
@@ -121,23 +126,26 @@ func (r *liveNode) apply(next *Config) error {
 	}
 	// Bind the new entries' addresses first, except those an entry that
 	// goes still holds: a port that cannot be bound refuses the reload.
-	lns := map[string]net.Listener{}
+	type entryAddr struct{ name, addr string }
+	lns := map[entryAddr]net.Listener{}
 	closeAll := func() {
 		for _, ln := range lns {
 			_ = ln.Close()
 		}
 	}
 	for _, e := range newE {
-		if freed[e.Listen] {
-			continue
+		for _, a := range e.Listen {
+			if freed[a] {
+				continue
+			}
+			ln, err := net.Listen("tcp", a)
+			if err != nil {
+				closeAll()
+				log.WithError(err).Errorf("reload refused: entry %s cannot listen", e.Name)
+				return fmt.Errorf("configuration refused, the one in force is kept: entry %s: %w", e.Name, err)
+			}
+			lns[entryAddr{e.Name, a}] = ln
 		}
-		ln, err := net.Listen("tcp", e.Listen)
-		if err != nil {
-			closeAll()
-			log.WithError(err).Errorf("reload refused: entry %s cannot listen", e.Name)
-			return fmt.Errorf("configuration refused, the one in force is kept: entry %s: %w", e.Name, err)
-		}
-		lns[e.Name] = ln
 	}
 
 	mc := next.MuxConfig(r.extra)
@@ -155,24 +163,35 @@ func (r *liveNode) apply(next *Config) error {
 		}
 	}
 	for _, e := range newE {
-		ln := lns[e.Name]
-		if ln == nil {
-			if ln, err = net.Listen("tcp", e.Listen); err != nil {
-				log.WithError(err).Errorf("entry %s not added: it cannot listen on %s", e.Name, e.Listen)
-				continue
+		ec := next.entryConfig(e)
+		var on []string
+		for _, a := range e.Listen {
+			ln := lns[entryAddr{e.Name, a}]
+			if ln == nil {
+				if ln, err = net.Listen("tcp", a); err != nil {
+					log.WithError(err).Errorf("entry %s not added on %s: it cannot listen there", e.Name, a)
+					continue
+				}
 			}
+			if e.Kind != "" {
+				r.node.AddAddrEntry(ln, e.addrEntry())
+			} else {
+				r.node.AddEntryWith(ln, ec)
+			}
+			on = append(on, ln.Addr().String())
+		}
+		if len(on) == 0 {
+			continue
 		}
 		what := "added"
 		if _, ok := curE[e.Name]; ok {
 			what = "changed"
 		}
 		if e.Kind != "" {
-			r.node.AddAddrEntry(ln, e.addrEntry())
-			changes = append(changes, fmt.Sprintf("entry %s %s on %s for %s clients", e.Name, what, ln.Addr(), e.Kind))
+			changes = append(changes, fmt.Sprintf("entry %s %s on %s for %s clients", e.Name, what, strings.Join(on, ","), e.Kind))
 			continue
 		}
-		r.node.AddEntry(ln, e.Name, e.Dest, e.Service)
-		changes = append(changes, fmt.Sprintf("entry %s %s on %s for %s at %s", e.Name, what, ln.Addr(), e.Service, e.Dest))
+		changes = append(changes, fmt.Sprintf("entry %s %s on %s for %s at %s", e.Name, what, strings.Join(on, ","), e.Service, e.Dest))
 	}
 	changes = append(changes, daemon.FieldChanges("tuning", cur.Tuning, next.Tuning)...)
 	if cur.ShutdownGrace != next.ShutdownGrace {

@@ -602,7 +602,7 @@ func TestCLIRun(t *testing.T) {
 	go func() { done <- app.RunContext(ctx, []string{"relay", "--config", path}) }()
 	// The relay is up once its link port refuses a second bind.
 	muxtest.WaitFor(t, 10*time.Second, "the relay's link listener", func() bool {
-		ln, err := net.Listen("tcp", cfg.Parents[0].Listen)
+		ln, err := net.Listen("tcp", cfg.Parents[0].Listen.first())
 		if err != nil {
 			return true
 		}
@@ -618,5 +618,5 @@ func TestCLIRun(t *testing.T) {
 	case <-time.After(cfg.ShutdownGrace):
 		t.Fatal("relay did not stop within its grace period")
 	}
-	checkFree(t, cfg.Parents[0].Listen)
+	checkFree(t, cfg.Parents[0].Listen.first())
 }

@@ -55,15 +55,21 @@ func WithAddrEntry(ln net.Listener, e mux.AddrEntry) Option {
 }
 
 type entry struct {
-	ln                  net.Listener
-	name, dest, service string
+	ln  net.Listener
+	cfg mux.EntryConfig
 }
 
 // WithEntry makes ln an entry of the node (mux.Node.AddEntry): every
 // connection accepted on it becomes a session to service at dest. The node
 // closes ln.
 func WithEntry(ln net.Listener, name, dest, service string) Option {
-	return func(o *nodeOptions) { o.entries = append(o.entries, entry{ln, name, dest, service}) }
+	return WithEntryConfig(ln, mux.EntryConfig{Name: name, Dest: dest, Service: service})
+}
+
+// WithEntryConfig makes ln an entry as e says (mux.Node.AddEntryWith), its
+// rules included. The node closes ln.
+func WithEntryConfig(ln net.Listener, e mux.EntryConfig) Option {
+	return func(o *nodeOptions) { o.entries = append(o.entries, entry{ln, e}) }
 }
 
 // WithLog gives the node log instead of Log(t): a logger with hooks that
@@ -104,7 +110,7 @@ func StartNode(t testing.TB, cfg mux.Config, opts ...Option) *mux.Node {
 		t.Fatalf("new %s: %v", cfg.Label, err)
 	}
 	for _, e := range o.entries {
-		n.AddEntry(e.ln, e.name, e.dest, e.service)
+		n.AddEntryWith(e.ln, e.cfg)
 	}
 	for _, e := range o.addrEntries {
 		n.AddAddrEntry(e.ln, e.e)
