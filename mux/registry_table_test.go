@@ -94,3 +94,51 @@ func TestHostRouteSpecificity(t *testing.T) {
 		t.Error("a configuration took a host route")
 	}
 }
+
+// hostRouteAds is n host routes of the child c1 and 100 /16 prefixes.
+func hostRouteAds(n int) []NetAd {
+	var out []NetAd
+	for i := 0; i < n; i++ {
+		out = append(out, NetAd{Owner: "c1", Network: "@10." + itoa(i>>16&255) + "." + itoa(i>>8&255) + "." + itoa(i&255)})
+	}
+	for i := 0; i < 100; i++ {
+		out = append(out, NetAd{Owner: "c1", Network: "10." + itoa(i) + ".0.0/16"})
+	}
+	return out
+}
+
+func itoa(i int) string {
+	const d = "0123456789"
+	if i < 10 {
+		return d[i : i+1]
+	}
+	return itoa(i/10) + d[i%10:i%10+1]
+}
+
+// BenchmarkHostRoutesAnnounce takes a full announcement of 20,000 host
+// routes and 100 prefixes from one child.
+func BenchmarkHostRoutesAnnounce(b *testing.B) {
+	ads := hostRouteAds(20000)
+	for i := 0; i < b.N; i++ {
+		rt := newRoutingTable("root", testLog(b), 10000, 1000)
+		if err := rt.replaceNets("c1", ads); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHostRouteLookup looks up an address among 20,000 host routes
+// and 100 prefixes.
+func BenchmarkHostRouteLookup(b *testing.B) {
+	rt := newRoutingTable("root", testLog(b), 10000, 1000)
+	if err := rt.replaceNets("c1", hostRouteAds(20000)); err != nil {
+		b.Fatal(err)
+	}
+	all := func(string) bool { return true }
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if len(rt.nets.lookup("10.0.78.31", 443, all)) != 1 {
+			b.Fatal("no match")
+		}
+	}
+}
