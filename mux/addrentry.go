@@ -14,6 +14,7 @@ import (
 const (
 	EntrySOCKS5      = "socks5"       // RFC 1928 CONNECT
 	EntryHTTPConnect = "http_connect" // HTTP CONNECT
+	EntryPortMap     = "port_map"     // one port of a port_map entry: a fixed address
 )
 
 // AddrEntry configures an entry that takes each session's destination
@@ -30,6 +31,12 @@ type AddrEntry struct {
 	// give: SOCKS5 username/password (RFC 1929), or HTTP Basic in
 	// Proxy-Authorization. Empty: no authentication.
 	Users map[string]string
+
+	// Host and Port, on an entry of kind EntryPortMap, are the one
+	// destination of all its sessions: the client says nothing, and a
+	// session that cannot open is closed at once.
+	Host string
+	Port uint16
 }
 
 // AddAddrEntry makes ln an entry of kind e.Kind: each connection accepted
@@ -65,14 +72,24 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 // closed then).
 func (n *Node) openAddrEntry(e *entry, conn net.Conn) (carry func()) {
 	log := n.log.WithFields(logrus.Fields{"component": "session", "entry": e.name, "client": conn.RemoteAddr().String()})
+	n.noteClient(conn)
 	_ = conn.SetDeadline(time.Now().Add(n.tuning().OpenTimeout))
 	var host string
 	var port uint16
 	var answer func(code Status) error
 	var err error
-	if e.addr.Kind == EntrySOCKS5 {
+	switch e.addr.Kind {
+	case EntryPortMap:
+		host, port = e.addr.Host, e.addr.Port
+		answer = func(code Status) error {
+			if tc, ok := conn.(*net.TCPConn); ok && code != StatusOK {
+				_ = tc.SetLinger(0)
+			}
+			return nil
+		}
+	case EntrySOCKS5:
 		host, port, answer, err = n.socksAccept(e.addr, conn)
-	} else {
+	default:
 		host, port, answer, err = n.connectAccept(e.addr, conn)
 	}
 	if err != nil {

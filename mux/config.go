@@ -387,6 +387,17 @@ type Config struct {
 	// Parents is how a node with several parents chooses among them.
 	// The zero value: the first configured parent that is up.
 	Parents ParentPolicy
+
+	// The endpoint registry (registry.go). RegisterEndpoints makes the
+	// node learn the source address of every client of its entries and
+	// announce each as a host route up the tree, until EndpointTTL
+	// (default 24h) has passed since it was last seen; on the root, the
+	// TTL is how long an endpoint no longer announced stays listed.
+	// MaxEndpoints (default 20000) caps the addresses the node learns and
+	// the host routes it takes from one child link.
+	RegisterEndpoints bool
+	EndpointTTL       time.Duration
+	MaxEndpoints      int
 }
 
 // Validate reports every problem of c at once.
@@ -470,6 +481,9 @@ func (c Config) Validate() []error {
 		if _, err := ParseNetwork(s); err != nil {
 			errs = append(errs, fmt.Errorf("serves %d: %w", i, err))
 		}
+	}
+	if c.EndpointTTL < 0 || c.MaxEndpoints < 0 {
+		errs = append(errs, fmt.Errorf("endpoint ttl and max endpoints must not be negative"))
 	}
 	errs = append(errs, c.Tuning.Validate()...)
 	errs = append(errs, c.Parents.Validate()...)

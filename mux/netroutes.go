@@ -20,7 +20,11 @@ func (t *routingTable) replaceNets(child string, ads []NetAd) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	want := make(map[NetAd]struct{}, len(ads))
+	size := 0
 	for _, a := range ads {
+		if _, dup := want[a]; !dup && !isEndpointAd(a) {
+			size++
+		}
 		want[a] = struct{}{}
 	}
 	var removed []NetAd
@@ -29,7 +33,7 @@ func (t *routingTable) replaceNets(child string, ads []NetAd) error {
 			removed = append(removed, a)
 		}
 	}
-	return t.applyNetsLocked(child, ads, removed, len(want))
+	return t.applyNetsLocked(child, ads, removed, size)
 }
 
 // applyNets takes the networks of a child's delta.
@@ -37,16 +41,16 @@ func (t *routingTable) applyNets(child string, added, removed []NetAd) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	had := t.nets.byChild[child]
-	size := len(had)
+	size := len(had) - t.nets.epCount[child] // host routes have their own cap
 	seen := map[NetAd]bool{}
 	for _, a := range added {
-		if _, ok := had[a]; !ok && !seen[a] {
+		if _, ok := had[a]; !ok && !seen[a] && !isEndpointAd(a) {
 			size++
 			seen[a] = true
 		}
 	}
 	for _, a := range removed {
-		if _, ok := had[a]; ok {
+		if _, ok := had[a]; ok && !isEndpointAd(a) {
 			size--
 		}
 	}
@@ -71,12 +75,17 @@ func (t *routingTable) applyNetsLocked(child string, added, removed []NetAd, siz
 		}
 	}
 	var refused []string
+	overEndpoints := 0
 	for _, a := range added {
 		if _, in := t.below[child][a.Owner]; a.Owner != child && !in {
 			refused = append(refused, a.String())
 			continue
 		}
-		n, err := ParseNetwork(a.Network)
+		if _, had := t.nets.byChild[child][a]; isEndpointAd(a) && !had && t.nets.epCount[child] >= t.maxEndpointsPerLink {
+			overEndpoints++
+			continue
+		}
+		n, err := parseAdNetwork(a.Network)
 		if err != nil { // decodeCtrl parsed it already
 			refused = append(refused, a.String())
 			continue
@@ -95,6 +104,10 @@ func (t *routingTable) applyNetsLocked(child string, added, removed []NetAd, siz
 		t.refused++
 		sort.Strings(refused)
 		t.log.WithFields(logrus.Fields{"l": child, "networks": firstFew(refused)}).Errorf("refused %d networks announced by child %s: their owners are not in its subtree", len(refused), child)
+	}
+	if overEndpoints > 0 {
+		t.refusedEndpoints += uint64(overEndpoints)
+		t.log.WithField("l", child).Warnf("refused %d endpoints announced by child %s: %d host routes through one link, at most %d", overEndpoints, child, t.nets.epCount[child], t.maxEndpointsPerLink)
 	}
 	t.netsChangedLocked(child, up, down)
 	return nil
@@ -122,6 +135,9 @@ func (t *routingTable) netsChangedLocked(child string, up, down []NetAd) {
 		Infof("networks changed through %s: %d added, %d removed", child, len(up), len(down))
 	for _, p := range t.parents {
 		p.noteNetsLocked(up, down)
+	}
+	if t.onNets != nil {
+		t.onNets(up, down)
 	}
 }
 

@@ -23,6 +23,7 @@ type netEntry struct {
 type netTable struct {
 	entries map[NetAd]*netEntry
 	byChild map[string]map[NetAd]struct{} // what each child announced (accepted ones)
+	epCount map[string]int                // how many of them are host routes of the registry
 	// Indexes for lookup: prefixes by their masked value, with a count of
 	// the lengths in use; exact names; patterns by suffix.
 	prefixes map[netip.Prefix][]*netEntry
@@ -35,6 +36,7 @@ func newNetTable() *netTable {
 	return &netTable{
 		entries:  map[NetAd]*netEntry{},
 		byChild:  map[string]map[NetAd]struct{}{},
+		epCount:  map[string]int{},
 		prefixes: map[netip.Prefix][]*netEntry{},
 		lengths:  map[int]int{},
 		hosts:    map[string][]*netEntry{},
@@ -129,6 +131,9 @@ func (t *netTable) add(child string, ad NetAd, n Network) (fresh bool, ties []st
 		return false, nil
 	}
 	set[ad] = struct{}{}
+	if n.Endpoint {
+		t.epCount[child]++
+	}
 	e := t.entries[ad]
 	if e != nil {
 		e.via[child] = struct{}{}
@@ -149,6 +154,11 @@ func (t *netTable) remove(child string, ad NetAd) (gone bool) {
 	delete(set, ad)
 	if len(set) == 0 {
 		delete(t.byChild, child)
+	}
+	if isEndpointAd(ad) {
+		if t.epCount[child]--; t.epCount[child] <= 0 {
+			delete(t.epCount, child)
+		}
 	}
 	e := t.entries[ad]
 	if e == nil {
@@ -194,7 +204,11 @@ func (t *netTable) lookup(host string, port uint16, usable func(owner string) bo
 			if !e.net.Matches(host, port) || !usable(e.ad.Owner) {
 				continue
 			}
-			switch w := e.net.portWidth(); {
+			w := e.net.portWidth()
+			if e.net.Endpoint { // a configured network of the same address first
+				w += 1 << 17
+			}
+			switch {
 			case w < width:
 				best, width = []*netEntry{e}, w
 			case w == width:

@@ -31,6 +31,11 @@ type Network struct {
 	Pattern bool         // Host is a pattern's suffix
 	PortLo  uint16       // 0 with PortHi 0: every port
 	PortHi  uint16
+
+	// Endpoint marks a host route of the endpoint registry (registry.go):
+	// an address a node learnt from its clients, not configured. Its text
+	// form is "@" and the address; it is never read from a configuration.
+	Endpoint bool
 }
 
 // maxNetworkText bounds a network's text form: it travels with a one-byte
@@ -159,6 +164,8 @@ func CheckDestHost(h string) error {
 func (n Network) String() string {
 	var a string
 	switch {
+	case n.Endpoint:
+		return "@" + n.Prefix.Addr().String()
 	case n.Prefix.IsValid() && n.Prefix.Bits() == n.Prefix.Addr().BitLen():
 		a = n.Prefix.Addr().String()
 	case n.Prefix.IsValid():
@@ -218,7 +225,7 @@ func (n Network) Matches(host string, port uint16) bool {
 func (n Network) Ties(o Network) bool { return n.overlapsEqually(o) }
 
 func (n Network) overlapsEqually(o Network) bool {
-	if n.Prefix != o.Prefix || n.Host != o.Host || n.Pattern != o.Pattern || n.portWidth() != o.portWidth() {
+	if n.Prefix != o.Prefix || n.Host != o.Host || n.Pattern != o.Pattern || n.Endpoint != o.Endpoint || n.portWidth() != o.portWidth() {
 		return false
 	}
 	if n.PortLo == 0 {
@@ -292,7 +299,7 @@ func decodeNets(p []byte) ([]NetAd, []byte, error) {
 		if err := CheckLabel(f[0]); err != nil {
 			return nil, nil, fmt.Errorf("%w: network %d: owner: %w", ErrBadControl, i, err)
 		}
-		n, err := ParseNetwork(f[1])
+		n, err := parseAdNetwork(f[1])
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: network %d: %w", ErrBadControl, i, err)
 		}

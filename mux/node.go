@@ -94,6 +94,10 @@ type Node struct {
 
 	// Parent selection (parents.go).
 	parents *parentSet // guarded by mu
+
+	// The endpoint registry (registry.go): on a node that learns its
+	// endpoints, the client addresses of its entries.
+	reg *endpointReg
 }
 
 type linkListener struct {
@@ -160,6 +164,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.setParents(cfg.Links)
 	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst)
 	n.initServes()
+	n.initRegistry()
 	n.table.forbidden = func(l string) bool {
 		if (*n.parentSet.Load())[l] {
 			return true
@@ -334,6 +339,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	if n.cfg.Role != RoleRoot {
 		n.spawn(n.parentLoop)
 	}
+	n.spawn(n.expireEndpointsLoop)
 	select {
 	case <-ctx.Done():
 	case <-n.acceptCtx.Done():

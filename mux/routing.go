@@ -35,6 +35,14 @@ type routingTable struct {
 	// children announced, with the cap on what one child may announce.
 	nets           *netTable
 	maxNetsPerLink int
+
+	// The host routes of the endpoint registry (registry.go): their own
+	// cap per link, what was refused over it, and on the root the book
+	// that records them (onNets, called with each change of the networks).
+	maxEndpointsPerLink int
+	refusedEndpoints    uint64
+	root                bool
+	onNets              func(up, down []NetAd)
 }
 
 func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) *routingTable {
@@ -51,6 +59,8 @@ func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) 
 
 		nets:           newNetTable(),
 		maxNetsPerLink: maxPerLink,
+
+		maxEndpointsPerLink: DefaultMaxEndpoints,
 	}
 }
 

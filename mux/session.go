@@ -412,6 +412,7 @@ func (n *Node) openEntry(e *entry, conn net.Conn) (carry func()) {
 		abortConn(conn) // denied by the entry's rules, and logged so
 		return
 	}
+	n.noteClient(conn)
 	c, h, err := n.open(n.ctx, e.dest, e.service, logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	log := n.sessionLog(h).WithFields(logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()})
 	if err != nil {

@@ -38,6 +38,24 @@ type NodeStatus struct {
 
 	ParentSelection string `json:"parent_selection,omitempty"` // ordered, nearest or spread
 	ActiveParent    string `json:"active_parent,omitempty"`    // the parent chosen for new sessions (spread: the first of them)
+
+	// The endpoint registry (registry.go): on the root, the endpoints
+	// announced below it and kept from earlier runs; on a node that
+	// learns its endpoints, its own. The counts of endpoints not learnt
+	// or not taken (a cap reached) and left without a port_map port.
+	Endpoints        []EndpointStatus `json:"endpoints,omitempty"`
+	EndpointsRefused uint64           `json:"endpoints_refused,omitempty"`
+	PortMapFull      uint64           `json:"port_map_full,omitempty"`
+}
+
+// EndpointStatus is one endpoint of the registry in a NodeStatus.
+type EndpointStatus struct {
+	Addr   string         `json:"addr"`
+	Label  string         `json:"label"` // the gwproxy that learnt it
+	First  time.Time      `json:"first_seen"`
+	Last   time.Time      `json:"last_seen"`
+	Active bool           `json:"active"`          // its host route is announced now
+	Ports  map[string]int `json:"ports,omitempty"` // its port in each port_map entry (the daemon fills it)
 }
 
 // LinkStatus is one configured link in a NodeStatus. A link configured
@@ -133,6 +151,9 @@ func (n *Node) Status() NodeStatus {
 		Ended:   n.outcomes.snapshot(),
 
 		Networks: n.table.netCount(),
+
+		Endpoints:        n.endpointStatus(),
+		EndpointsRefused: n.endpointsRefused(),
 	}
 	for _, nw := range n.serves {
 		s.Serves = append(s.Serves, nw.String())

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 // Node is an instance of configs/example: its directory there, which is
@@ -152,12 +154,13 @@ type Chain struct {
 	procs map[string]*Process
 }
 
-var reAddr = regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
+var reAddr = regexp.MustCompile(`127\.0\.0\.1:(\d+)(?:-(\d+))?`)
 
 // NewChain copies configs/example into a new temporary directory and
 // rewrites every 127.0.0.1:PORT in its YAML files, to o.Fixed[PORT] when
 // given, else to a FreePort, the same one for the same PORT in every file,
-// so that the links still match. It starts nothing. It skips the test
+// so that the links still match; a range 127.0.0.1:LOW-HIGH (a port_map
+// entry) to as many free ports in a row, Port(LOW) the first. It starts nothing. It skips the test
 // with -short (see BinDir).
 func NewChain(t testing.TB, o Options) *Chain {
 	t.Helper()
@@ -171,7 +174,17 @@ func NewChain(t testing.TB, o Options) *Chain {
 	}
 	src := filepath.Join(ModuleRoot(t), "configs", "example")
 	mapPort := func(m string) string {
-		p, _ := strconv.Atoi(reAddr.FindStringSubmatch(m)[1])
+		sub := reAddr.FindStringSubmatch(m)
+		p, _ := strconv.Atoi(sub[1])
+		if sub[2] != "" { // a range LOW-HIGH: as many free ports in a row
+			hi, _ := strconv.Atoi(sub[2])
+			np, ok := c.ports[p]
+			if !ok {
+				np = muxtest.FreePortRange(t, hi-p+1)
+				c.ports[p] = np
+			}
+			return "127.0.0.1:" + strconv.Itoa(np) + "-" + strconv.Itoa(np+hi-p)
+		}
 		np, ok := c.ports[p]
 		if !ok {
 			np = FreePort(t)

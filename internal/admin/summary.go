@@ -71,6 +71,7 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 		}
 		b.WriteString("\n")
 	}
+	writeEndpoints(&b, st)
 	fmt.Fprintf(&b, "sessions: %d active%s\n", st.Sessions, endedString(st.Ended))
 	fmt.Fprintf(&b, "refused: %d link connections, %d announcements, %d forged origins, %d denied by rules; %d hellos in progress\n",
 		st.Stats.RefusedConnections, st.Stats.RefusedAnnouncements, st.Stats.ForgedOrigins, st.Stats.DeniedByRules, st.Hellos)

@@ -390,6 +390,10 @@ func (s *Set) checkDestinations(nodes map[string]*Config) []error {
 		}
 		for i, e := range c.Entries {
 			key := fmt.Sprintf("entries[%d]", i)
+			if e.Kind == KindPortMap {
+				errs = append(errs, checkPortMapChain(c, key, nodes)...)
+				continue
+			}
 			if e.Kind != "" {
 				errs = append(errs, checkAddrEntryDest(c, key, e, nodes)...)
 				continue

@@ -104,6 +104,21 @@ type Config struct {
 	// for an eventsink.
 	Serves []string `yaml:"serves"`
 
+	// The endpoint registry (registry.go). RegisterEndpoints, on a
+	// gwproxy, learns the source address of every client of its entries
+	// (the endpoints making upcalls) and announces each up the tree as a
+	// host route, until EndpointTTL (default 24h) has passed since it was
+	// last seen; on the epproxy, EndpointTTL is how long an endpoint no
+	// longer announced stays in the registry. MaxEndpoints (default
+	// 20000) caps the endpoints a gwproxy learns and the host routes a
+	// node takes from one child. RegistryFile, on the epproxy, is where
+	// the registry and the port_map ports are kept across restarts
+	// (default registry.json beside the configuration file).
+	RegisterEndpoints bool          `yaml:"register_endpoints"`
+	EndpointTTL       time.Duration `yaml:"endpoint_ttl"`
+	MaxEndpoints      int           `yaml:"max_endpoints"`
+	RegistryFile      string        `yaml:"registry_file"`
+
 	kind     Kind
 	file     string
 	pos      *daemon.Positions // the lines of the file, for problems found later (Set.Check)
@@ -242,6 +257,13 @@ type Entry struct {
 	// Rules are first-match rules over the client's source address (and
 	// dests, services); when none matches, the client is allowed.
 	Rules []Rule `yaml:"rules"`
+
+	// On an entry of kind "port_map" (epproxy only; registry.go), Listen
+	// is HOST:LOW-HIGH, a range of ports each bound to one endpoint of
+	// the registry (a new endpoint takes the next free port; the
+	// assignment is kept across restarts), and EndpointPort is the port
+	// its sessions reach at that endpoint. Required there.
+	EndpointPort int `yaml:"endpoint_port"`
 }
 
 // User is one user of an entry that takes the destination from its
@@ -473,6 +495,9 @@ func LoadWith(k Kind, path string, o LoadOptions) (*Config, error) {
 	if c.Admin.Socket != "" && !filepath.IsAbs(c.Admin.Socket) {
 		c.Admin.Socket = filepath.Join(filepath.Dir(path), c.Admin.Socket)
 	}
+	if c.RegistryFile != "" && !filepath.IsAbs(c.RegistryFile) {
+		c.RegistryFile = filepath.Join(filepath.Dir(path), c.RegistryFile)
+	}
 	if c.noTLSFiles {
 		return c, nil
 	}
@@ -580,6 +605,10 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 			ps.Errorf(p+".name", "entry %s is defined twice", e.Name)
 		}
 		enames[e.Name] = true
+		if e.Kind == KindPortMap {
+			c.validatePortMap(ps, p, e)
+			continue
+		}
 		if len(e.Listen) == 0 {
 			ps.Errorf(p+".listen", "missing: the HOST:PORT clients connect to")
 		} else {
@@ -628,6 +657,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 	}
 	checkClashes(ps, listens)
 	c.validateServes(ps)
+	c.validateRegistry(ps)
 	c.Tuning.validate(ps)
 	c.ParentChoice.validate(ps, k, c.Parents, c.Children)
 	if c.ShutdownGrace < 0 {
@@ -817,6 +847,7 @@ func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 			Rules: c.rules(fmt.Sprintf("services[%d].rules", i), s.Rules, false)}
 	}
 	mc.Serves = c.Serves
+	mc.RegisterEndpoints, mc.EndpointTTL, mc.MaxEndpoints = c.RegisterEndpoints, c.EndpointTTL, c.MaxEndpoints
 	for name, s := range extra {
 		mc.Services[name] = s
 	}

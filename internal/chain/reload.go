@@ -84,18 +84,31 @@ func (r *liveNode) apply(next *Config) error {
 	next.adoptTLS(cur)
 	cur.ReloadTLS(daemon.Component(log.Logger, "tls"))
 
-	// Entries: by name; a changed one is removed, then added.
+	// Entries: by name; a changed one is removed, then added. The
+	// port_map entries are bound by the registry keeper: they need a
+	// restart to change (registry.go).
+	if !reflect.DeepEqual(portMaps(cur), portMaps(next)) {
+		log.Error("reload refused: the port_map entries need a restart to change")
+		return fmt.Errorf("configuration refused, the one in force is kept: a restart is needed to change the port_map entries")
+	}
 	curE := map[string]Entry{}
 	for _, e := range cur.Entries {
-		curE[e.Name] = e
+		if e.Kind != KindPortMap {
+			curE[e.Name] = e
+		}
 	}
 	nextE := map[string]Entry{}
 	for _, e := range next.Entries {
-		nextE[e.Name] = e
+		if e.Kind != KindPortMap {
+			nextE[e.Name] = e
+		}
 	}
 	var goneE, newE []Entry
 	freed := map[string]bool{} // listen addresses of entries that go
 	for _, e := range cur.Entries {
+		if e.Kind == KindPortMap {
+			continue
+		}
 		if ne, ok := nextE[e.Name]; !ok || !reflect.DeepEqual(ne, e) {
 			goneE = append(goneE, e)
 			for _, a := range e.Listen {
@@ -104,6 +117,9 @@ func (r *liveNode) apply(next *Config) error {
 		}
 	}
 	for _, e := range next.Entries {
+		if e.Kind == KindPortMap {
+			continue
+		}
 		if ce, ok := curE[e.Name]; !ok || !reflect.DeepEqual(ce, e) {
 			newE = append(newE, e)
 		}

@@ -97,8 +97,23 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	// too long for a Unix socket) the node still runs: status is for the
 	// operator, the links are for the traffic.
 	alog := daemon.Component(log, "admin")
+	// On the epproxy, the registry kept across restarts and the
+	// port_map ports (registry.go), shown in the status.
+	var keeper *registryKeeper
+	status := n.Status
+	if cfg.kind.Role == mux.RoleRoot {
+		if keeper, err = newRegistryKeeper(cfg, n, log); err != nil {
+			_ = n.Shutdown(context.Background())
+			return err
+		}
+		status = func() mux.NodeStatus {
+			st := n.Status()
+			keeper.fill(&st)
+			return st
+		}
+	}
 	var sock *admin.Socket
-	if s, err := admin.ListenSocket(cfg.AdminSocket(), n.Status, alog); err != nil {
+	if s, err := admin.ListenSocket(cfg.AdminSocket(), status, alog); err != nil {
 		alog.WithError(err).Errorf("no admin socket: %s status will not answer; set admin.socket to a writable place", cfg.kind.Name)
 	} else {
 		sock = s
@@ -118,7 +133,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	httpWait := func() {}
 	defer func() { httpWait() }()
 	startHTTP := func() error {
-		h, err := admin.ListenHTTP(cfg.Admin.Listen, n.Status, cfg.Admin.PProf)
+		h, err := admin.ListenHTTP(cfg.Admin.Listen, status, cfg.Admin.PProf)
 		if err != nil {
 			return err
 		}
@@ -148,6 +163,9 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		}
 	}
 	for _, e := range cfg.Entries {
+		if e.Kind == KindPortMap { // its ports are bound by the registry keeper
+			continue
+		}
 		ec := cfg.entryConfig(e)
 		for _, addr := range e.Listen {
 			ln, err := listenEntry(addr, inherited)
@@ -220,6 +238,9 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	}
 	if h.Run != nil {
 		g.Go(func() error { return h.Run(gctx, cfg, n, log) })
+	}
+	if keeper != nil {
+		g.Go(func() error { return keeper.run(gctx) })
 	}
 	runErr := g.Wait()
 	grace := run.current().ShutdownGrace
