@@ -175,10 +175,7 @@ func (l *link) controlAsParent() {
 				return
 			}
 			expect, refused, asked = 1, false, false
-			if err := l.announce(m.Labels[1:], nil, true); err != nil {
-				l.refuseAnnouncement(m, err)
-				expect, refused = 0, true
-			} else if err := l.n.table.replaceNets(l.cfg.Peer, m.Nets); err != nil {
+			if err := l.announce(m.Labels[1:], nil, m.Nets, nil, true); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused = 0, true
 			}
@@ -206,10 +203,7 @@ func (l *link) controlAsParent() {
 				continue
 			}
 			expect++
-			if err := l.announce(m.Labels, m.Removed, false); err != nil {
-				l.refuseAnnouncement(m, err)
-				expect, refused, asked = 0, true, false
-			} else if err := l.n.table.applyNets(l.cfg.Peer, m.Nets, m.NetsRemoved); err != nil {
+			if err := l.announce(m.Labels, m.Removed, m.Nets, m.NetsRemoved, false); err != nil {
 				l.refuseAnnouncement(m, err)
 				expect, refused, asked = 0, true, false
 			}

@@ -372,27 +372,34 @@ func (l *link) handoverMsg(m ctrlMsg) {
 	}
 }
 
-// announce takes a child's announcement on l: whole (TELL, WHO reply) or
-// a delta. A superseded link's are ignored: its successor's link tells
-// what is below the peer now. A successor's link in standby adds to what
-// its predecessor announced and removes nothing, until it is promoted and
-// asked for the whole again.
-func (l *link) announce(added, removed []string, whole bool) error {
+// announce takes a child's announcement on l, its labels and its served
+// networks: whole (TELL, WHO reply) or a delta. A superseded link's are
+// ignored: its successor's link tells what is below the peer now. A
+// successor's link in standby adds to what its predecessor announced and
+// removes nothing, until it is promoted and asked for the whole again.
+func (l *link) announce(added, removed []string, nets, netsRemoved []NetAd, whole bool) error {
 	l.n.mu.Lock()
 	superseded, standby := l.superseded, l.standby
 	l.n.mu.Unlock()
 	if whole {
 		l.announced.Store(true)
 	}
+	t, peer := l.n.table, l.cfg.Peer
 	var err error
 	switch {
 	case superseded:
 	case standby:
-		_, err = l.n.table.apply(l.cfg.Peer, added, nil)
+		if _, err = t.apply(peer, added, nil); err == nil {
+			err = t.applyNets(peer, nets, nil)
+		}
 	case whole:
-		_, err = l.n.table.replace(l.cfg.Peer, added)
+		if _, err = t.replace(peer, added); err == nil {
+			err = t.replaceNets(peer, nets)
+		}
 	default:
-		_, err = l.n.table.apply(l.cfg.Peer, added, removed)
+		if _, err = t.apply(peer, added, removed); err == nil {
+			err = t.applyNets(peer, nets, netsRemoved)
+		}
 	}
 	return err
 }
