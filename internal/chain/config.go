@@ -111,6 +111,16 @@ type Config struct {
 	// noTLSFiles: loaded with LoadOptions.SkipTLSFiles, without TLS
 	// material; Run refuses it.
 	noTLSFiles bool
+
+	// Rules on the served networks.
+
+	// ServesRules are first-match rules this node applies, after serves,
+	// to every destination it is asked to dial for a socks5 or
+	// http_connect session, over the origin (origins) and the destination
+	// (nets, hosts, ports): a destination inside serves that a rule denies
+	// is refused there, whoever asked. When none matches, the destination
+	// is allowed. Default none. Changing them needs a restart, as serves.
+	ServesRules []Rule `yaml:"serves_rules"`
 }
 
 // Admin is a node's admin section.
@@ -563,9 +573,6 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		}
 		if e.Kind != "" { // the destination comes from the client: addrentry.go
 			c.validateAddrEntry(ps, p, e)
-			if len(e.Rules) > 0 {
-				ps.Errorf(p+".rules", "a %s entry takes no rules yet: its destinations are policed by the serving node's serves", e.Kind)
-			}
 			continue
 		}
 		parseRules(ps, p+".rules", e.Rules, true)
@@ -783,6 +790,7 @@ func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 			Rules: c.rules(fmt.Sprintf("services[%d].rules", i), s.Rules, false)}
 	}
 	mc.Serves = c.Serves
+	mc.ServesRules = c.servesRules()
 	for name, s := range extra {
 		mc.Services[name] = s
 	}
