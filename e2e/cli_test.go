@@ -153,7 +153,7 @@ func TestCompletion(t *testing.T) {
 			words []string // the last one is being completed
 			want  string
 		}{
-			{[]string{d, ""}, "check pki chain status completion"},
+			{[]string{d, ""}, "check pki chain status upgrade completion"},
 			{[]string{d, "ch"}, "check chain"},
 			{[]string{d, "chain", ""}, "check firewall"},
 			{[]string{d, "chain", "firewall", "--f"}, "--format"},

@@ -52,10 +52,13 @@ func readUnit(t *testing.T, path string) []unitSetting {
 }
 
 // wantService are the [Service] settings every unit must have, with
-// NAME for the daemon's name: a dedicated user, state and logs in their
-// own folders, the configuration read-only, reload by SIGHUP, and the
+// NAME for the daemon's name: readiness (and an upgrade's new main
+// process) notified, a dedicated user, state and logs in their own
+// folders, the configuration read-only, reload by SIGHUP, and the
 // hardening.
 var wantService = [][2]string{
+	{"Type", "notify"},
+	{"NotifyAccess", "all"},
 	{"User", "relaychain"},
 	{"Group", "relaychain"},
 	{"StateDirectory", "relaychain/%i"},

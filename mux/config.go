@@ -61,6 +61,12 @@ type LinkConfig struct {
 	// ListenAlso are more addresses the link is listened for on, beside
 	// Listen (a multihomed host). Default none.
 	ListenAlso []string
+
+	// Parent selection (parents.go).
+
+	// Weight is a parent's share of new sessions when the node spreads
+	// them (SelectSpread). Zero: 1. Only for parents.
+	Weight int
 }
 
 // Service is what a destination node offers under a name: either TCP
@@ -225,6 +231,9 @@ func DefaultTuning() Tuning {
 		ReconnectSpread:  2 * time.Second,
 		MaxHandshakeRate: 200,
 		HandshakeBurst:   64,
+
+		TreeTimeout:   defaultTreeTimeout,
+		TreeAnswerMax: defaultTreeAnswerMax,
 	}
 }
 
@@ -383,6 +392,12 @@ type Config struct {
 	// allowed (Serves already bounds it). Default none. Fixed for the
 	// node's life, as Serves.
 	ServesRules ACL
+
+	// Parent selection (parents.go).
+
+	// Parents is how a node with several parents chooses among them.
+	// The zero value: the first configured parent that is up.
+	Parents ParentPolicy
 }
 
 // Validate reports every problem of c at once.
@@ -419,6 +434,12 @@ func (c Config) Validate() []error {
 		switch {
 		case c.Role == RoleRoot && l.Parent:
 			errs = append(errs, fmt.Errorf("link %d (%s): a root has no parent", i, l.Peer))
+		}
+		switch {
+		case l.Weight < 0:
+			errs = append(errs, fmt.Errorf("link %d (%s): weight %d is negative", i, l.Peer, l.Weight))
+		case l.Weight != 0 && !l.Parent:
+			errs = append(errs, fmt.Errorf("link %d (%s): a weight is for parents only", i, l.Peer))
 		}
 	}
 	if c.TLS == nil {
@@ -462,5 +483,6 @@ func (c Config) Validate() []error {
 		}
 	}
 	errs = append(errs, c.Tuning.Validate()...)
+	errs = append(errs, c.Parents.Validate()...)
 	return errs
 }

@@ -290,7 +290,7 @@ func (l *link) controlAsChild(st *yamux.Stream) {
 			l.n.mu.Lock()
 			l.path = m.Labels
 			l.n.mu.Unlock()
-			l.n.refreshPath()
+			l.n.parentTold(l) // and the path to the root, when it is this parent's
 			l.answerPredecessor()
 		case ctrlHandover, ctrlDrain, ctrlDrainReply:
 			l.handoverMsg(m)

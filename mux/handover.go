@@ -30,13 +30,28 @@ type ListenerFile struct {
 }
 
 // HandOver is the first half of handing the node's place over to a
-// successor process: it returns a copy of each listening socket (links and
-// entries) for the successor, stops accepting on them and dialling links
-// that are down, and tells its neighbours: HANDOVER to its parents, DRAIN
-// to its children. The node goes on carrying every session that reaches
-// it, old or new, until Drain. The caller owns the files.
+// successor process: ListenerFiles, then BeginHandOver. The caller owns
+// the files.
 func (n *Node) HandOver() ([]ListenerFile, error) {
-	if !n.handingOver.CompareAndSwap(false, true) {
+	out, err := n.ListenerFiles()
+	if err != nil {
+		return nil, err
+	}
+	if err := n.BeginHandOver(); err != nil {
+		for _, lf := range out {
+			_ = lf.File.Close()
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// ListenerFiles returns a copy of each listening socket (links and
+// entries) for a successor process. The node goes on accepting on them
+// until BeginHandOver: a successor that fails before it is ready leaves
+// the node as it was. The caller owns the files.
+func (n *Node) ListenerFiles() ([]ListenerFile, error) {
+	if n.handingOver.Load() {
 		return nil, errors.New("the node is already handing over")
 	}
 	var out []ListenerFile
@@ -53,6 +68,7 @@ func (n *Node) HandOver() ([]ListenerFile, error) {
 		return nil
 	}
 	var err error
+	n.lnMu.Lock()
 	for _, ll := range n.listeners {
 		if err = add(ll.addr, ll.ln); err != nil {
 			break
@@ -64,18 +80,29 @@ func (n *Node) HandOver() ([]ListenerFile, error) {
 		}
 		err = add(e.ln.Addr().String(), e.ln)
 	}
+	n.lnMu.Unlock()
 	if err != nil {
 		for _, lf := range out {
 			_ = lf.File.Close()
 		}
-		n.handingOver.Store(false)
 		return nil, err
 	}
-	// The successor accepts from now on; connections wait in the listen
-	// queue until it does.
+	return out, nil
+}
+
+// BeginHandOver stops accepting on the listening sockets (the successor
+// holds copies, from ListenerFiles, and accepts from now on) and dialling
+// links that are down, and tells the neighbours: HANDOVER to the parents,
+// DRAIN to the children. The node goes on carrying every session that
+// reaches it, old or new, until Drain.
+func (n *Node) BeginHandOver() error {
+	if !n.handingOver.CompareAndSwap(false, true) {
+		return errors.New("the node is already handing over")
+	}
+	// Connections wait in the listen queue until the successor accepts.
 	n.stopAccept()
 	n.closeListeners()
-	n.log.WithField("component", "node").Infof("handing over to a successor: %d listening sockets given, telling %d neighbours", len(out), len(n.Links()))
+	n.log.WithField("component", "node").Infof("handing over to a successor: it accepts from now on; telling %d neighbours", len(n.Links()))
 	for _, l := range n.linksNow() {
 		typ := ctrlDrain
 		if l.cfg.Parent {
@@ -85,7 +112,7 @@ func (n *Node) HandOver() ([]ListenerFile, error) {
 			l.log.WithError(err).Warnf("%s not sent", typ)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // Drain is the second half, after HandOver: it waits until every child
@@ -126,12 +153,17 @@ func (n *Node) Drain(ctx context.Context) int {
 	return left
 }
 
+// linksNow returns the links that hand over: a link a reconfiguration
+// removed is left out (no successor's link takes its place; it finishes
+// its sessions and closes, drainLink).
 func (n *Node) linksNow() []*link {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make([]*link, 0, len(n.links))
 	for _, l := range n.links {
-		out = append(out, l)
+		if !l.retired.Load() {
+			out = append(out, l)
+		}
 	}
 	return out
 }

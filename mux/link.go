@@ -292,12 +292,6 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	if lc.Parent && !standby {
 		n.table.addParent(l)
 	}
-	var parentNow string
-	if lc.Parent {
-		if p := n.activeParentLocked(); p != nil {
-			parentNow = p.cfg.Peer
-		}
-	}
 	n.mu.Unlock()
 	side := "child"
 	if lc.Parent {
@@ -307,8 +301,11 @@ func (n *Node) runLink(lc LinkConfig, peer hello, conn net.Conn, dialled bool, r
 	if lc.Plaintext {
 		linkLog.Warn("link up without TLS (insecure_plaintext): not authenticated, not encrypted")
 	}
-	if parentNow == lc.Peer {
-		l.log.Infof("active parent is now %s", parentNow)
+	if lc.Parent && !standby && replaced == nil {
+		// A successor's link in place of its predecessor's is no new
+		// parent: the choice stays, and so does the path to the root
+		// until the successor's TELL reply.
+		n.parentEvent(func(ps *parentSet, now time.Time, _ *parentNews) { ps.up(lc.Peer, now) })
 	}
 	n.noteSuccessorLink(l, replaced, standby)
 

@@ -24,6 +24,9 @@ func (n *Node) endLink(l *link, wg *sync.WaitGroup, linkLog *logrus.Entry) {
 	if promoted, stays := n.unregisterLocked(l); stays {
 		n.mu.Unlock()
 		n.afterReplaced(l, promoted)
+		if promoted != nil && lc.Parent {
+			n.parentPromoted(promoted)
+		}
 		return
 	}
 	if st := n.linkStates[lc.Peer]; st != nil && !l.retired.Load() {
@@ -32,18 +35,9 @@ func (n *Node) endLink(l *link, wg *sync.WaitGroup, linkLog *logrus.Entry) {
 			st.lastErr = "link down"
 		}
 	}
-	var parentNow string
-	if !lc.Parent {
-		// nothing more
-	} else if p := n.activeParentLocked(); p != nil {
-		parentNow = p.cfg.Peer
-	} else {
-		parentNow = ""
-	}
 	n.mu.Unlock()
 	if lc.Parent {
 		n.table.removeParent(lc.Peer)
-		n.refreshPath()
 	} else {
 		n.rememberSubtree(lc.Peer)
 		n.table.drop(lc.Peer)
@@ -53,12 +47,7 @@ func (n *Node) endLink(l *link, wg *sync.WaitGroup, linkLog *logrus.Entry) {
 		n.errs.add(lc.Peer, "link down")
 	}
 	if lc.Parent {
-		// l= names the parent now in use, not the one just lost.
-		rlog := n.log.WithField("component", "routing")
-		if parentNow != "" {
-			rlog.WithField("l", parentNow).Infof("active parent is now %s (%s is down)", parentNow, lc.Peer)
-		} else {
-			rlog.WithField("down", lc.Peer).Warn("no parent link is up")
-		}
+		// The parent set logs the parent now in use (l=), and why.
+		n.parentEvent(func(ps *parentSet, now time.Time, nw *parentNews) { ps.down(lc.Peer, now, nw) })
 	}
 }

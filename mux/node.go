@@ -90,6 +90,9 @@ type Node struct {
 
 	// Rules.
 	ruleLog *refusalLog // sessions denied by rules, flood-proof, for Stats
+
+	// Parent selection (parents.go).
+	parents *parentSet // guarded by mu
 }
 
 type linkListener struct {
@@ -139,6 +142,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 		linkStates: map[string]*linkState{},
 		dialStop:   map[string]context.CancelFunc{},
 		parentUp:   make(chan struct{}),
+		parents:    newParentSet(cfg),
 	}
 	n.cfg.Links = append([]LinkConfig(nil), cfg.Links...)
 	n.cfg.Services = nil // see services
@@ -326,6 +330,9 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	n.reconfMu.Unlock()
 	n.spawn(n.summaryLoop)
+	if n.cfg.Role != RoleRoot {
+		n.spawn(n.parentLoop)
+	}
 	select {
 	case <-ctx.Done():
 	case <-n.acceptCtx.Done():

@@ -151,6 +151,7 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 	}
 	n.mu.Unlock()
 	n.setParents(cfg.Links)
+	changes = append(changes, n.reconfigureParents(cfg)...)
 	var gone []*linkListener
 	n.lnMu.Lock()
 	n.listeners = append(n.listeners, fresh...)

@@ -297,17 +297,11 @@ func (t *routingTable) tellLabelsLocked() []string {
 	return append(out, rest...)
 }
 
-// activeParentLocked is the first configured parent whose link is up.
+// activeParentLocked is the parent whose path to the root is this node's:
+// the chosen one (parents.go) while it is up, else another that is up.
 // The caller holds n.mu.
 func (n *Node) activeParentLocked() *link {
-	for _, lc := range n.cfg.Links {
-		if lc.Parent {
-			if l := n.links[lc.Peer]; l != nil {
-				return l
-			}
-		}
-	}
-	return nil
+	return n.parents.primary(n.links)
 }
 
 // nextHop chooses the link towards dest for a session that came in on
@@ -328,7 +322,7 @@ func (n *Node) nextHop(dest string, from *link) (*link, error) {
 	if from != nil && from.cfg.Parent {
 		return nil, fmt.Errorf("%s is not below %s", dest, n.cfg.Label)
 	}
-	if p := n.activeParentLocked(); p != nil {
+	if p := n.parents.pick(n.links); p != nil {
 		return p, nil
 	}
 	if n.cfg.Role == RoleRoot {

@@ -33,6 +33,11 @@ type NodeStatus struct {
 	// its own and those announced below it, and its own.
 	Networks int      `json:"networks"`
 	Serves   []string `json:"serves,omitempty"`
+
+	// Parent selection (parents.go), on a node with parents.
+
+	ParentSelection string `json:"parent_selection,omitempty"` // ordered, nearest or spread
+	ActiveParent    string `json:"active_parent,omitempty"`    // the parent chosen for new sessions (spread: the first of them)
 }
 
 // LinkStatus is one configured link in a NodeStatus. A link configured
@@ -50,6 +55,11 @@ type LinkStatus struct {
 	BytesOut uint64        `json:"bytes_out"`        // written on it
 	Sessions int           `json:"sessions"`         // sessions that arrived through it
 	LastErr  string        `json:"last_error,omitempty"`
+
+	// Parent selection (parents.go), for a parent link.
+
+	Suppressed bool    `json:"suppressed,omitempty"`      // held down for flapping
+	Penalty    float64 `json:"damping_penalty,omitempty"` // its damping penalty now
 }
 
 // ErrorRecord is one error the node logged about a link.
@@ -158,23 +168,29 @@ func (n *Node) Status() NodeStatus {
 		}
 		s.Links = append(s.Links, ls)
 	}
+	n.parents.status(&s, now)
 	n.mu.Unlock()
 	sort.SliceStable(s.Links, func(i, j int) bool { return s.Links[i].Peer < s.Links[j].Peer })
 	return s
 }
 
 // pingLoop measures the link's round trip at once and every keepalive
-// interval, until the link ends.
+// interval (a parent's probe interval, when shorter), until the link
+// ends. A parent's round trips and unanswered pings go to the parent set.
 func (n *Node) pingLoop(l *link) {
-	t := time.NewTicker(n.tuning().KeepAliveInterval)
+	t := time.NewTicker(n.probeInterval(l))
 	defer t.Stop()
 	for {
-		if rtt, err := l.sess.Ping(); err == nil {
+		rtt, err := l.sess.Ping()
+		if err == nil {
 			n.mu.Lock()
 			if st := n.linkStates[l.cfg.Peer]; st != nil {
 				st.rtt = rtt
 			}
 			n.mu.Unlock()
+		}
+		if l.cfg.Parent && !l.sess.IsClosed() {
+			n.notePing(l, rtt, err)
 		}
 		select {
 		case <-t.C:

@@ -9,7 +9,9 @@
 # running instance: the new process takes the listening sockets over and
 # links with the same label, the old one stops taking new sessions, lets
 # those in flight finish for up to shutdown_grace, and exits. The pid file
-# names the new process. (An eventsink's intake listeners are not handed
+# names the new process once it has taken over (the old one stops accepting
+# only then); if the new one fails, the old one serves on as it was and the
+# pid file still names it. (An eventsink's intake listeners are not handed
 # over: its upgrade is a restart.)
 #
 # An instance directory holds the configuration NAME.yaml; the script keeps
@@ -28,7 +30,8 @@
 set -uo pipefail
 
 : "${DAEMON:?set DAEMON before sourcing daemonctl.sh}"
-STOP_TIMEOUT="${STOP_TIMEOUT:-40}" # seconds before stop escalates to SIGKILL
+STOP_TIMEOUT="${STOP_TIMEOUT:-40}"       # seconds before stop escalates to SIGKILL
+UPGRADE_TIMEOUT="${UPGRADE_TIMEOUT:-30}" # seconds for the new process of an upgrade to take over
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cmd="${1:-}"
@@ -181,22 +184,30 @@ do_upgrade() {
 		return
 	fi
 	do_check >/dev/null
+	# The new process writes its pid into the pid file once it has taken
+	# the place: the old one stops accepting only then. Until then the old
+	# one serves on, and goes on as it was if the new one fails.
 	(
 		cd "$inst" || exit 1
-		RELAYCHAIN_TAKE_OVER=1 exec nohup "$bin" --config "$conf" </dev/null >>"$outfile" 2>&1
+		RELAYCHAIN_TAKE_OVER=1 RELAYCHAIN_PID_FILE="$pidfile" exec nohup "$bin" --config "$conf" </dev/null >>"$outfile" 2>&1
 	) &
 	new=$!
-	# Give it a moment to fail (the running instance did not hand over,
-	# a port of a new entry in use): then the old one runs on.
-	for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-		sleep 0.1
+	local waited=0
+	while [ "$(cat "$pidfile" 2>/dev/null)" != "$new" ]; do
 		if ! kill -0 "$new" 2>/dev/null; then
-			echo "$DAEMON: the new process failed to take over; pid $old runs on. Last lines of $outfile:" >&2
+			echo "$DAEMON: the new process failed to take over; pid $old runs on as before. Last lines of $outfile:" >&2
 			tail -n 20 "$outfile" >&2
 			return 1
 		fi
+		if [ "$waited" -ge $((UPGRADE_TIMEOUT * 10)) ]; then
+			echo "$DAEMON: the new process (pid $new) did not take over within ${UPGRADE_TIMEOUT}s; stopping it, pid $old runs on as before" >&2
+			kill -TERM "$new" 2>/dev/null
+			tail -n 20 "$outfile" >&2
+			return 1
+		fi
+		sleep 0.1
+		waited=$((waited + 1))
 	done
-	echo "$new" >"$pidfile"
 	echo "$DAEMON: upgraded in $inst: pid $new took over from pid $old, which finishes its sessions (up to shutdown_grace) and exits"
 }
 

@@ -15,14 +15,14 @@ import (
 
 // serveHandingOver serves a socket at path whose node hands over the
 // listening sockets give returns.
-func serveHandingOver(t *testing.T, path string, give func() ([]mux.ListenerFile, error)) {
+func serveHandingOver(t *testing.T, path string, give func() ([]mux.ListenerFile, error), commit func() error) {
 	t.Helper()
 	s, err := ListenSocket(path, func() mux.NodeStatus { return mux.NodeStatus{} }, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if give != nil {
-		s.OnHandover(give)
+		s.OnHandover(give, commit)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -52,13 +52,19 @@ func TestTakeOver(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		_ = ln.Close() // the running node stops accepting
 		return []mux.ListenerFile{{Addr: addr, File: f}}, nil
+	}, func() error {
+		return ln.Close() // the running node stops accepting
 	})
-	got, err := TakeOver(path, 5*time.Second)
+	tk, err := TakeOver(path, 5*time.Second)
 	if err != nil {
 		t.Fatalf("take over: %v", err)
 	}
+	defer tk.Close()
+	if err := tk.Ready(5 * time.Second); err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	got := tk.Listeners
 	if len(got) != 1 || got[addr] == nil {
 		t.Fatalf("took over %v, want the listener of %s", got, addr)
 	}
@@ -92,14 +98,20 @@ func TestTakeOver(t *testing.T) {
 // its socket.
 func TestTakeOverRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.sock")
-	serveHandingOver(t, path, nil)
-	if _, err := TakeOver(path, 5*time.Second); err == nil || !strings.Contains(err.Error(), "does not hand over") {
+	serveHandingOver(t, path, nil, nil)
+	if tk, err := TakeOver(path, 5*time.Second); err == nil || !strings.Contains(err.Error(), "does not hand over") {
+		if tk != nil {
+			tk.Close()
+		}
 		t.Fatalf("take over from a node that does not hand over: %v", err)
 	}
 	if _, err := os.Lstat(path); err != nil {
 		t.Fatalf("the admin socket went: %v", err)
 	}
-	if _, err := TakeOver(filepath.Join(t.TempDir(), "none.sock"), time.Second); !errors.Is(err, ErrNotRunning) {
+	if tk, err := TakeOver(filepath.Join(t.TempDir(), "none.sock"), time.Second); !errors.Is(err, ErrNotRunning) {
+		if tk != nil {
+			tk.Close()
+		}
 		t.Fatalf("take over with no socket: %v", err)
 	}
 }

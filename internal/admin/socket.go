@@ -55,6 +55,16 @@ type Socket struct {
 	handover func() ([]mux.ListenerFile, error) // OnHandover, handover.go
 	// The tree, at the root (tree.go).
 	tree func(context.Context) (mux.TreeNode, error)
+
+	// A rolling upgrade (handover.go): the listener goes while a
+	// successor gets ready, and comes back (resumed) when it fails.
+	mu       sync.Mutex
+	closing  bool
+	handing  net.Conn // the successor's connection, open until Close
+	commit   func() error
+	upgrade  func() (int, error) // OnUpgrade, upgrade.go
+	resumed  chan struct{}
+	closedCh chan struct{}
 }
 
 // ListenSocket binds the Unix socket at path, mode 0600. A socket file
@@ -73,6 +83,16 @@ func ListenSocket(path string, status func() mux.NodeStatus, log *logrus.Entry) 
 			return nil, fmt.Errorf("admin socket: remove stale %s: %w", path, err)
 		}
 	}
+	ln, err := listenUnix(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Socket{ln: ln, path: path, status: status, log: log,
+		resumed: make(chan struct{}, 1), closedCh: make(chan struct{})}, nil
+}
+
+// listenUnix binds the Unix socket at path, mode 0600.
+func listenUnix(path string) (net.Listener, error) {
 	// Set to 0600 before it accepts; the instance directory should not be
 	// open to others either.
 	ln, err := net.Listen("unix", path)
@@ -84,7 +104,7 @@ func ListenSocket(path string, status func() mux.NodeStatus, log *logrus.Entry) 
 		_ = ln.Close()
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	return &Socket{ln: ln, path: path, status: status, log: log}, nil
+	return ln, nil
 }
 
 // Path returns the socket's path.
@@ -94,10 +114,19 @@ func (s *Socket) Path() string { return s.path }
 // own goroutine, which Close waits for.
 func (s *Socket) Serve() error {
 	for {
-		c, err := s.ln.Accept()
+		s.mu.Lock()
+		ln := s.ln
+		s.mu.Unlock()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
-				return nil
+				// Closed, or gone to a successor: back if it fails.
+				select {
+				case <-s.resumed:
+					continue
+				case <-s.closedCh:
+					return nil
+				}
 			}
 			s.log.WithError(err).Error("admin socket: accept failed")
 			time.Sleep(50 * time.Millisecond)
@@ -113,7 +142,12 @@ func (s *Socket) Serve() error {
 
 // serveConn answers one request. It closes c.
 func (s *Socket) serveConn(c net.Conn) {
-	defer c.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			_ = c.Close()
+		}
+	}()
 	_ = c.SetDeadline(time.Now().Add(requestTimeout))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
@@ -123,7 +157,9 @@ func (s *Socket) serveConn(c net.Conn) {
 	case "status":
 		_ = json.NewEncoder(c).Encode(s.status())
 	case "handover":
-		s.serveHandover(c)
+		keep = s.serveHandover(c)
+	case "upgrade":
+		s.serveUpgrade(c)
 	case "tree":
 		s.serveTree(c)
 	default:
@@ -136,7 +172,18 @@ func (s *Socket) serveConn(c net.Conn) {
 func (s *Socket) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		err = s.ln.Close()
+		s.mu.Lock()
+		s.closing = true
+		ln, handing := s.ln, s.handing
+		s.mu.Unlock()
+		close(s.closedCh)
+		err = ln.Close()
+		if errors.Is(err, net.ErrClosed) {
+			err = nil // handed over
+		}
+		if handing != nil {
+			_ = handing.Close()
+		}
 		s.wg.Wait()
 	})
 	return err

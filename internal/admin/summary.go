@@ -29,6 +29,9 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 	default:
 		fmt.Fprintf(&b, "path to the root: %s\n", strings.Join(st.PathToRoot, " > "))
 	}
+	if st.ParentSelection != "" && st.ParentSelection != "ordered" {
+		fmt.Fprintf(&b, "parent selection: %s, active parent %s\n", st.ParentSelection, orDash(st.ActiveParent))
+	}
 	b.WriteString("\nlinks:\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  PEER\tSIDE\tSTATE\tSINCE\tRTT\tIN\tOUT\tSESSIONS\tADDR\tLAST ERROR")
@@ -36,6 +39,9 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 		state := "down"
 		if l.Up {
 			state = "up"
+		}
+		if l.Suppressed {
+			state += ",suppressed"
 		}
 		since := "never up"
 		if !l.Since.IsZero() {
@@ -135,4 +141,12 @@ func sortOutcomes(ended map[string]uint64) []string {
 		return out[i] < out[j]
 	})
 	return out
+}
+
+// orDash is s, or "-" when empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -121,6 +121,10 @@ type Config struct {
 	// is refused there, whoever asked. When none matches, the destination
 	// is allowed. Default none. Changing them needs a restart, as serves.
 	ServesRules []Rule `yaml:"serves_rules"`
+
+	// Parent selection (parents.go): how a node with several parents
+	// chooses among them; top-level keys.
+	ParentChoice ParentChoice `yaml:",inline"`
 }
 
 // Admin is a node's admin section.
@@ -189,6 +193,12 @@ type Link struct {
 	// choice. A pinned port is bound with SO_REUSEADDR, so a reconnect
 	// does not wait for TIME_WAIT.
 	Source string `yaml:"source"`
+
+	// Parent selection (parents.go).
+
+	// Weight is a parent's share of new sessions under parent_selection:
+	// spread, 1 to 1000. Default 1. Not for children.
+	Weight int `yaml:"weight"`
 }
 
 // Service is a named exit: addresses this node dials for sessions that
@@ -324,6 +334,16 @@ type Tuning struct {
 	// 64.
 	MaxHandshakeRate float64 `yaml:"max_handshake_rate"`
 	HandshakeBurst   int     `yaml:"handshake_burst"`
+
+	// The status query of the tree (epproxy status --tree).
+
+	// TreeTimeout bounds how long the root waits for the tree; each hop
+	// gives its children three quarters of the time it was given. Default
+	// 5s.
+	TreeTimeout time.Duration `yaml:"tree_timeout"`
+	// TreeAnswerMax caps a node's answer to a tree query: bytes or with a
+	// unit. Default 1MiB.
+	TreeAnswerMax ByteSize `yaml:"tree_answer_max"`
 }
 
 // ByteSize is a size in bytes, written as a number or with a unit
@@ -412,8 +432,12 @@ func Default(k Kind) *Config {
 			ReconnectSpread:  d.ReconnectSpread,
 			MaxHandshakeRate: d.MaxHandshakeRate,
 			HandshakeBurst:   d.HandshakeBurst,
+
+			TreeTimeout:   d.TreeTimeout,
+			TreeAnswerMax: ByteSize(d.TreeAnswerMax),
 		},
-		kind: k,
+		kind:         k,
+		ParentChoice: defaultParentChoice(),
 	}
 }
 
@@ -612,6 +636,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 	checkClashes(ps, listens)
 	c.validateServes(ps)
 	c.Tuning.validate(ps)
+	c.ParentChoice.validate(ps, k, c.Parents, c.Children)
 	if c.ShutdownGrace < 0 {
 		ps.Errorf("shutdown_grace", "must not be negative")
 	}
@@ -740,6 +765,12 @@ func (t Tuning) validate(ps *daemon.Problems) {
 	if !(t.MaxHandshakeRate > 0) {
 		ps.Errorf("tuning.max_handshake_rate", "must be positive (new link connections a second)")
 	}
+	if t.TreeTimeout <= 0 {
+		ps.Errorf("tuning.tree_timeout", "must be positive, like \"5s\"")
+	}
+	if t.TreeAnswerMax < 4<<10 || t.TreeAnswerMax > 64<<20 {
+		ps.Errorf("tuning.tree_answer_max", "must be between 4KiB and 64MiB")
+	}
 }
 
 // MuxTuning converts the tuning section for the mux package.
@@ -768,6 +799,8 @@ func (t Tuning) MuxTuning() mux.Tuning {
 	m.ReconnectSpread = t.ReconnectSpread
 	m.MaxHandshakeRate = t.MaxHandshakeRate
 	m.HandshakeBurst = t.HandshakeBurst
+	m.TreeTimeout = t.TreeTimeout
+	m.TreeAnswerMax = int(t.TreeAnswerMax)
 	return m
 }
 
@@ -776,6 +809,7 @@ func (t Tuning) MuxTuning() mux.Tuning {
 // service).
 func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 	mc := mux.Config{Label: c.Label, Role: c.kind.Role, Tuning: c.Tuning.MuxTuning(), Services: map[string]mux.Service{}}
+	mc.Parents = c.ParentChoice.mux()
 	if c.tlsStore != nil {
 		mc.TLS = c.tlsStore
 	}

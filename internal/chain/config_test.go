@@ -332,6 +332,7 @@ children:
       framing: lines
 `},
 		{"sizes as numbers and units", Relay, okRelay + "tuning:\n  window_size: 262144\n"},
+		{"tree query tuning", EPProxy, okEPProxy + "tuning:\n  tree_timeout: 2s\n  tree_answer_max: 256KiB\n"},
 		{"size with a space before its unit", Relay, okRelay + "tuning:\n  window_size: 1 GiB\n"},
 		{"dial_timeout equal to open_timeout", Relay, okRelay + "tuning:\n  dial_timeout: 15s\n  open_timeout: 15s\n"},
 		{"zero shutdown grace and idle timeout", Relay, okRelay + "shutdown_grace: 0s\ntuning:\n  idle_timeout: 0s\n"},
@@ -395,6 +396,10 @@ var brokenConfigs = []struct {
 		[]problem{{7, "tuning.keepalive_interval", "must be positive"}}},
 	{"zero duration", Relay, okRelay + "tuning:\n  hello_timeout: 0s\n",
 		[]problem{{7, "tuning.hello_timeout", "must be positive"}}},
+	{"zero tree timeout", Relay, okRelay + "tuning:\n  tree_timeout: 0s\n",
+		[]problem{{7, "tuning.tree_timeout", "must be positive"}}},
+	{"tiny tree answer cap", Relay, okRelay + "tuning:\n  tree_answer_max: 100\n",
+		[]problem{{7, "tuning.tree_answer_max", "between 4KiB and 64MiB"}}},
 	{"negative idle timeout", Relay, okRelay + "tuning:\n  idle_timeout: -5m\n",
 		[]problem{{7, "tuning.idle_timeout", "must not be negative"}}},
 	{"negative shutdown grace", Relay, okRelay + "shutdown_grace: -1s\n",

@@ -31,6 +31,9 @@ var liveKeys = map[string]bool{
 	"entries":        true,
 	"tuning":         true,
 	"shutdown_grace": true,
+	// parent_selection and the other parent_* keys (ParentChoice, inline):
+	// the node takes them over, keeping what it measured of each parent.
+	"ParentChoice": true,
 }
 
 // liveNode is a chain daemon's node while Run runs, for reloads.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +39,7 @@ func Spec(k Kind, h Hooks) daemon.Spec[*Config] {
 		Run: func(ctx context.Context, cfg *Config, logger *logrus.Logger, _ *daemon.Level) error {
 			return Run(ctx, cfg, logger, h)
 		},
-		Commands: []*cli.Command{chainCommand(k.Name), statusCommand(k)},
+		Commands: []*cli.Command{chainCommand(k.Name), statusCommand(k), upgradeCommand(k)},
 		// SIGHUP reloads the whole file (reload.go); the TLS files are
 		// read again there.
 		Apply: Apply,
@@ -70,10 +71,18 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	defer release()
 	mc := cfg.MuxConfig(extra)
 	mc.Version = version.String(cfg.kind.Name)
-	inherited, err := takeOver(cfg, h, mlog)
+	tk, err := takeOver(cfg, h, mlog)
 	if err != nil {
 		return err
 	}
+	var inherited map[string]net.Listener
+	if tk != nil {
+		// Closed after the admin socket on the way out: before Ready,
+		// the running instance binds its own again and serves on.
+		defer tk.Close()
+		inherited = tk.Listeners
+	}
+	var tookOver atomic.Bool
 	mc.Inherited = inherited
 	n, err := mux.New(mc, log)
 	if err != nil {
@@ -83,6 +92,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	ctx, handOver := context.WithCancel(ctx)
 	defer handOver()
 	var handedOver atomic.Bool
+	committed := make(chan struct{}) // closed once handed over
 	// Without its admin socket (a read-only instance directory, a path
 	// too long for a Unix socket) the node still runs: status is for the
 	// operator, the links are for the traffic.
@@ -105,10 +115,11 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		}()
 	}
 	var httpStop func()
-	if cfg.Admin.Listen != "" {
+	httpWait := func() {}
+	defer func() { httpWait() }()
+	startHTTP := func() error {
 		h, err := admin.ListenHTTP(cfg.Admin.Listen, n.Status, cfg.Admin.PProf)
 		if err != nil {
-			_ = n.Shutdown(context.Background())
 			return err
 		}
 		alog.Infof("metrics, health and readiness on http://%s", h.Addr())
@@ -124,10 +135,17 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			defer cancel()
 			_ = h.Shutdown(ctx)
 		}
-		defer func() {
+		httpWait = func() {
 			httpStop()
 			<-httpDone
-		}()
+		}
+		return nil
+	}
+	if cfg.Admin.Listen != "" && tk == nil {
+		if err := startHTTP(); err != nil {
+			_ = n.Shutdown(context.Background())
+			return err
+		}
 	}
 	for _, e := range cfg.Entries {
 		ec := cfg.entryConfig(e)
@@ -147,18 +165,47 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	closeUnused(inherited, cfg)
 	if sock != nil {
 		sock.OnHandover(func() ([]mux.ListenerFile, error) {
-			files, err := n.HandOver()
-			if err != nil {
+			if err := upgradeRefusal(tk, &tookOver); err != nil {
 				return nil, err
 			}
+			return n.ListenerFiles()
+		}, func() error {
+			if err := n.BeginHandOver(); err != nil {
+				return err
+			}
 			handedOver.Store(true)
+			close(committed)
 			if httpStop != nil {
 				httpStop()
 			}
 			handOver()
-			return files, nil
+			return nil
 		})
 	}
+	if sock != nil && h.Run == nil {
+		sock.OnUpgrade(func() (int, error) {
+			if err := upgradeRefusal(tk, &tookOver); err != nil {
+				return 0, err
+			}
+			return startSuccessor(committed, mlog)
+		})
+	}
+	if tk != nil {
+		// Everything that could fail is bound: the running instance
+		// stops accepting now, and this one starts.
+		if err := confirmTakeOver(tk, mlog); err != nil {
+			_ = n.Shutdown(context.Background())
+			return fmt.Errorf("take over from the running instance: %w; it serves on", err)
+		}
+		tookOver.Store(true)
+		if cfg.Admin.Listen != "" {
+			// Free since the running instance handed over.
+			if err := startHTTP(); err != nil {
+				alog.WithError(err).Error("no metrics listener: health and readiness will not answer until a restart")
+			}
+		}
+	}
+	notifyService(readyState(tk != nil), mlog)
 	run := &liveNode{cur: cfg, node: n, extra: extra, log: daemon.Component(log, "config")}
 	runs.Store(cfg, run)
 	defer runs.Delete(cfg)

@@ -1,14 +1,19 @@
 package chain
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/relaychain/relaychain/internal/admin"
+	"github.com/relaychain/relaychain/internal/atomicfile"
 )
 
 // A rolling upgrade (scripts/NAME.sh upgrade): the new binary starts with
@@ -18,12 +23,14 @@ import (
 // over and drains its sessions for shutdown_grace (mux.Node.HandOver and
 // Drain).
 
-// takeOverTimeout bounds the request for the running instance's sockets.
+// takeOverTimeout bounds the request for the running instance's sockets,
+// and its confirmation of the handover once this process is ready.
 const takeOverTimeout = 10 * time.Second
 
-// takeOver returns the listening sockets of the running instance when
-// this process was started to take its place, else nil.
-func takeOver(cfg *Config, h Hooks, log *logrus.Entry) (map[string]net.Listener, error) {
+// takeOver returns the listening sockets of the running instance, and the
+// connection that commits the handover (Ready), when this process was
+// started to take its place, else nil.
+func takeOver(cfg *Config, h Hooks, log *logrus.Entry) (*admin.Takeover, error) {
 	if os.Getenv(admin.TakeOverEnv) == "" {
 		return nil, nil
 	}
@@ -31,12 +38,47 @@ func takeOver(cfg *Config, h Hooks, log *logrus.Entry) (map[string]net.Listener,
 		// The eventsink's intake listeners are its own, not the node's.
 		return nil, fmt.Errorf("%s cannot take a running instance's place: its intake listeners are not handed over; restart it instead", cfg.kind.Name)
 	}
-	lns, err := admin.TakeOver(cfg.AdminSocket(), takeOverTimeout)
+	tk, err := admin.TakeOver(cfg.AdminSocket(), takeOverTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("take over from the running instance: %w", err)
 	}
-	log.Infof("took %d listening sockets over from the running instance; it drains its sessions", len(lns))
-	return lns, nil
+	log.Infof("took copies of %d listening sockets from the running instance; it serves on until this one is ready", len(tk.Listeners))
+	return tk, nil
+}
+
+// confirmTakeOver tells the running instance that this one is ready: it
+// stops accepting and hands its links over, and drains. The pid file that
+// admin.PidFileEnv names gets this process's pid.
+func confirmTakeOver(tk *admin.Takeover, log *logrus.Entry) error {
+	if err := tk.Ready(takeOverTimeout); err != nil {
+		return err
+	}
+	log.Info("took the running instance's place: accepting from now on; it finishes its sessions and exits")
+	if path := os.Getenv(admin.PidFileEnv); path != "" {
+		data := []byte(strconv.Itoa(os.Getpid()) + "\n")
+		if err := atomicfile.Write(path, "."+filepath.Base(path)+".tmp", data, nil); err != nil {
+			log.WithError(err).Error("pid file not written")
+		}
+	}
+	return nil
+}
+
+// upgradeRefusal is the reason this process refuses to hand its place
+// over, if any: it is taking over itself, and its predecessor has not
+// exited yet.
+func upgradeRefusal(tk *admin.Takeover, ready *atomic.Bool) error {
+	if tk == nil {
+		return nil
+	}
+	if !ready.Load() {
+		return errors.New("an upgrade is in progress: this process is still taking its predecessor's place")
+	}
+	select {
+	case <-tk.Gone():
+		return nil
+	default:
+		return errors.New("an upgrade is in progress: the previous process still finishes its sessions; upgrade again once it has exited")
+	}
 }
 
 // listenEntry binds an entry's address, or takes the socket inherited for
