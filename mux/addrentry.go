@@ -64,6 +64,18 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
+	var carry func()
+	shallow(func() { carry = n.openAddrEntry(e, conn) })
+	if carry != nil {
+		carry()
+	}
+}
+
+// openAddrEntry is serveAddrEntry's open, run through shallow (see
+// serveEntry): the request, the open and the answer. It returns the
+// carrying of the bytes, nil when the session did not open (conn is
+// closed then).
+func (n *Node) openAddrEntry(e *entry, conn net.Conn) (carry func()) {
 	log := n.log.WithFields(logrus.Fields{"component": "session", "entry": e.name, "client": conn.RemoteAddr().String()})
 	_ = conn.SetDeadline(time.Now().Add(n.tuning().OpenTimeout))
 	var host string
@@ -116,12 +128,15 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 	_ = conn.SetDeadline(time.Time{})
 	log.Info("opened")
 	start := time.Now()
-	defer n.addLive(c.Abort)()
+	unlive := n.addLive(c.Abort)
 	untrack := e.conns.track(c)
-	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
-	untrack()
-	c.logEnd(log, res, start)
-	n.outcomes.add(endOutcome(res))
+	return func() {
+		defer unlive()
+		res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+		untrack()
+		c.logEnd(log, res, start)
+		n.outcomes.add(endOutcome(res))
+	}
 }
 
 // socksAccept runs the SOCKS5 negotiation up to the request, and returns

@@ -149,15 +149,17 @@ func (n *Node) allowDest(h Header, at int, log *logrus.Entry) error {
 }
 
 // exitAddr serves a session of the address form whose destination is
-// this node: it checks the address (allowDest), dials it and carries the
-// bytes. A refused address is logged at level 1, flood-proof.
-func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entry, refuse func(Status, string, ...any)) {
+// this node: it checks the address (allowDest), dials it and returns the
+// carrying of the bytes (nil when refused). A refused address is logged at
+// level 1, flood-proof; one denied by the node's rules at level 3, with
+// the rule.
+func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entry, refuse func(Status, string, ...any)) (carry func()) {
 	if err := n.allowDest(h, destAtServer, log); err != nil {
 		var se *StatusError
 		if errors.As(err, &se) { // denied by a rule, and logged so
 			n.outcomes.add(errOutcome(err))
 			_ = n.reply(st, se)
-			return
+			return nil
 		}
 		n.destDenials.note(from.cfg.Peer, log.WithError(err), "session refused: destination not served here")
 		refuse(StatusDenied, "%v", err)
@@ -168,5 +170,5 @@ func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entr
 		refuse(code, "dial %s: %v", hostPort(h.DestHost, h.DestPort), err)
 		return
 	}
-	n.serveDialled(from, st, h, log, conn, nil)
+	return n.serveDialled(from, st, h, log, conn, nil)
 }

@@ -225,10 +225,15 @@ func (s *frameScan) scan(p []byte) {
 		case frameEnd:
 			s.ended = true
 		case frameAbort:
-			if n == 0 || n > maxReason {
+			// One abort frame ends a session; a second, or one too long, is
+			// not what an end sends: stop following, and hold no more text
+			// than one reason.
+			if n == 0 || n > maxReason || s.who != "" {
 				s.bad = true
+				s.text = nil
 				return
 			}
+			s.text = s.text[:0]
 			s.remain = n
 		default:
 			s.bad = true

@@ -155,7 +155,30 @@ func (n *Node) sessionLog(h Header) *logrus.Entry {
 // forward serves a session stream that arrived on from: it reads the open
 // header, then either serves the session here (this node is the
 // destination) or opens the next hop and relays the status and the bytes.
+// The open runs through shallow, the bytes on this goroutine.
 func (n *Node) forward(from *link, st *yamux.Stream) {
+	var p forwardPlan
+	shallow(func() { p = n.openForward(from, st) })
+	if p.admitted {
+		defer n.release(p.id)
+	}
+	if p.carry != nil {
+		p.carry()
+	}
+}
+
+// forwardPlan is what the open of a forwarded session leaves to do: the
+// admission to release, and the carrying of the bytes (nil when the
+// session was refused or aborted while it opened).
+type forwardPlan struct {
+	admitted bool
+	id       uint64
+	carry    func()
+}
+
+// openForward is forward's open: everything up to the bytes. It returns
+// what forward does after it.
+func (n *Node) openForward(from *link, st *yamux.Stream) (p forwardPlan) {
 	h, err := readHeader(st)
 	if err != nil {
 		n.log.WithFields(logrus.Fields{"component": "session", "l": from.cfg.Peer}).WithError(err).Warn("bad open header; stream closed")
@@ -184,9 +207,9 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 		refuse(StatusFailed, "%v", err)
 		return
 	}
-	defer n.release(h.ID)
+	p.admitted, p.id = true, h.ID
 	if h.Dest == n.cfg.Label {
-		n.exit(from, st, h, log)
+		p.carry = n.exit(from, st, h, log)
 		return
 	}
 	if h.Hops == 0 {
@@ -220,23 +243,28 @@ func (n *Node) forward(from *link, st *yamux.Stream) {
 	log.Info("forwarded")
 	start := time.Now()
 	w := newRelayWatch(n, from, next, log)
-	defer n.addLive(func(why error) {
+	unlive := n.addLive(func(why error) {
 		w.mu.Lock()
 		abort := w.abort
 		w.mu.Unlock()
 		if abort != nil {
 			abort(why)
 		}
-	})()
-	res := spliceRelay(st, out, n.tuning().IdleTimeout, w)
-	w.logEnd(res, start)
-	n.outcomes.add(w.endOutcome(res))
+	})
+	p.carry = func() {
+		defer unlive()
+		res := spliceRelay(st, out, n.tuning().IdleTimeout, w)
+		w.logEnd(res, start)
+		n.outcomes.add(w.endOutcome(res))
+	}
+	return p
 }
 
 // exit serves a session whose destination is this node: it resolves the
-// service, dials it (or runs its handler), answers the status and carries
-// the bytes.
-func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
+// service, dials it (or readies its handler) and answers the status. It
+// returns the carrying of the bytes (or the run of the handler), nil when
+// the session was refused or aborted.
+func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) (carry func()) {
 	refuse := func(code Status, format string, args ...any) {
 		se := &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
@@ -244,8 +272,7 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		_ = n.reply(st, se)
 	}
 	if h.Addressed() {
-		n.exitAddr(from, st, h, log, refuse)
-		return
+		return n.exitAddr(from, st, h, log, refuse)
 	}
 	slot, ok := (*n.services.Load())[h.Service]
 	if !ok {
@@ -270,23 +297,25 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) {
 		c := newConn(from, st, h, nil)
 		c.side, c.log = whoTarget, log
 		c.onClose = func() { n.outcomes.add(connOutcome(c)) }
-		defer c.Close()
-		defer slot.conns.track(c)()
-		start := time.Now()
-		func() {
-			defer n.addLive(c.Abort)()
-			svc.Handler(n.ctx, c)
-		}()
-		_ = c.Close()
-		c.logEnd(log, c.result(), start)
-		return
+		untrack := slot.conns.track(c)
+		return func() {
+			defer c.Close()
+			defer untrack()
+			start := time.Now()
+			func() {
+				defer n.addLive(c.Abort)()
+				svc.Handler(n.ctx, c)
+			}()
+			_ = c.Close()
+			c.logEnd(log, c.result(), start)
+		}
 	}
 	conn, code, err := n.dialAddrs(addrs, svc.Source, log)
 	if conn == nil {
 		refuse(code, "dial %s: %v", h.Service, err)
 		return
 	}
-	n.serveDialled(from, st, h, log, conn, slot.conns.track)
+	return n.serveDialled(from, st, h, log, conn, slot.conns.track)
 }
 
 // dialAddrs dials addrs in order and returns the first connection that
@@ -313,11 +342,12 @@ func (n *Node) dialAddrs(addrs []string, source string, log *logrus.Entry) (net.
 	return nil, code, errors.Join(errs...)
 }
 
-// serveDialled answers ok on st and carries the session between st and
-// conn, the target this node dialled, until it ends; track, when set,
-// registers the session with what it belongs to (a service). It closes
-// conn.
-func (n *Node) serveDialled(from *link, st *yamux.Stream, h Header, log *logrus.Entry, conn net.Conn, track func(*Conn) func()) {
+// serveDialled answers ok on st and returns the carrying of the session
+// between st and conn, the target this node dialled, until it ends (nil
+// when the status could not be answered); track, when set, registers the
+// session with what it belongs to (a service). conn is closed by the
+// carrying, or at once when there is none.
+func (n *Node) serveDialled(from *link, st *yamux.Stream, h Header, log *logrus.Entry, conn net.Conn, track func(*Conn) func()) (carry func()) {
 	if err := n.reply(st, &StatusError{Code: StatusOK, Node: n.cfg.Label}); err != nil {
 		_ = conn.Close()
 		abortStream(st)
@@ -330,15 +360,18 @@ func (n *Node) serveDialled(from *link, st *yamux.Stream, h Header, log *logrus.
 	start := time.Now()
 	c := newConn(from, st, h, nil)
 	c.side, c.log = whoTarget, log
-	defer n.addLive(c.Abort)()
+	unlive := n.addLive(c.Abort)
 	untrack := func() {}
 	if track != nil {
 		untrack = track(c)
 	}
-	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
-	untrack()
-	c.logEnd(log, res, start)
-	n.outcomes.add(endOutcome(res))
+	return func() {
+		defer unlive()
+		res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+		untrack()
+		c.logEnd(log, res, start)
+		n.outcomes.add(endOutcome(res))
+	}
 }
 
 // acceptEntry accepts connections on an entry listener; each becomes a
@@ -363,6 +396,17 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 			_ = conn.Close()
 		}
 	}()
+	var carry func()
+	shallow(func() { carry = n.openEntry(e, conn) })
+	if carry != nil {
+		carry()
+	}
+}
+
+// openEntry is serveEntry's open, run through shallow: everything up to
+// the bytes. It returns the carrying of the bytes, nil when the open
+// failed (conn is closed then).
+func (n *Node) openEntry(e *entry, conn net.Conn) (carry func()) {
 	if err := n.policeClient(e, conn); err != nil {
 		n.outcomes.add(errOutcome(err))
 		abortConn(conn) // denied by the entry's rules, and logged so
@@ -381,12 +425,15 @@ func (n *Node) serveEntry(e *entry, conn net.Conn) {
 	}
 	log.Info("opened")
 	start := time.Now()
-	defer n.addLive(c.Abort)()
+	unlive := n.addLive(c.Abort)
 	untrack := e.conns.track(c)
-	res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
-	untrack()
-	c.logEnd(log, res, start)
-	n.outcomes.add(endOutcome(res))
+	return func() {
+		defer unlive()
+		res := spliceEnd(conn, c, n.tuning().IdleTimeout, n.tuning().PeerWriteTimeout)
+		untrack()
+		c.logEnd(log, res, start)
+		n.outcomes.add(endOutcome(res))
+	}
 }
 
 func contains(list []string, s string) bool {

@@ -42,6 +42,16 @@ func TestFrameScan(t *testing.T) {
 		}
 	}
 
+	// Ends that stream abort frames through a relay do not make it hold
+	// their text: it keeps the first reason and stops following.
+	var ab frameScan
+	for i := 0; i < 1000; i++ {
+		ab.scan(encodeAbort("client"))
+	}
+	if ab.who != "client" || !ab.bad || cap(ab.text) > maxReason {
+		t.Fatalf("after 1000 abort frames: who %q bad %v, %d bytes of text held", ab.who, ab.bad, cap(ab.text))
+	}
+
 	var s frameScan
 	s.scan([]byte{9, 0, 0, 1, 'x'})
 	if !s.bad || s.between() {

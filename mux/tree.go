@@ -379,7 +379,28 @@ func (n *Node) readTreeAnswer(st io.ReadWriter, query []byte) (TreeNode, error) 
 	if err := json.Unmarshal(body, &t); err != nil {
 		return t, fmt.Errorf("%w: %v", ErrBadControl, err)
 	}
+	// No tree is deeper than a session may travel. A child that answers
+	// with thousands of nested levels (within the size cap) would make this
+	// node's own answer too deep for its parent's decoder, hiding this
+	// node and its siblings: what is below the hop limit is cut off here.
+	cutTree(&t, defaultHops)
 	return t, nil
+}
+
+// cutTree drops what lies more than depth levels below t, marking the
+// nodes it cut as truncated.
+func cutTree(t *TreeNode, depth int) {
+	if len(t.Children) == 0 {
+		return
+	}
+	if depth <= 0 {
+		t.Children = nil
+		t.Truncated = true
+		return
+	}
+	for i := range t.Children {
+		cutTree(&t.Children[i], depth-1)
+	}
 }
 
 // serveTree answers a tree query that arrived on l: only when l is the

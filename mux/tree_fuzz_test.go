@@ -84,3 +84,46 @@ func FuzzReadTreeAnswer(f *testing.F) {
 		}
 	})
 }
+
+// A child's answer nested deeper than a session may travel is cut at the
+// hop limit, so that this node's own answer stays decodable by its parent:
+// a leaf cannot hide its parent's subtree behind an answer too deep for
+// the root's decoder.
+func TestTreeAnswerCutAtHopLimit(t *testing.T) {
+	deep := TreeNode{Label: "leaf", State: TreeOK}
+	for i := 0; i < 4999; i++ {
+		deep = TreeNode{Label: "leaf", State: TreeOK, Children: []TreeNode{deep}}
+	}
+	body, err := json.Marshal(deep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, 5, 5+len(body))
+	msg[0] = treeAnswerOK
+	binary.BigEndian.PutUint32(msg[1:], uint32(len(body)))
+	msg = append(msg, body...)
+	n := &Node{}
+	n.tunp.Store(&Tuning{TreeAnswerMax: 1 << 20})
+	got, err := n.readTreeAnswer(answerStream{bytes.NewReader(msg), io.Discard}, encodeTreeQuery(time.Second, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	depth, last := 0, &got
+	for len(last.Children) > 0 {
+		last = &last.Children[0]
+		depth++
+	}
+	if depth != defaultHops || !last.Truncated {
+		t.Fatalf("answer kept %d levels (truncated %v), want %d and the cut marked", depth, last.Truncated, defaultHops)
+	}
+	// What this node sends on, nested under its own status, decodes.
+	parent := TreeNode{Label: "relay", State: TreeOK, Children: []TreeNode{got}}
+	again, err := json.Marshal(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back TreeNode
+	if err := json.Unmarshal(again, &back); err != nil {
+		t.Fatalf("the relay's answer does not decode: %v", err)
+	}
+}

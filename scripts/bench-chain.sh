@@ -15,6 +15,7 @@
 #   scripts/bench-chain.sh -quick              # a few seconds per system: does it work?
 #   scripts/bench-chain.sh -rounds 5 -settle 10s,30s,60s -held 9000
 #   scripts/bench-chain.sh -systems tls,ref -mib 512 -settle 1s,2s,3s
+#   scripts/bench-chain.sh -systems plain,splice -rtts 5000  # the round trip against two splice relays
 #   # a change against the build before it, in the same rounds (OLD holds
 #   # the epproxy, relay and gwproxy built before the change):
 #   scripts/bench-chain.sh -base-bin OLD -systems base-plain,plain,ref

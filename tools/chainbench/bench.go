@@ -77,7 +77,7 @@ func (o Options) Validate() error {
 	}
 	for i, k := range kinds {
 		if systemTitle[k] == "" {
-			bad("-systems: %q is not one of %s, %s, %s, %s, %s, %s", k, sysTLS, sysPlain, sysRef, sysSOCKS, sysBaseTLS, sysBasePlain)
+			bad("-systems: %q is not one of %s, %s, %s, %s, %s, %s, %s", k, sysTLS, sysPlain, sysRef, sysSplice, sysSOCKS, sysBaseTLS, sysBasePlain)
 		}
 		if (k == sysBaseTLS || k == sysBasePlain) && o.BaseBinDir == "" {
 			bad("-systems: %s needs -base-bin", k)

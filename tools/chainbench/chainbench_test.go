@@ -20,7 +20,7 @@ import (
 // each of them would wait a second when it exits (the race runtime's
 // atexit_sleep_ms); they inherit the setting that spares it.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "backend" || os.Args[1] == "plainrelay") {
+	if len(os.Args) > 1 && (os.Args[1] == "backend" || os.Args[1] == "plainrelay" || os.Args[1] == "splicerelay") {
 		main()
 		return
 	}
@@ -66,6 +66,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // started is gone and that its temporary directory was removed.
 func TestQuickRun(t *testing.T) {
 	o := quickOptions(t)
+	o.Systems = strings.Join([]string{sysTLS, sysPlain, sysRef, sysSplice}, ",")
 	o.Progress = &lineWriter{t: t}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -97,7 +98,11 @@ func TestQuickRun(t *testing.T) {
 		if s.Opens != o.Opens || s.OpenFailures != 0 || s.OpensWall <= 0 {
 			t.Errorf("%s: %d opens (%d failed) in %s, want %d", name, s.Opens, s.OpenFailures, s.OpensWall, o.Opens)
 		}
-		if s.Held != o.Held || len(s.Base) != 3 || len(s.Holding) != 3 || len(s.AfterRSS) != len(o.Settle) {
+		nodes := 3
+		if s.System == sysSplice {
+			nodes = 2
+		}
+		if s.Held != o.Held || len(s.Base) != nodes || len(s.Holding) != nodes || len(s.AfterRSS) != len(o.Settle) {
 			t.Errorf("%s: held %d, memory of %d and %d processes, %d readings after close", name, s.Held, len(s.Base), len(s.Holding), len(s.AfterRSS))
 		}
 		for j := range s.Base {
@@ -109,7 +114,7 @@ func TestQuickRun(t *testing.T) {
 	}
 	checkRemoved(t, o.TempDir)
 	md := rep.Markdown()
-	for _, want := range []string{"| chain TLS | chain plaintext | reference | TLS / ref | plaintext / ref | TLS / plaintext |",
+	for _, want := range []string{"| chain TLS | chain plaintext | reference | two splice relays | TLS / ref | plaintext / ref | TLS / plaintext | TLS / splice | plaintext / splice |",
 		"| throughput, 1 session upload (MB/s) |", "| CPU s per GB, 8 sessions download |", "| session opens/s, 50 clients |",
 		"| RSS per held session, the three (KiB; 50 held) |", "| RSS of the three 300ms after close (MiB) |"} {
 		if !strings.Contains(md, want) {
@@ -144,8 +149,8 @@ func TestInterrupted(t *testing.T) {
 // checkGone fails unless every process of s has exited and was reaped.
 func checkGone(t *testing.T, s Sample) {
 	t.Helper()
-	if len(s.PIDs) != 4 {
-		t.Errorf("%s: %d processes recorded, want 4", systemTitle[s.System], len(s.PIDs))
+	if len(s.PIDs) != len(s.Base)+1 {
+		t.Errorf("%s: %d processes recorded, want %d", systemTitle[s.System], len(s.PIDs), len(s.Base)+1)
 	}
 	for _, pid := range s.PIDs {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {

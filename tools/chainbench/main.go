@@ -5,7 +5,9 @@
 // own "pki" commands), with an entry on the gwproxy to a service on the
 // epproxy whose address is a backend; and beside it, in the same run, a
 // reference of the same shape: three plain relays that copy with read and
-// write through 32 KiB buffers, each its own process.
+// write through 32 KiB buffers, each its own process. With -systems splice,
+// also the round-trip reference: two plain relays that splice(2)
+// between their TCP connections (chainbench splicerelay).
 //
 //	chainbench [flags]              run the bench, print a Markdown table
 //	chainbench -quick               a small run, for a check that it works
@@ -75,7 +77,7 @@ func main() {
 }
 
 // command runs the bench, or one of the roles chainbench starts as its own
-// children (backend, plainrelay).
+// children (backend, plainrelay, splicerelay).
 func command(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -83,6 +85,8 @@ func command(ctx context.Context, args []string) error {
 			return backendCommand(ctx, args[1:])
 		case "plainrelay":
 			return plainRelayCommand(ctx, args[1:])
+		case "splicerelay":
+			return spliceRelayCommand(ctx, args[1:])
 		}
 	}
 	o, err := parseOptions(args)
@@ -110,7 +114,7 @@ func parseOptions(args []string) (Options, error) {
 	}
 	quick := fs.Bool("quick", false, "small sizes, one round, few held connections: a check that the bench works")
 	fs.StringVar(&o.BinDir, "bin", o.BinDir, "directory of the epproxy, relay and gwproxy binaries (default: chainbench's own)")
-	fs.StringVar(&o.Systems, "systems", o.Systems, "systems to measure, in round order: tls, plain, ref; socks (the TLS chain through a SOCKS5 entry); base-tls, base-plain (the chain of -base-bin)")
+	fs.StringVar(&o.Systems, "systems", o.Systems, "systems to measure, in round order: tls, plain, ref, splice (two splice relays); socks (the TLS chain through a SOCKS5 entry); base-tls, base-plain (the chain of -base-bin)")
 	fs.StringVar(&o.BaseBinDir, "base-bin", o.BaseBinDir, "directory of other binaries of the chain (a build before a change), measured as base-tls and base-plain")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved rounds; the figures are medians over them")
 	fs.IntVar(&o.MiB, "mib", o.MiB, "MiB moved by each throughput test, each direction (split over the streams)")

@@ -258,6 +258,11 @@ func opens(ctx context.Context, s *system, n, clients int, smp *Sample) error {
 	return nil
 }
 
+// spliceHeldMax is the most sessions the two splice relays hold: each
+// session takes six descriptors in each (two sockets, and a pipe for each
+// direction's splice), and a process may have 20,000 on a usual system.
+const spliceHeldMax = 3000
+
 // hold opens o.Held idle echo sessions (each echoes one byte first), reads
 // the relays' memory, closes them all and reads the relays' RSS at each
 // o.Settle after the close.
@@ -269,7 +274,11 @@ func hold(ctx context.Context, o Options, s *system, smp *Sample) error {
 	if smp.Base, smp.FDsBase, err = s.memory(); err != nil {
 		return err
 	}
-	conns := make([]net.Conn, o.Held)
+	held := o.Held
+	if s.kind == sysSplice {
+		held = min(held, spliceHeldMax)
+	}
+	conns := make([]net.Conn, held)
 	closeAll := func() {
 		for i, c := range conns {
 			if c != nil {
@@ -312,12 +321,12 @@ func hold(ctx context.Context, o Options, s *system, smp *Sample) error {
 		return err
 	}
 	if failed.Load() > 0 {
-		return fmt.Errorf("%d sessions failed to open (of %d), the first: %w", failed.Load(), o.Held, firstErr)
+		return fmt.Errorf("%d sessions failed to open (of %d), the first: %w", failed.Load(), held, firstErr)
 	}
-	if next.Load() < int64(o.Held) {
+	if next.Load() < int64(held) {
 		return fmt.Errorf("not every session opened within %s", holdTimeout)
 	}
-	smp.Held = o.Held
+	smp.Held = held
 	if err := sleep(ctx, holdSettle); err != nil {
 		return err
 	}

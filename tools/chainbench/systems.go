@@ -26,6 +26,9 @@ const (
 	// change with what it changes, in the same interleaved rounds.
 	sysBaseTLS   = "base-tls"
 	sysBasePlain = "base-plain"
+
+	// Two plain relays that splice(2) (the round-trip reference).
+	sysSplice = "splice"
 )
 
 // systemTitle is a system's name in the report.
@@ -37,6 +40,8 @@ var systemTitle = map[string]string{
 
 	sysBaseTLS:   "base TLS",
 	sysBasePlain: "base plaintext",
+
+	sysSplice: "two splice relays",
 }
 
 // readyTimeout bounds the wait for a started system to carry a session.
@@ -79,6 +84,8 @@ func startSystem(ctx context.Context, o Options, kind, dir string) (s *system, e
 		err = s.startChain(ctx, base, dir, backendAddr, kind == sysBaseTLS, false)
 	case sysRef:
 		err = s.startReference(ctx, o, dir, backendAddr)
+	case sysSplice:
+		err = s.startSplice(ctx, o, dir, backendAddr)
 	default:
 		err = fmt.Errorf("unknown system %q", kind)
 	}
@@ -185,6 +192,24 @@ func (s *system) startReference(ctx context.Context, o Options, dir, backendAddr
 	for i := 2; i >= 0; i-- {
 		name := fmt.Sprintf("plain-%d", i+1)
 		p, addr, err := startRole(ctx, name, dir, o.Self, "plainrelay", "-listen", "127.0.0.1:0", "-to", to)
+		if err != nil {
+			return err
+		}
+		s.nodes[i] = p
+		to = addr
+	}
+	s.entry = to
+	return nil
+}
+
+// startSplice starts two splice relays in a row in front of the backend,
+// the inner one first.
+func (s *system) startSplice(ctx context.Context, o Options, dir, backendAddr string) error {
+	s.nodes = make([]*proc, 2)
+	to := backendAddr
+	for i := 1; i >= 0; i-- {
+		name := fmt.Sprintf("splice-%d", i+1)
+		p, addr, err := startRole(ctx, name, dir, o.Self, "splicerelay", "-listen", "127.0.0.1:0", "-to", to)
 		if err != nil {
 			return err
 		}
