@@ -226,13 +226,16 @@ func TestSOCKSAndConnectByAddress(t *testing.T) {
 		}
 	}
 
-	// Outside every served network: network unreachable (3), 502.
-	if _, rep, err := muxtest.SOCKSConnect(socks, "127.0.3.7", 22, "", ""); err != nil || rep != 3 {
-		t.Fatalf("socks outside the networks: reply %d, %v; want 3", rep, err)
+	// Outside the networks the entries' rules allow (configs/example):
+	// a default deny, not allowed by ruleset (2), 403. An allowed address
+	// no node serves (3, 502): TestSOCKSRulesAtTheEPProxy.
+	if _, rep, err := muxtest.SOCKSConnect(socks, "127.0.4.7", 22, "", ""); err != nil || rep != 2 {
+		t.Fatalf("socks outside the networks: reply %d, %v; want 2", rep, err)
 	}
-	if _, st, err := muxtest.HTTPConnect(connect, "127.0.3.7", 22, "", ""); err != nil || st != 502 {
-		t.Fatalf("connect outside the networks: %d, %v; want 502", st, err)
+	if _, st, err := muxtest.HTTPConnect(connect, "127.0.4.7", 22, "", ""); err != nil || st != 403 {
+		t.Fatalf("connect outside the networks: %d, %v; want 403", st, err)
 	}
+	c.Proc("epp-main").WaitLog(t, 0, 10*time.Second, `127\.0\.4\.7:22 for client 127\.0\.0\.1 of entry downcall-socks: denied by default deny`)
 	// In a served network, nothing listening: connection refused (5), 502.
 	closed := uint16(e2etest.FreePort(t))
 	if _, rep, err := muxtest.SOCKSConnect(socks, "127.0.1.7", closed, "", ""); err != nil || rep != 5 {

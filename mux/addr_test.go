@@ -28,6 +28,10 @@ type addrTree struct {
 	portA, portB   uint16
 }
 
+// allowAll is the rule of an entry that takes the destination from its
+// client and lets its clients reach anything (it denies by default).
+var allowAll = mux.ACL{{Allow: true, Where: "test:1"}}
+
 // nameServer listens on ip:0 and writes name to each connection, then
 // echoes what it reads until the client half-closes, then closes.
 func nameServer(t *testing.T, ip, name string) (net.Listener, uint16) {
@@ -55,12 +59,26 @@ func nameServer(t *testing.T, ip, name string) (net.Listener, uint16) {
 
 func startAddrTree(t *testing.T, aServes, bServes []string) *addrTree {
 	t.Helper()
+	return startAddrTreeWith(t, aServes, bServes, addrTreeRules{socks: allowAll, connect: allowAll})
+}
+
+// addrTreeRules are the rules of an addrTree: its entries' and gwp-a's on
+// the networks it serves.
+type addrTreeRules struct {
+	socks, connect mux.ACL
+	where          string // of both entries
+	aServes        mux.ACL
+}
+
+func startAddrTreeWith(t *testing.T, aServes, bServes []string, rules addrTreeRules) *addrTree {
+	t.Helper()
 	tun := muxtest.FastTuning()
 	at := &addrTree{logs: map[string]*logSink{}}
 	at.backA, at.portA = nameServer(t, "127.0.1.7", "site-a")
 	at.backB, at.portB = nameServer(t, "127.0.2.7", "site-b")
 	start := func(cfg mux.Config, opts ...muxtest.Option) *mux.Node {
 		log, sink := captureLog(t)
+		log.Logger.SetLevel(logrus.InfoLevel) // denials are logged at level 3
 		at.logs[cfg.Label] = sink
 		return muxtest.StartNode(t, cfg, append([]muxtest.Option{muxtest.WithLog(log)}, opts...)...)
 	}
@@ -73,9 +91,9 @@ func startAddrTree(t *testing.T, aServes, bServes []string) *addrTree {
 	at.socks, at.connect = sl.Addr().String(), cl.Addr().String()
 	at.root = start(mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Links: []mux.LinkConfig{
 		{Peer: "relay1", Dial: at.r1.LinkAddr("root").String()},
-	}}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5}),
-		muxtest.WithAddrEntry(cl, mux.AddrEntry{Name: "connect", Kind: mux.EntryHTTPConnect, Users: map[string]string{"ops": "s3cret"}}))
-	at.a = start(mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun, Serves: aServes, Links: []mux.LinkConfig{
+	}}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: rules.socks, Where: rules.where}),
+		muxtest.WithAddrEntry(cl, mux.AddrEntry{Name: "connect", Kind: mux.EntryHTTPConnect, Users: map[string]string{"ops": "s3cret"}, Rules: rules.connect, Where: rules.where}))
+	at.a = start(mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun, Serves: aServes, ServesRules: rules.aServes, Links: []mux.LinkConfig{
 		{Peer: "relay1", Parent: true, Dial: at.r1.LinkAddr("gwp-a").String()},
 	}})
 	at.b = start(mux.Config{Label: "gwp-b", Role: mux.RoleLeaf, Tuning: tun, Serves: bServes, Links: []mux.LinkConfig{
@@ -290,7 +308,7 @@ func TestUpcallAddrEntryToRoot(t *testing.T) {
 	ln := listenEntry(t)
 	leaf := muxtest.StartNode(t, mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun,
 		Links: []mux.LinkConfig{{Peer: "root", Parent: true, Dial: root.LinkAddr("gwp-a").String()}}},
-		muxtest.WithAddrEntry(ln, mux.AddrEntry{Name: "up", Kind: mux.EntrySOCKS5, Dest: "root", Users: map[string]string{"ep": "pw"}}))
+		muxtest.WithAddrEntry(ln, mux.AddrEntry{Name: "up", Kind: mux.EntrySOCKS5, Dest: "root", Users: map[string]string{"ep": "pw"}, Rules: allowAll}))
 	muxtest.WaitFor(t, 10*time.Second, "the link", func() bool { return len(leaf.PathToRoot()) == 1 })
 	conn, rep, err := muxtest.SOCKSConnect(ln.Addr().String(), "127.0.0.1", port, "ep", "pw")
 	if err != nil || rep != 0 {

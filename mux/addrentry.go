@@ -37,6 +37,18 @@ type AddrEntry struct {
 	// session that cannot open is closed at once.
 	Host string
 	Port uint16
+
+	// Rules.
+
+	// Rules decide on each client's request once its destination node is
+	// chosen, before the session opens (police.go): over the destination
+	// (address or host name, port), the client's source address and the
+	// destination node's label. The entry denies by default: a request no
+	// rule allows is refused (SOCKS5 reply 2, HTTP 403).
+	Rules ACL
+	// Where names the entry for the logs of a default deny
+	// ("epproxy.yaml:40"); optional.
+	Where string
 }
 
 // AddAddrEntry makes ln an entry of kind e.Kind: each connection accepted
@@ -98,13 +110,27 @@ func (n *Node) openAddrEntry(e *entry, conn net.Conn) (carry func()) {
 		return
 	}
 	fields := logrus.Fields{"entry": e.name, "client": conn.RemoteAddr().String()}
-	c, h, err := n.openAddr(n.ctx, e.dest, host, port, fields)
+	var denied bool // by the entry's rules, and logged so
+	police := func(h Header) error {
+		err := n.policeAddrClient(e, conn, h)
+		denied = err != nil
+		return err
+	}
+	if e.addr.Kind == EntryPortMap {
+		// Its client names nothing: each port reaches the one endpoint
+		// the registry bound it to, which its gwproxy's serves and
+		// serves_rules still police. It takes no rules of its own (yet).
+		police = nil
+	}
+	c, h, err := n.openAddrPoliced(n.ctx, e.dest, host, port, fields, police)
 	log = n.sessionLog(h).WithFields(fields)
 	// The answer has a write timeout of its own: the open may have taken
 	// the time the request had.
 	_ = conn.SetDeadline(time.Now().Add(n.tuning().WriteTimeout))
 	if err != nil {
-		log.WithError(err).Error("open failed")
+		if !denied {
+			log.WithError(err).Error("open failed")
+		}
 		n.outcomes.add(errOutcome(err))
 		code := StatusFailed
 		var se *StatusError

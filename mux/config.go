@@ -382,6 +382,17 @@ type Config struct {
 	// Default none: no session of the address form ends here.
 	Serves []string
 
+	// Rules on the served networks.
+
+	// ServesRules are first-match rules this node applies, after Serves,
+	// to every destination of the address form it is asked to dial, over
+	// the origin label and the destination's address, host name and port
+	// (police.go): a destination inside Serves that a rule denies is
+	// refused with StatusDenied. When no rule matches, the destination is
+	// allowed (Serves already bounds it). Default none. Fixed for the
+	// node's life, as Serves.
+	ServesRules ACL
+
 	// Parent selection (parents.go).
 
 	// Parents is how a node with several parents chooses among them.

@@ -2,6 +2,7 @@ package mux
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -75,6 +76,15 @@ func (n *Node) OpenAddr(ctx context.Context, dest, host string, port uint16) (*C
 // openAddr opens a session of the address form; fields are added to its
 // log.
 func (n *Node) openAddr(ctx context.Context, dest, host string, port uint16, fields logrus.Fields) (*Conn, Header, error) {
+	return n.openAddrPoliced(ctx, dest, host, port, fields, nil)
+}
+
+// openAddrPoliced is openAddr with police, when set, deciding on the
+// session's header once its destination node is chosen and before the
+// session opens (an entry's rules). police is asked even when no node
+// serves the address (h.Dest ""), and its denial comes first: a client
+// the rules refuse learns nothing of the routes.
+func (n *Node) openAddrPoliced(ctx context.Context, dest, host string, port uint16, fields logrus.Fields, police func(Header) error) (*Conn, Header, error) {
 	h := Header{ID: n.newID(), Hops: defaultHops, Origin: n.cfg.Label, Dest: dest, DestHost: host, DestPort: port}
 	fail := func(code Status, format string, args ...any) (*Conn, Header, error) {
 		return nil, h, &StatusError{Code: code, Node: n.cfg.Label, Reason: fmt.Sprintf(format, args...)}
@@ -85,17 +95,27 @@ func (n *Node) openAddr(ctx context.Context, dest, host string, port uint16, fie
 	if port == 0 {
 		return fail(StatusFailed, "bad destination: port 0")
 	}
+	var noRoute error
 	if dest == "" {
 		owner, err := n.table.lookupNet(host, port)
-		if err != nil {
-			return fail(StatusNoRoute, "%v", err)
+		switch {
+		case err != nil:
+			noRoute = err
+		case owner == n.cfg.Label:
+			noRoute = fmt.Errorf("%s is served by %s itself: an entry does not carry sessions to its own node", hostPort(host, port), owner)
+		default:
+			h.Dest = owner
 		}
-		if owner == n.cfg.Label {
-			return fail(StatusNoRoute, "%s is served by %s itself: an entry does not carry sessions to its own node", hostPort(host, port), owner)
-		}
-		h.Dest = owner
 	}
-	if err := n.allowDest(h, destAtEntry); err != nil {
+	if police != nil {
+		if err := police(h); err != nil {
+			return nil, h, err
+		}
+	}
+	if noRoute != nil {
+		return fail(StatusNoRoute, "%v", noRoute)
+	}
+	if err := n.allowDest(h, destAtEntry, nil); err != nil {
 		return fail(StatusDenied, "%v", err)
 	}
 	return n.openHeader(ctx, h, fields)
@@ -107,25 +127,22 @@ const (
 	destAtServer        // the node that serves it, before it dials
 )
 
-// allowDest is where a session's destination address is policed, at the
-// entry that takes it from its client (destAtEntry) and again at the node
-// that serves it (destAtServer). The serving node allows only
-// destinations in its own networks (Config.Serves): an open header that
-// names another address, whoever forged it, is refused. The entry allows
-// every address for now.
-//
-// First-match access rules (origin, destination, port, the client's
-// source address) are to be checked here too, at both places. Once nodes
-// have them, an entry that takes the destination from its client
-// (socks5, http_connect) denies by default: only what a rule allows goes
-// through.
-func (n *Node) allowDest(h Header, at int) error {
+// allowDest is where a session's destination address is policed at the
+// node that serves it (destAtServer), before it dials: only destinations
+// in its own networks (Config.Serves), then as its own rules on them
+// (Config.ServesRules) decide. An open header that names another address,
+// whoever forged it, is refused with a plain error; a destination a rule
+// denies is logged with the rule and counted (police.go), and returned as
+// a *StatusError. At the entry that takes the destination from its
+// client (destAtEntry), the entry's own rules have decided already
+// (policeAddrClient): allowDest allows every address there.
+func (n *Node) allowDest(h Header, at int, log *logrus.Entry) error {
 	if at == destAtEntry {
 		return nil
 	}
 	for _, nw := range n.serves {
 		if nw.Matches(h.DestHost, h.DestPort) {
-			return nil
+			return n.policeServed(h, log)
 		}
 	}
 	if n.servesEndpoint(h.DestHost) {
@@ -137,9 +154,16 @@ func (n *Node) allowDest(h Header, at int) error {
 // exitAddr serves a session of the address form whose destination is
 // this node: it checks the address (allowDest), dials it and returns the
 // carrying of the bytes (nil when refused). A refused address is logged at
-// level 1, flood-proof.
+// level 1, flood-proof; one denied by the node's rules at level 3, with
+// the rule.
 func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entry, refuse func(Status, string, ...any)) (carry func()) {
-	if err := n.allowDest(h, destAtServer); err != nil {
+	if err := n.allowDest(h, destAtServer, log); err != nil {
+		var se *StatusError
+		if errors.As(err, &se) { // denied by a rule, and logged so
+			n.outcomes.add(errOutcome(err))
+			_ = n.reply(st, se)
+			return nil
+		}
 		n.destDenials.note(from.cfg.Peer, log.WithError(err), "session refused: destination not served here")
 		refuse(StatusDenied, "%v", err)
 		return

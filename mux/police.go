@@ -156,3 +156,50 @@ func asStatus(err error) *StatusError {
 	}
 	return &StatusError{Code: StatusFailed, Reason: err.Error()}
 }
+
+// policeAddrClient decides on the request of a client conn of the entry e
+// that takes the destination from its client, once h names the
+// destination and the node chosen for it (h.Dest; "" when none serves
+// it): over the destination, the client's source address and h.Dest.
+// Such an entry denies by default: a request no rule matches is logged
+// as a default deny, with the entry and where it is written.
+func (n *Node) policeAddrClient(e *entry, conn net.Conn, h Header) error {
+	log := n.log.WithFields(logrus.Fields{"component": "entry", "entry": e.name, "client": conn.RemoteAddr().String()})
+	req := ACLRequest{Origin: n.cfg.Label, Host: h.DestHost, Port: h.DestPort, Dest: h.Dest}
+	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
+		req.Source = ap.Addr().Unmap()
+	}
+	what := fmt.Sprintf("destination %s for client %s of entry %s", hostPort(h.DestHost, h.DestPort), sourceOf(conn), e.name)
+	acl := e.addr.Rules
+	allow, rule := acl.Decide(req, false)
+	switch {
+	case allow:
+		return nil
+	case rule >= 0:
+		return n.denied(acl, rule, what, policeSource(req), log)
+	}
+	f := logrus.Fields{"status": StatusDenied.String(), "rule": -1}
+	at := ""
+	if e.addr.Where != "" {
+		f["where"] = e.addr.Where
+		at = " at " + e.addr.Where
+	}
+	reason := fmt.Sprintf("%s: denied by default deny (no rule of entry %s%s matched)", what, e.name, at)
+	return n.deny(reason, policeSource(req), log.WithFields(f))
+}
+
+// policeServed decides, by the node's rules on the networks it serves
+// (Config.ServesRules), on a session of the address form that this node
+// is to dial: over its origin and its destination. When no rule matches,
+// the destination is allowed.
+func (n *Node) policeServed(h Header, log *logrus.Entry) error {
+	if len(n.cfg.ServesRules) == 0 {
+		return nil
+	}
+	if log == nil {
+		log = n.log.WithField("component", "session")
+	}
+	req := ACLRequest{Origin: h.Origin, Host: h.DestHost, Port: h.DestPort, Dest: n.cfg.Label}
+	what := fmt.Sprintf("destination %s for %s", hostPort(h.DestHost, h.DestPort), h.Origin)
+	return n.Police(n.cfg.ServesRules, req, true, what, log)
+}

@@ -63,6 +63,9 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 	if !reflect.DeepEqual(cfg.Serves, n.cfg.Serves) {
 		fixed = append(fixed, "the networks it serves")
 	}
+	if !reflect.DeepEqual(cfg.ServesRules, n.cfg.ServesRules) {
+		fixed = append(fixed, "the rules on the networks it serves")
+	}
 	if len(fixed) > 0 {
 		return nil, fmt.Errorf("%w %s", ErrRestartNeeded, strings.Join(fixed, ", "))
 	}

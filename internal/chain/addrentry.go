@@ -29,6 +29,18 @@ func (c *Config) validateAddrEntry(ps *daemon.Problems, p string, e Entry) {
 	case e.Dest == c.Label && c.Label != "":
 		ps.Errorf(p+".dest", "%s is this node itself", e.Dest)
 	}
+	acl := parseRulesFor(ps, p+".rules", e.Rules, rulesAddrEntry)
+	allows := false
+	for _, r := range acl {
+		allows = allows || r.Allow
+	}
+	switch {
+	case e.Kind != mux.EntrySOCKS5 && e.Kind != mux.EntryHTTPConnect:
+	case len(e.Rules) == 0:
+		ps.Errorf(p+".rules", "missing: a %s entry denies every destination no rule allows, so without rules it carries nothing; add rules with action allow for the networks its clients may reach", e.Kind)
+	case !allows && len(acl) == len(e.Rules):
+		ps.Errorf(p+".rules", "no rule allows anything: a %s entry denies by default, so this one carries nothing", e.Kind)
+	}
 	names := map[string]bool{}
 	for j, u := range e.Users {
 		q := fmt.Sprintf("%s.users[%d]", p, j)
@@ -64,6 +76,38 @@ func (c *Config) validateServes(ps *daemon.Problems) {
 		}
 		seen[n.String()] = key
 	}
+	if len(c.ServesRules) > 0 {
+		if len(c.Serves) == 0 {
+			ps.Errorf("serves_rules", "this node serves no network (serves): its rules on them would decide nothing")
+		}
+		parseRulesFor(ps, "serves_rules", c.ServesRules, rulesServes)
+	}
+}
+
+// addrEntryConfig is the node's form of the entry e of c that takes the
+// destination from its client, with its rules and where it is written.
+func (c *Config) addrEntryConfig(e Entry) mux.AddrEntry {
+	ae := e.addrEntry()
+	for i := range c.Entries {
+		if c.Entries[i].Name != e.Name {
+			continue
+		}
+		key := fmt.Sprintf("entries[%d]", i)
+		ae.Rules = parseRulesFor(&daemon.Problems{Pos: c.pos}, key+".rules", e.Rules, rulesAddrEntry)
+		if line := c.pos.Line(key); line > 0 {
+			ae.Where = fmt.Sprintf("%s:%d", c.pos.File(), line)
+		}
+	}
+	return ae
+}
+
+// servesRules are the node's rules on the networks it serves, with their
+// file:line.
+func (c *Config) servesRules() mux.ACL {
+	if len(c.ServesRules) == 0 {
+		return nil
+	}
+	return parseRulesFor(&daemon.Problems{Pos: c.pos}, "serves_rules", c.ServesRules, rulesServes)
 }
 
 // addrEntry is the node's form of an entry that takes the destination

@@ -2,6 +2,7 @@ package chain
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -27,10 +28,24 @@ entries:
     dest: epp
     users:
       - {name: ops, password: s3cret}
+    rules:
+      - action: deny
+        ports: [22]
+      - action: allow
+        sources: [127.0.0.0/8]
+        nets: [10.1.0.0/16]
+        dests: [epp]
   - name: up-connect
     listen: 127.0.0.1:9602
     kind: http_connect
     dest: epp
+    rules:
+      - action: allow
+        hosts: ["*.gateways.example"]
+serves_rules:
+  - action: deny
+    origins: [gwp-*]
+    nets: [127.0.1.1]
 `)
 	c, err := LoadWith(GWProxy, path, LoadOptions{SkipTLSFiles: true})
 	if err != nil {
@@ -46,6 +61,60 @@ entries:
 	if got := c.Entries[1].addrEntry(); got.Kind != mux.EntryHTTPConnect || got.Users != nil {
 		t.Fatalf("connect entry: %+v", got)
 	}
+	ae := c.addrEntryConfig(c.Entries[0])
+	if ae.Where != path+":8" || len(ae.Rules) != 2 || ae.Rules[0].Where != path+":15" || ae.Rules[1].Where != path+":17" {
+		t.Fatalf("socks entry's rules: where %q, %+v", ae.Where, ae.Rules)
+	}
+	req := mux.ACLRequest{Origin: "gwp-a", Host: "10.1.2.3", Port: 443, Source: netip.MustParseAddr("127.0.0.9"), Dest: "epp"}
+	if allow, rule := ae.Rules.Decide(req, false); !allow || rule != 1 {
+		t.Errorf("10.1.2.3:443 from 127.0.0.9: allow %v by rule %d, want rule 1", allow, rule)
+	}
+	req.Port = 22
+	if allow, rule := ae.Rules.Decide(req, false); allow || rule != 0 {
+		t.Errorf("port 22: allow %v by rule %d, want denied by rule 0", allow, rule)
+	}
+	if len(mc.ServesRules) != 1 || mc.ServesRules[0].Where != path+":29" || mc.ServesRules[0].Allow {
+		t.Fatalf("serves_rules: %+v", mc.ServesRules)
+	}
+}
+
+// Rules of socks5 and http_connect entries and serves_rules: what each
+// place can match, and an entry that could never carry anything.
+func TestLoadAddrEntryRulesRejects(t *testing.T) {
+	path := writeConfig(t, "epproxy.yaml", `label: epp
+tls: {cert: a.crt, key: a.key, ca: ca.crt}
+entries:
+  - name: none
+    listen: 127.0.0.1:9601
+    kind: socks5
+  - name: denies-only
+    listen: 127.0.0.1:9602
+    kind: http_connect
+    rules:
+      - action: deny
+        ports: [22]
+      - action: deny
+  - name: by-service
+    listen: 127.0.0.1:9603
+    kind: socks5
+    rules:
+      - action: allow
+        services: [endpoint]
+serves_rules:
+  - action: deny
+    sources: [10.0.0.1]
+  - action: allow
+    dests: [epp]
+`)
+	_, err := LoadWith(EPProxy, path, LoadOptions{SkipTLSFiles: true})
+	checkProblems(t, path, err, []problem{
+		{4, "entries[0].rules", "missing: a socks5 entry denies every destination no rule allows"},
+		{10, "entries[1].rules", "no rule allows anything"},
+		{19, "entries[2].rules[0].services", "has no service"},
+		{20, "serves_rules", "serves no network"},
+		{22, "serves_rules[0].sources", "sees no client address"},
+		{23, "serves_rules[1]", "not services or dests"},
+	})
 }
 
 func TestLoadAddrEntriesRejects(t *testing.T) {
@@ -77,6 +146,7 @@ entries:
 		{15, "entries[0].kind", "not a kind of entry"},
 		{20, "entries[1].service", "has no service"},
 		{17, "entries[1].dest", "missing: on a gwproxy"},
+		{17, "entries[1].rules", "missing: a socks5 entry denies"},
 		{22, "entries[1].users[0].password", "want a password"},
 		{7, "serves[0]", "10.0.0.0/33"},
 		{9, "serves[2]", "listed twice"},
@@ -87,7 +157,7 @@ entries:
 
 func TestSetCheckServedNetworks(t *testing.T) {
 	dir := writeChain(t, smallChain, map[string][]string{
-		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n"},
+		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n    rules: [{action: allow}]\n"},
 		"gwp/gwproxy.yaml": {"services:\n", "serves: [10.20.0.0/16, 10.30.0.0/16]\nservices:\n"},
 		"r1/relay.yaml":    {"children:\n", "serves: [10.30.0.0/16, 10.30.5.0/24]\nchildren:\n"},
 	})
@@ -101,7 +171,7 @@ func TestSetCheckServedNetworks(t *testing.T) {
 
 	// Without any served network, the socks entry has nowhere to go.
 	dir = writeChain(t, smallChain, map[string][]string{
-		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n"},
+		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n    rules: [{action: allow}]\n"},
 	})
 	if s, err = LoadSet(dir); err != nil {
 		t.Fatalf("LoadSet: %v", err)
@@ -131,7 +201,7 @@ func TestApplyAddrEntry(t *testing.T) {
 
 	socks := freeAddr(t)
 	next := editConfig(t, GWProxy, gwpPath, func(s string) string {
-		return strings.Replace(s, "entries:\n", "entries:\n  - name: up-socks\n    listen: "+socks+"\n    kind: socks5\n    dest: epp-test\n", 1)
+		return strings.Replace(s, "entries:\n", "entries:\n  - name: up-socks\n    listen: "+socks+"\n    kind: socks5\n    dest: epp-test\n    rules: [{action: allow, sources: [127.0.0.1]}]\n", 1)
 	})
 	if err := Apply(gwp.cfg, next, gwp.logger); err != nil {
 		t.Fatal(err)

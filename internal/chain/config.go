@@ -127,6 +127,16 @@ type Config struct {
 	// material; Run refuses it.
 	noTLSFiles bool
 
+	// Rules on the served networks.
+
+	// ServesRules are first-match rules this node applies, after serves,
+	// to every destination it is asked to dial for a socks5 or
+	// http_connect session, over the origin (origins) and the destination
+	// (nets, hosts, ports): a destination inside serves that a rule denies
+	// is refused there, whoever asked. When none matches, the destination
+	// is allowed. Default none. Changing them needs a restart, as serves.
+	ServesRules []Rule `yaml:"serves_rules"`
+
 	// Parent selection (parents.go): how a node with several parents
 	// chooses among them; top-level keys.
 	ParentChoice ParentChoice `yaml:",inline"`
@@ -616,9 +626,6 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 		}
 		if e.Kind != "" { // the destination comes from the client: addrentry.go
 			c.validateAddrEntry(ps, p, e)
-			if len(e.Rules) > 0 {
-				ps.Errorf(p+".rules", "a %s entry takes no rules yet: its destinations are policed by the serving node's serves", e.Kind)
-			}
 			continue
 		}
 		parseRules(ps, p+".rules", e.Rules, true)
@@ -848,6 +855,7 @@ func (c *Config) MuxConfig(extra map[string]mux.Service) mux.Config {
 	}
 	mc.Serves = c.Serves
 	mc.RegisterEndpoints, mc.EndpointTTL, mc.MaxEndpoints = c.RegisterEndpoints, c.EndpointTTL, c.MaxEndpoints
+	mc.ServesRules = c.servesRules()
 	for name, s := range extra {
 		mc.Services[name] = s
 	}

@@ -174,7 +174,7 @@ func (r *liveNode) apply(next *Config) error {
 				}
 			}
 			if e.Kind != "" {
-				r.node.AddAddrEntry(ln, e.addrEntry())
+				r.node.AddAddrEntry(ln, next.addrEntryConfig(e))
 			} else {
 				r.node.AddEntryWith(ln, ec)
 			}

@@ -114,6 +114,23 @@ func checkListens(ps *daemon.Problems, base string, addrs Addrs, link bool) []li
 // for mux, each with its file:line. forEntry: the rules of a static entry
 // (sources, no destination address); else a service's (no sources).
 func parseRules(ps *daemon.Problems, key string, rules []Rule, forEntry bool) mux.ACL {
+	if forEntry {
+		return parseRulesFor(ps, key, rules, rulesStaticEntry)
+	}
+	return parseRulesFor(ps, key, rules, rulesService)
+}
+
+// Where rules are written, for the conditions each place can match.
+const (
+	rulesService     = iota // a service's: no sources
+	rulesStaticEntry        // a static entry's: sources, no destination address
+	rulesAddrEntry          // a socks5 or http_connect entry's: no services
+	rulesServes             // serves_rules: no sources, services or dests
+)
+
+// parseRulesFor is parseRules for the rules of use.
+func parseRulesFor(ps *daemon.Problems, key string, rules []Rule, use int) mux.ACL {
+	forEntry := use == rulesStaticEntry
 	var acl mux.ACL
 	lines := make([]int, 0, len(rules))
 	for i, r := range rules {
@@ -126,8 +143,17 @@ func parseRules(ps *daemon.Problems, key string, rules []Rule, forEntry bool) mu
 		if forEntry && (len(r.Nets) > 0 || len(r.Hosts) > 0 || len(r.Ports) > 0) {
 			ps.Errorf(p, "a static entry's destination is a node and a service: match it with dests and services, not nets, hosts or ports")
 		}
-		if !forEntry && len(r.Sources) > 0 {
+		switch {
+		case use == rulesService && len(r.Sources) > 0:
 			ps.Errorf(p+".sources", "a service sees no client address: sources are for entries")
+		case use == rulesServes && len(r.Sources) > 0:
+			ps.Errorf(p+".sources", "a served network sees no client address: sources are for entries")
+		}
+		if use == rulesAddrEntry && len(r.Services) > 0 {
+			ps.Errorf(p+".services", "a socks5 or http_connect entry has no service: match its destinations with nets, hosts, ports and dests")
+		}
+		if use == rulesServes && (len(r.Services) > 0 || len(r.Dests) > 0) {
+			ps.Errorf(p, "serves_rules decide on destinations this node dials: match them with origins, nets, hosts and ports, not services or dests")
 		}
 		ar, err := mux.ParseACLRule(mux.ACLRuleSpec{Action: r.Action, Origins: r.Origins, Nets: r.Nets, Hosts: r.Hosts,
 			Ports: r.Ports, Sources: r.Sources, Dests: r.Dests, Services: r.Services, Where: where})

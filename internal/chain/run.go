@@ -174,7 +174,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 				return fmt.Errorf("entry %s: %w", e.Name, err)
 			}
 			if e.Kind != "" {
-				n.AddAddrEntry(ln, e.addrEntry())
+				n.AddAddrEntry(ln, cfg.addrEntryConfig(e))
 				continue
 			}
 			n.AddEntryWith(ln, ec)

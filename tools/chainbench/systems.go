@@ -146,8 +146,14 @@ func (s *system) startChain(ctx context.Context, o Options, dir, backendAddr str
 	}
 	if socks {
 		s.entry = "socks5://" + entry + "/" + backendAddr
+		// A socks5 entry denies what no rule allows: allow the backend.
+		host, port, err := net.SplitHostPort(backendAddr)
+		if err != nil {
+			return fmt.Errorf("backend address %s: %w", backendAddr, err)
+		}
 		confs["gwp-bench"] = link("parents", "relay-bench", "dial", downLink) + fmt.Sprintf(
-			"entries:\n  - name: bench\n    listen: %s\n    dest: epp-bench\n    kind: socks5\n", entry)
+			"entries:\n  - name: bench\n    listen: %s\n    dest: epp-bench\n    kind: socks5\n"+
+				"    rules:\n      - action: allow\n        nets: [%s]\n        ports: [%s]\n", entry, host, port)
 		confs["epp-bench"] += fmt.Sprintf("serves: [%q]\n", backendAddr)
 	}
 	for _, n := range chainNodes {
