@@ -393,3 +393,51 @@ func TestAddrEntryBadRequests(t *testing.T) {
 		t.Fatalf("early data: got %q, %v; want %q", got, err, want)
 	}
 }
+
+// Clients of an address entry that connect and say nothing hold at most
+// max_hellos_per_source places from one source: the next connection from
+// it is closed at once, counted in the refusal summary, and once the
+// silent ones are gone a real request goes through.
+func TestAddrEntryCapsSilentClients(t *testing.T) {
+	at := startAddrTree(t, []string{"127.0.1.0/24"}, []string{"127.0.2.0/24"})
+	perSource := muxtest.FastTuning().MaxHellosPerSource
+	var silent []net.Conn
+	for range perSource {
+		c, err := net.DialTimeout("tcp", at.socks, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, c)
+	}
+	defer func() {
+		for _, c := range silent {
+			_ = c.Close()
+		}
+	}()
+	// The entry accepts in the order the connections came: the silent ones
+	// hold their places before the next one is taken.
+	over, err := net.DialTimeout("tcp", at.socks, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	_ = over.SetReadDeadline(time.Now().Add(3 * time.Second)) // below the 5s open timeout the silent ones have
+	b := make([]byte, 1)
+	if _, err := over.Read(b); err == nil {
+		t.Fatal("a client over the cap was answered")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("a client over the cap was held, not closed at once (%d silent clients from one source)", perSource)
+	}
+	for _, c := range silent {
+		_ = c.Close()
+	}
+	silent = nil
+	muxtest.WaitFor(t, 10*time.Second, "a request after the silent clients left", func() bool {
+		conn, rep, err := muxtest.SOCKSConnect(at.socks, "127.0.1.7", at.portA, "", "")
+		if err != nil || rep != 0 {
+			return false
+		}
+		defer conn.Close()
+		return readName(t, conn) == "site-a"
+	})
+}

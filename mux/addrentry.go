@@ -57,7 +57,9 @@ type AddrEntry struct {
 // AddEntry; RemoveEntry removes it. The node closes ln.
 func (n *Node) AddAddrEntry(ln net.Listener, e AddrEntry) {
 	ec := e
-	n.addEntry(&entry{ln: ln, name: e.Name, dest: e.Dest, addr: &ec})
+	t := n.tuning()
+	n.addEntry(&entry{ln: ln, name: e.Name, dest: e.Dest, addr: &ec,
+		gate: &helloGate{max: t.MaxHellos, perSource: t.MaxHellosPerSource}})
 }
 
 // serveAddrEntry reads the client's request, opens the session to the
@@ -72,7 +74,11 @@ func (n *Node) serveAddrEntry(e *entry, conn net.Conn) {
 		}
 	}()
 	var carry func()
-	shallow(func() { carry = n.openAddrEntry(e, conn) })
+	shallow(func() {
+		// The gate acceptEntry passed counts the request and the open.
+		defer e.gate.leave(sourceOf(conn))
+		carry = n.openAddrEntry(e, conn)
+	})
 	if carry != nil {
 		carry()
 	}

@@ -124,6 +124,7 @@ type entry struct {
 	conns piece // its sessions, aborted when a reconfiguration removes it and they outlast the grace
 
 	addr *AddrEntry // an entry that takes the destination from its client; nil: a static entry
+	gate *helloGate // an address entry's requests and opens in progress, capped
 
 	// Rules.
 	rules ACL

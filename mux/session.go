@@ -380,7 +380,19 @@ func (n *Node) acceptEntry(e *entry) {
 	log := n.log.WithFields(logrus.Fields{"component": "entry", "entry": e.name, "listen": e.ln.Addr().String()})
 	if e.addr != nil {
 		log.Infof("listening for %s clients", e.addr.Kind)
-		n.acceptLoop(e.ln, log, nil, nil, func(conn net.Conn) { n.serveAddrEntry(e, conn) })
+		// A client of an address entry speaks first (its request), so one
+		// that says nothing would hold a goroutine and a descriptor for
+		// the open timeout: the requests and opens in progress are capped
+		// like a link listener's hellos, in all and per source.
+		gate := func(conn net.Conn) bool {
+			if e.gate.enter(sourceOf(conn)) {
+				return true
+			}
+			n.refusals.count(sourceOf(conn)) // in the next summary
+			return false
+		}
+		ungate := func(conn net.Conn) { e.gate.leave(sourceOf(conn)) }
+		n.acceptLoop(e.ln, log, gate, ungate, func(conn net.Conn) { n.serveAddrEntry(e, conn) })
 		return
 	}
 	log.Infof("listening for %s at %s", e.service, e.dest)
