@@ -122,12 +122,6 @@ func (n *Node) openAddrEntry(e *entry, conn net.Conn) (carry func()) {
 		denied = err != nil
 		return err
 	}
-	if e.addr.Kind == EntryPortMap {
-		// Its client names nothing: each port reaches the one endpoint
-		// the registry bound it to, which its gwproxy's serves and
-		// serves_rules still police. It takes no rules of its own (yet).
-		police = nil
-	}
 	c, h, err := n.openAddrPoliced(n.ctx, e.dest, host, port, fields, police)
 	log = n.sessionLog(h).WithFields(fields)
 	// The answer has a write timeout of its own: the open may have taken

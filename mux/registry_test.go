@@ -1,12 +1,15 @@
 package mux_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/relaychain/relaychain/mux"
 	"github.com/relaychain/relaychain/mux/muxtest"
@@ -30,13 +33,14 @@ func startRegTree(t *testing.T, ttl time.Duration, bServes []string) *regTree {
 	sl := listenEntry(t)
 	rt.socks = sl.Addr().String()
 	log, sink := captureLog(t)
+	log.Logger.SetLevel(logrus.InfoLevel) // denials are logged at level 3
 	rt.rootLog = sink
 	rt.root = muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, EndpointTTL: ttl,
 		Services: map[string]mux.Service{"up": {Addrs: []string{echo.ln.Addr().String()}}},
 		Links: []mux.LinkConfig{
 			{Peer: "gwp-a", Listen: "127.0.0.1:0"},
 			{Peer: "gwp-b", Listen: "127.0.0.1:0"},
-		}}, muxtest.WithLog(log), muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5}))
+		}}, muxtest.WithLog(log), muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: allowAll}))
 	ul := listenEntry(t)
 	rt.up = ul.Addr().String()
 	rt.a = muxtest.StartNode(t, mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun,
@@ -117,8 +121,24 @@ func TestEndpointRegistryLearnsAndRoutes(t *testing.T) {
 	}
 	_ = c.Close()
 
+	// A port_map entry denies by default: without a rule that allows its
+	// client, the connection is reset and nothing reaches the endpoint.
+	dl := listenEntry(t)
+	rt.root.AddAddrEntry(dl, mux.AddrEntry{Name: "pm-deny", Kind: mux.EntryPortMap, Host: "127.0.1.7", Port: port, Where: "test:2"})
+	// (The reset may come before the dial has returned.)
+	if dc, err := net.DialTimeout("tcp", dl.Addr().String(), 10*time.Second); err == nil {
+		_ = dc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if b, _ := io.ReadAll(dc); len(b) != 0 {
+			t.Errorf("a port_map entry without rules carried %q", b)
+		}
+		_ = dc.Close()
+	}
+	rt.rootLog.waitLog(t, "the port_map client's default deny", func(r logRecord) bool {
+		return strings.Contains(fmt.Sprint(r.Message, r.Data), "default deny")
+	})
+
 	pl := listenEntry(t)
-	rt.root.AddAddrEntry(pl, mux.AddrEntry{Name: "pm", Kind: mux.EntryPortMap, Host: "127.0.1.7", Port: port})
+	rt.root.AddAddrEntry(pl, mux.AddrEntry{Name: "pm", Kind: mux.EntryPortMap, Host: "127.0.1.7", Port: port, Rules: allowAll})
 	pc, err := net.DialTimeout("tcp", pl.Addr().String(), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

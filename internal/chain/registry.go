@@ -75,8 +75,20 @@ func (c *Config) validatePortMap(ps *daemon.Problems, p string, e Entry) {
 	} else if _, _, _, err := portRange(e.Listen[0]); err != nil {
 		ps.Errorf(p+".listen", "%v", err)
 	}
-	if len(e.Rules) > 0 {
-		ps.Errorf(p+".rules", "a port_map entry takes no rules yet: police its clients with the firewall of the epproxy's host")
+	// Its clients name nothing, but they reach endpoints the registry
+	// learnt: like the other entries whose destination is not fixed, it
+	// denies by default, and its rules decide on the client's source and
+	// the endpoint's address.
+	acl := parseRulesFor(ps, p+".rules", e.Rules, rulesAddrEntry)
+	allows := false
+	for _, r := range acl {
+		allows = allows || r.Allow
+	}
+	switch {
+	case len(e.Rules) == 0:
+		ps.Errorf(p+".rules", "missing: a port_map entry denies every client no rule allows, so without rules it carries nothing; add rules with action allow for its clients' sources (and the endpoints' nets)")
+	case !allows && len(acl) == len(e.Rules):
+		ps.Errorf(p+".rules", "no rule allows anything: a port_map entry denies by default, so this one carries nothing")
 	}
 	if e.EndpointPort < 1 || e.EndpointPort > 65535 {
 		ps.Errorf(p+".endpoint_port", "want the port each session reaches at its endpoint, 1 to 65535")
@@ -164,6 +176,8 @@ type portMap struct {
 	host   string
 	lo, hi int
 	port   uint16 // at the endpoint
+	rules  mux.ACL
+	where  string // the entry's file:line, for a default deny's log
 }
 
 // registryKeeper runs on the epproxy: it loads the registry into the
@@ -195,7 +209,8 @@ func newRegistryKeeper(cfg *Config, n *mux.Node, log *logrus.Entry) (*registryKe
 			continue
 		}
 		h, lo, hi, _ := portRange(firstAddr(e.Listen))
-		k.maps = append(k.maps, portMap{name: e.Name, host: h, lo: lo, hi: hi, port: uint16(e.EndpointPort)})
+		ae := cfg.addrEntryConfig(e)
+		k.maps = append(k.maps, portMap{name: e.Name, host: h, lo: lo, hi: hi, port: uint16(e.EndpointPort), rules: ae.Rules, where: ae.Where})
 	}
 	st, err := loadRegistry(k.path)
 	if err != nil {
@@ -324,7 +339,7 @@ func (k *registryKeeper) bind(m portMap, port int, addr string) {
 		return
 	}
 	name := fmt.Sprintf("%s:%d", m.name, port)
-	k.node.AddAddrEntry(ln, mux.AddrEntry{Name: name, Kind: mux.EntryPortMap, Host: addr, Port: m.port})
+	k.node.AddAddrEntry(ln, mux.AddrEntry{Name: name, Kind: mux.EntryPortMap, Host: addr, Port: m.port, Rules: m.rules, Where: m.where})
 	if k.bound[m.name] == nil {
 		k.bound[m.name], k.lns[m.name] = map[int]string{}, map[int]func(){}
 	}

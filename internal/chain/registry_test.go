@@ -39,6 +39,7 @@ entries:
     listen: 127.0.0.1:19600-19699
     kind: port_map
     endpoint_port: 443
+    rules: [{action: allow, sources: [127.0.0.1]}]
 `)
 	c, err = LoadWith(EPProxy, path, LoadOptions{SkipTLSFiles: true})
 	if err != nil {
@@ -75,18 +76,22 @@ entries:
     kind: port_map
     endpoint_port: 22
     dest: gwp-a
+    rules: [{action: allow, sources: [127.0.0.1]}]
   - name: pm3
     listen: 127.0.0.1:19700-19800
     kind: port_map
     endpoint_port: 22
+    rules: [{action: deny, sources: [10.0.0.0/8]}]
 `)
 	_, err := LoadWith(EPProxy, path, LoadOptions{SkipTLSFiles: true})
 	checkProblems(t, path, err, []problem{
 		{7, "entries[0].listen", "HOST:LOW-HIGH"},
+		{6, "entries[0].rules", "missing: a port_map entry denies every client"},
 		{6, "entries[0].endpoint_port", "want the port"},
 		{11, "entries[1].kind", "no service, dest or users"},
 		{10, "entries[1].listen", "overlap"},
-		{15, "entries[2].listen", "overlap"},
+		{19, "entries[2].rules", "no rule allows anything"},
+		{16, "entries[2].listen", "overlap"},
 		{3, "register_endpoints", "only a gwproxy"},
 		{4, "endpoint_ttl", "negative"},
 	})
@@ -104,6 +109,7 @@ entries:
     listen: 127.0.0.1:`+strconv.Itoa(lo)+"-"+strconv.Itoa(lo+size-1)+`
     kind: port_map
     endpoint_port: 443
+    rules: [{action: allow, sources: [127.0.0.1]}]
 `), 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +248,7 @@ func TestRegistryKeeperCorruptFile(t *testing.T) {
 
 // A port_map entry needs some gwproxy of the chain that learns endpoints.
 func TestSetCheckPortMap(t *testing.T) {
-	pm := "entries:\n  - name: legacy\n    listen: 127.0.0.1:9600-9609\n    kind: port_map\n    endpoint_port: 443\n"
+	pm := "entries:\n  - name: legacy\n    listen: 127.0.0.1:9600-9609\n    kind: port_map\n    endpoint_port: 443\n    rules: [{action: allow, sources: [127.0.0.1]}]\n"
 	dir := writeChain(t, smallChain, map[string][]string{"epp/epproxy.yaml": {"entries:\n", pm}})
 	s, err := LoadSet(dir)
 	if err != nil {
