@@ -96,8 +96,10 @@ func (t *routingTable) applyNetsLocked(child string, added, removed []NetAd, siz
 		}
 		if len(ties) > 0 {
 			sort.Strings(ties)
-			t.log.WithFields(logrus.Fields{"l": child, "network": a.Network}).
-				Errorf("configuration error: network %s is served by both %s and %s, equally specific; destinations in it are refused until one of them stops serving it", a.Network, a.Owner, strings.Join(ties, ","))
+			// Flood-proof: a child announcing copies of others' networks
+			// by the hundred makes a summary a minute, not a line each.
+			t.tieLog.note(child, t.log.WithFields(logrus.Fields{"l": child, "network": a.Network}),
+				fmt.Sprintf("configuration error: network %s is served by both %s and %s, equally specific; destinations in it are refused until one of them stops serving it", a.Network, a.Owner, strings.Join(ties, ",")))
 		}
 	}
 	if len(refused) > 0 {

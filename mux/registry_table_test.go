@@ -1,6 +1,14 @@
 package mux
 
-import "testing"
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+)
 
 func ads(owner string, nets ...string) []NetAd {
 	out := make([]NetAd, len(nets))
@@ -142,3 +150,44 @@ func BenchmarkHostRouteLookup(b *testing.B) {
 		}
 	}
 }
+
+// A child that copies other nodes' networks by the hundred makes ties:
+// each is a configuration error, but they are logged flood-proof, at
+// most tieLogBurst lines in a minute.
+func TestNetworkTiesLoggedFloodProof(t *testing.T) {
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	var mu sync.Mutex
+	lines := 0
+	logger.AddHook(hookFunc(func(e *logrus.Entry) {
+		if strings.Contains(e.Message, "configuration error: network") {
+			mu.Lock()
+			lines++
+			mu.Unlock()
+		}
+	}))
+	rt := newRoutingTable("root", logrus.NewEntry(logger), 1000, 1000)
+	var nets []string
+	for i := range 100 {
+		nets = append(nets, fmt.Sprintf("10.%d.0.0/16", i))
+	}
+	if err := rt.replaceNets("c1", ads("c1", nets...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.replaceNets("c2", ads("c2", nets...)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lines == 0 || lines > tieLogBurst {
+		t.Fatalf("%d tie lines for 100 ties, want 1 to %d", lines, tieLogBurst)
+	}
+	if got := rt.tieLog.total(); got != 100 {
+		t.Fatalf("%d ties noted, want 100", got)
+	}
+}
+
+type hookFunc func(*logrus.Entry)
+
+func (hookFunc) Levels() []logrus.Level       { return logrus.AllLevels }
+func (h hookFunc) Fire(e *logrus.Entry) error { h(e); return nil }

@@ -43,7 +43,12 @@ type routingTable struct {
 	refusedEndpoints    uint64
 	root                bool
 	onNets              func(up, down []NetAd)
+
+	tieLog *refusalLog // networks served equally by two nodes, logged flood-proof
 }
+
+// tieLogBurst is how many network ties are logged in full a minute.
+const tieLogBurst = 10
 
 func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) *routingTable {
 	return &routingTable{
@@ -57,6 +62,7 @@ func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) 
 		forbidden:  func(string) bool { return false },
 		parents:    map[string]*link{},
 
+		tieLog:         newRefusalLog(log, "networks served equally by two nodes", tieLogBurst),
 		nets:           newNetTable(),
 		maxNetsPerLink: maxPerLink,
 
