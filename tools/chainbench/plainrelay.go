@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -19,25 +20,31 @@ const plainBuf = 32 << 10
 // buffer per direction (no splice, no multiplexing, no TLS, no log): what
 // any user-space relay costs at least on this machine.
 func plainRelayCommand(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("plainrelay", flag.ContinueOnError)
+	return relayCommand(ctx, "plainrelay", args, plainCopy)
+}
+
+// relayCommand is the command line of a reference relay: "chainbench NAME
+// -listen ADDR -to ADDR", relaying each connection with copy each way.
+func relayCommand(ctx context.Context, name string, args []string, copy func(dst, src net.Conn)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on")
 	to := fs.String("to", "", "address to relay to")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *to == "" {
-		return errors.New("plainrelay: -to is required")
+		return fmt.Errorf("%s: -to is required", name)
 	}
 	ln, err := listenRole(*listen)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, ln, func(ctx context.Context, c net.Conn) { plainRelay(ctx, c, *to) })
+	return serve(ctx, ln, func(ctx context.Context, c net.Conn) { relay(ctx, c, *to, copy) })
 }
 
-// plainRelay relays c to a new connection to addr until both directions
-// ended; serve closes c.
-func plainRelay(ctx context.Context, c net.Conn, addr string) {
+// relay relays c to a new connection to addr, with copy each way, until
+// both directions ended; serve closes c.
+func relay(ctx context.Context, c net.Conn, addr string, copy func(dst, src net.Conn)) {
 	d, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return
@@ -46,8 +53,8 @@ func plainRelay(ctx context.Context, c net.Conn, addr string) {
 	stop := context.AfterFunc(ctx, func() { d.Close() })
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Go(func() { plainCopy(d, c) })
-	wg.Go(func() { plainCopy(c, d) })
+	wg.Go(func() { copy(d, c) })
+	wg.Go(func() { copy(c, d) })
 	wg.Wait()
 }
 
