@@ -153,60 +153,36 @@ func DefaultTuning() Tuning {
 // where zero means off: StreamCloseTimeout, IdleTimeout, PeerWriteTimeout.
 func (t Tuning) withDefaults() Tuning {
 	d := DefaultTuning()
-	if t.WindowSize == 0 {
-		t.WindowSize = d.WindowSize
-	}
-	if t.KeepAliveInterval == 0 {
-		t.KeepAliveInterval = d.KeepAliveInterval
-	}
-	if t.WriteTimeout == 0 {
-		t.WriteTimeout = d.WriteTimeout
-	}
-	if t.AcceptBacklog == 0 {
-		t.AcceptBacklog = d.AcceptBacklog
-	}
-	if t.HelloTimeout == 0 {
-		t.HelloTimeout = d.HelloTimeout
-	}
-	if t.OpenTimeout == 0 {
-		t.OpenTimeout = d.OpenTimeout
-	}
-	if t.DialTimeout == 0 {
-		t.DialTimeout = d.DialTimeout
-	}
-	if t.BackoffMin == 0 {
-		t.BackoffMin = d.BackoffMin
-	}
-	if t.BackoffMax == 0 {
-		t.BackoffMax = d.BackoffMax
-	}
-	if t.MaxSessions == 0 {
-		t.MaxSessions = d.MaxSessions
-	}
-	if t.ShutdownAbortWait == 0 {
-		t.ShutdownAbortWait = d.ShutdownAbortWait
-	}
-	for _, f := range []struct{ v, d *int }{
-		{&t.MaxLabelsPerLink, &d.MaxLabelsPerLink},
-		{&t.MaxRoutes, &d.MaxRoutes},
-		{&t.MaxSessionsPerLink, &d.MaxSessionsPerLink},
-		{&t.MaxSessionsPerOrigin, &d.MaxSessionsPerOrigin},
-		{&t.MaxHellos, &d.MaxHellos},
-		{&t.MaxHellosPerSource, &d.MaxHellosPerSource},
-		{&t.RefusalLogBurst, &d.RefusalLogBurst},
-		{&t.HandshakeBurst, &d.HandshakeBurst},
-	} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
-	if t.ReconnectSpread == 0 {
-		t.ReconnectSpread = d.ReconnectSpread
-	}
-	if t.MaxHandshakeRate == 0 {
-		t.MaxHandshakeRate = d.MaxHandshakeRate
-	}
+	orDefault(&t.WindowSize, d.WindowSize)
+	orDefault(&t.KeepAliveInterval, d.KeepAliveInterval)
+	orDefault(&t.WriteTimeout, d.WriteTimeout)
+	orDefault(&t.AcceptBacklog, d.AcceptBacklog)
+	orDefault(&t.HelloTimeout, d.HelloTimeout)
+	orDefault(&t.OpenTimeout, d.OpenTimeout)
+	orDefault(&t.DialTimeout, d.DialTimeout)
+	orDefault(&t.BackoffMin, d.BackoffMin)
+	orDefault(&t.BackoffMax, d.BackoffMax)
+	orDefault(&t.MaxSessions, d.MaxSessions)
+	orDefault(&t.ShutdownAbortWait, d.ShutdownAbortWait)
+	orDefault(&t.MaxLabelsPerLink, d.MaxLabelsPerLink)
+	orDefault(&t.MaxRoutes, d.MaxRoutes)
+	orDefault(&t.MaxSessionsPerLink, d.MaxSessionsPerLink)
+	orDefault(&t.MaxSessionsPerOrigin, d.MaxSessionsPerOrigin)
+	orDefault(&t.MaxHellos, d.MaxHellos)
+	orDefault(&t.MaxHellosPerSource, d.MaxHellosPerSource)
+	orDefault(&t.RefusalLogBurst, d.RefusalLogBurst)
+	orDefault(&t.HandshakeBurst, d.HandshakeBurst)
+	orDefault(&t.ReconnectSpread, d.ReconnectSpread)
+	orDefault(&t.MaxHandshakeRate, d.MaxHandshakeRate)
 	return t
+}
+
+// orDefault sets *v to d when *v is zero.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // Validate reports every problem of t at once.
