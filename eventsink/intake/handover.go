@@ -80,3 +80,16 @@ func (s *Server) Resume(c net.Conn, st framing.State) error {
 	go s.serveConn(c, &st)
 	return nil
 }
+
+// File returns a copy of the listening socket, for a successor.
+func (s *Server) File() (*os.File, error) {
+	var sock any = s.pc
+	if s.ln != nil {
+		sock = s.ln
+	}
+	fl, ok := sock.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("intake: the socket on %s cannot be handed over", s.Addr())
+	}
+	return fl.File()
+}
