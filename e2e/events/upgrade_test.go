@@ -15,9 +15,9 @@ import (
 	"github.com/relaychain/relaychain/e2e/e2etest"
 )
 
-// TestEventSinkUpgrade upgrades the eventsink in place ("eventsink
-// upgrade", as the systemd unit and scripts/eventsink.sh do) twice while
-// 20 senders send: the successor takes the intake sockets, the spool and
+// TestEventSinkUpgrade upgrades the eventsink twice while 20 senders
+// send, first from the inside ("eventsink upgrade", as under systemd),
+// then with scripts/eventsink.sh upgrade: the successor takes the intake sockets, the spool and
 // the senders' open TCP connections, stopped between events. No sender
 // sees an error or has to connect again; every TCP event and every
 // datagram the kernel did not drop reaches the event server exactly once
@@ -58,16 +58,26 @@ func TestEventSinkUpgrade(t *testing.T) {
 	upgrade := func(round int) {
 		t.Helper()
 		off := log.LogSize()
+		// The first round from the inside, the second with the script.
 		cmd := exec.Command(filepath.Join(e2etest.BinDir(t), "eventsink"), "upgrade", "--config", conf)
+		took := `pid (\d+) took the place`
+		if round == 2 {
+			if err := os.WriteFile(filepath.Join(dir, "eventsink.pid"), []byte(fmt.Sprintln(pid)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd = exec.Command(filepath.Join(e2etest.ModuleRoot(t), "scripts", "eventsink.sh"), "upgrade", dir)
+			cmd.Env = append(os.Environ(), "RELAYCHAIN_BIN="+e2etest.BinDir(t))
+			took = `pid (\d+) took over from pid`
+		}
 		cmd.Dir = dir
 		cmd.WaitDelay = 5 * time.Second
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("eventsink upgrade: %v\n%s\nlog:\n%s", err, out, log.LogSince(off))
+			t.Fatalf("%s: %v\n%s\nlog:\n%s", cmd, err, out, log.LogSince(off))
 		}
-		m := regexp.MustCompile(`pid (\d+) took the place`).FindSubmatch(out)
+		m := regexp.MustCompile(took).FindSubmatch(out)
 		if m == nil {
-			t.Fatalf("eventsink upgrade named no pid: %q", out)
+			t.Fatalf("%s named no pid: %q", cmd, out)
 		}
 		next, _ := strconv.Atoi(string(m[1]))
 		step("%d. upgraded: pid %d took the place of %d", round, next, pid)
