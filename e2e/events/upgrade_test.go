@@ -1,7 +1,9 @@
 package eventse2e
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,4 +183,68 @@ func isZombie(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
+}
+
+// TestEventSinkUpgradeFails: a successor that cannot bind a listener its
+// configuration adds (a port in use) fails before it is ready; the
+// running eventsink says so, keeps its intake, spool and senders, and
+// events sent on the connection opened before go on arriving.
+func TestEventSinkUpgradeFails(t *testing.T) {
+	c := newChain(t, chainOpts{})
+	srv := startEventServer(t, c.Addr(e2etest.PortEvents))
+	c.StartAll()
+	dir := c.NodeDir("es-site-a")
+	conf := filepath.Join(dir, "eventsink.yaml")
+	t.Cleanup(func() {
+		for _, pid := range e2etest.ProcessesWith(conf) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	e2etest.WaitListening(t, c.Addr(e2etest.PortLinesTCP), 10*time.Second)
+	fl := startFleet(t, 200, c.Addr(e2etest.PortEIF), c.Addr(e2etest.PortLinesTCP), c.Addr(e2etest.PortSyslogUDP))
+	fl.setLimit(100)
+	fl.waitLimit(60 * time.Second)
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(string(b), "  listeners:\n", fmt.Sprintf("  listeners:\n    - name: busy\n      protocol: tcp\n      listen: %s\n      framing: lines\n", busy.Addr()), 1)
+	if added == string(b) {
+		t.Fatal("the eventsink's configuration has no listeners: update the test")
+	}
+	if err := os.WriteFile(conf, []byte(added), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := c.Proc("es-site-a")
+	off := old.LogSize()
+	cmd := exec.Command(filepath.Join(e2etest.BinDir(t), "eventsink"), "upgrade", "--config", conf)
+	cmd.Dir = dir
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "failed to take over") {
+		t.Fatalf("eventsink upgrade with a listener on a port in use: %v, %q", err, out)
+	}
+	old.WaitLog(t, off, 10*time.Second, "handover abandoned: .* serves on")
+	old.CheckRunning(t)
+	if procs := e2etest.ProcessesWith(conf); len(procs) != 1 || procs[0] != old.Pid() {
+		t.Fatalf("processes running the eventsink: %v, want only %d", procs, old.Pid())
+	}
+	fl.setLimit(200)
+	fl.waitLimit(60 * time.Second)
+	e2etest.Eventually(t, 30*time.Second, "every event at the event server", func() error {
+		recs, _, _ := srv.snapshot()
+		if msg := checkDelivery(recs, fl.lastSent(), len(recs)+1).failures(1 << 20); msg != "" {
+			return errors.New(msg)
+		}
+		return nil
+	})
+	if n := fl.writeErr.Load(); n > 0 {
+		t.Errorf("%d sender writes failed", n)
+	}
 }

@@ -27,6 +27,9 @@ type Part interface {
 	// Serve runs the part until ctx ends; from is what a predecessor's
 	// part handed over (nil: none), which Serve owns.
 	Serve(ctx context.Context, from *admin.Handed) error
+	// Close releases what the part bound, when it is not served (the
+	// node failed to start).
+	Close()
 }
 
 // Inherited are the sockets a predecessor handed over that the node did
@@ -97,3 +100,4 @@ type runPart struct{ run func(context.Context) error }
 func (runPart) ListenerFiles() ([]mux.ListenerFile, error)         { return nil, nil }
 func (runPart) HandOver(context.Context) (*admin.Handed, error)    { return nil, nil }
 func (p runPart) Serve(ctx context.Context, h *admin.Handed) error { h.Close(); return p.run(ctx) }
+func (runPart) Close()                                             {}

@@ -184,6 +184,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		}
 	}
 	var part Part
+	partServed := false
 	if h.Part != nil {
 		if part, err = h.Part(cfg, n, inh, log); err != nil {
 			closeUnused(inherited, nil)
@@ -191,6 +192,11 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			_ = n.Shutdown(context.Background())
 			return err
 		}
+		defer func() {
+			if !partServed {
+				part.Close()
+			}
+		}()
 	}
 	closeUnused(inherited, cfg)
 	inh.closePackets()
@@ -255,6 +261,7 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 		if tk != nil {
 			from = tk.Handed
 		}
+		partServed = true
 		g.Go(func() error { return part.Serve(gctx, from) })
 	}
 	if keeper != nil {
