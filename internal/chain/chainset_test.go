@@ -16,10 +16,10 @@ const exampleDir = samplesDir + "/example"
 
 // The example chain's crossings, as its README describes them.
 var exampleCrossings = []Crossing{
-	{Port: 17101, Dest: "127.0.0.1:17101", Listener: "relay-dmz1", Listen: "127.0.0.1:17101", Dialers: []string{"epp-main"}, Outwards: true},
-	{Port: 17102, Dest: "127.0.0.1:17102", Listener: "relay-dmz2", Listen: "127.0.0.1:17102", Dialers: []string{"relay-dmz1"}, Outwards: true},
-	{Port: 17103, Dest: "127.0.0.1:17103", Listener: "relay-dmz2", Listen: "127.0.0.1:17103", Dialers: []string{"gwp-site-a", "gwp-site-b"}},
-	{Port: 17201, Dest: "127.0.0.1:17201", Listener: "gwp-site-a", Listen: "127.0.0.1:17201", Dialers: []string{"es-site-a"}},
+	{Port: 17101, Dest: "127.0.0.1:17101", Listener: "relay-dmz1", Listen: "127.0.0.1:17101", Dialers: []string{"epp-main"}, Sources: []string{""}, Outwards: true},
+	{Port: 17102, Dest: "127.0.0.1:17102", Listener: "relay-dmz2", Listen: "127.0.0.1:17102", Dialers: []string{"relay-dmz1"}, Sources: []string{""}, Outwards: true},
+	{Port: 17103, Dest: "127.0.0.1:17103", Listener: "relay-dmz2", Listen: "127.0.0.1:17103", Dialers: []string{"gwp-site-a", "gwp-site-b"}, Sources: []string{"", ""}},
+	{Port: 17201, Dest: "127.0.0.1:17201", Listener: "gwp-site-a", Listen: "127.0.0.1:17201", Dialers: []string{"es-site-a"}, Sources: []string{""}},
 }
 
 // TestExampleChainIsConsistent checks that the example chain under
