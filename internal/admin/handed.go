@@ -35,6 +35,14 @@ func (h *Handed) Close() {
 // maxRights is the most descriptors sent in one message.
 const maxRights = 200
 
+// Bounds of what a successor takes from the node it takes over from: the
+// answer's line (the state of up to a few thousand connections, each
+// with at most one event pending) and the descriptors.
+const (
+	maxAnswer = 512 << 20
+	maxHanded = 1 << 16
+)
+
 // writeWithRights writes line (ending in a newline) with fds: the first
 // maxRights with the line, the rest with single "+" bytes after it.
 func writeWithRights(uc *net.UnixConn, line []byte, fds []int) error {
@@ -64,7 +72,7 @@ func readWithRights(uc *net.UnixConn, ans any, count func() int) ([]*os.File, er
 	var files []*os.File
 	buf, oob := make([]byte, 64<<10), make([]byte, syscall.CmsgSpace(4*256))
 	read := func() error {
-		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+		n, oobn, flags, _, err := uc.ReadMsgUnix(buf, oob)
 		if oobn > 0 {
 			fs, perr := parseRights(oob[:oobn])
 			files = append(files, fs...)
@@ -73,8 +81,14 @@ func readWithRights(uc *net.UnixConn, ans any, count func() int) ([]*os.File, er
 			}
 		}
 		data.Write(buf[:n])
-		if n == 0 && oobn == 0 && err == nil {
+		switch {
+		case err != nil:
+		case flags&syscall.MSG_CTRUNC != 0:
+			err = errors.New("descriptors lost on the way (this process is out of open files?)")
+		case n == 0 && oobn == 0:
 			err = errors.New("empty read")
+		case data.Len() > maxAnswer:
+			err = fmt.Errorf("an answer over %d bytes", maxAnswer)
 		}
 		return err
 	}
@@ -89,13 +103,30 @@ func readWithRights(uc *net.UnixConn, ans any, count func() int) ([]*os.File, er
 		closeFiles(files)
 		return nil, err
 	}
-	for want := count(); len(files) < want; {
+	want := count()
+	if want > maxHanded {
+		closeFiles(files)
+		return nil, fmt.Errorf("%d descriptors announced, more than %d", want, maxHanded)
+	}
+	for len(files) < want {
 		if err := read(); err != nil {
 			closeFiles(files)
 			return nil, fmt.Errorf("%d of %d descriptors received: %w", len(files), want, err)
 		}
 	}
 	return files, nil
+}
+
+// rawFd returns f's descriptor without making it blocking, as Fd would:
+// the open file is shared with the socket the node still serves, whose
+// reads and accepts must not block. f must stay open while the number is
+// used.
+func rawFd(f *os.File) int {
+	fd := -1
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(u uintptr) { fd = int(u) })
+	}
+	return fd
 }
 
 // isDatagram reports whether f is a datagram socket (UDP).
@@ -122,7 +153,7 @@ func sendHanded(uc *net.UnixConn, h *Handed) error {
 		defer h.Close()
 		ans.State, ans.Files = h.State, len(h.Files)
 		for _, f := range h.Files {
-			fds = append(fds, int(f.Fd()))
+			fds = append(fds, rawFd(f))
 		}
 	}
 	line, err := json.Marshal(ans)

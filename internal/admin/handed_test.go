@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/relaychain/relaychain/mux"
 )
 
@@ -88,4 +90,73 @@ func TestTakeOverHanded(t *testing.T) {
 			t.Fatalf("handed file %d read %q, %v; want %q", i, b, err, msg)
 		}
 	}
+}
+
+// TestSendKeepsSocketNonBlocking: sending a copy of a socket the node
+// serves leaves the socket non-blocking: a blocking one would leave the
+// node's read or accept stuck in the kernel, and its close waiting for
+// it, until the next datagram or connection.
+func TestSendKeepsSocketNonBlocking(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	nonBlocking := func() bool {
+		rc, err := pc.(*net.UDPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flags int
+		_ = rc.Control(func(fd uintptr) { flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return flags&unix.O_NONBLOCK != 0
+	}
+	if !nonBlocking() {
+		t.Fatal("a fresh UDP socket is blocking")
+	}
+	f, err := pc.(*net.UDPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, b, err := unixPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	if err := writeWithRights(a, []byte("{}\n"), []int{rawFd(f)}); err != nil {
+		t.Fatal(err)
+	}
+	if !nonBlocking() {
+		t.Fatal("sending a copy made the node's socket blocking")
+	}
+	var ans struct{}
+	got, err := readWithRights(b, &ans, func() int { return 1 })
+	if err != nil || len(got) != 1 {
+		t.Fatalf("read %d files: %v", len(got), err)
+	}
+	closeFiles(got)
+}
+
+// unixPair returns two connected Unix stream sockets.
+func unixPair() (*net.UnixConn, *net.UnixConn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out [2]*net.UnixConn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "pair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		out[i] = c.(*net.UnixConn)
+	}
+	return out[0], out[1], nil
 }

@@ -110,7 +110,7 @@ func (s *Socket) serveHandover(c net.Conn) bool {
 	fds := make([]int, 0, len(files))
 	for _, f := range files {
 		ans.Addrs = append(ans.Addrs, f.Addr)
-		fds = append(fds, int(f.File.Fd()))
+		fds = append(fds, rawFd(f.File))
 	}
 	line, _ := json.Marshal(ans)
 	line = append(line, '\n')
