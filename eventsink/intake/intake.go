@@ -104,7 +104,7 @@ type Config struct {
 
 	// Listener (for TCP) or PacketConn (for UDP), when set, is served
 	// instead of binding Addr: a socket handed over by the process whose
-	// place this one takes.
+	// place this one takes. New owns it, and closes it if it fails.
 	Listener   net.Listener
 	PacketConn net.PacketConn
 }
@@ -165,6 +165,13 @@ func New(cfg Config) (*Server, error) {
 		errs = append(errs, fmt.Errorf("negative max event size %d", cfg.MaxEvent))
 	}
 	if err := errors.Join(errs...); err != nil {
+		// New owns the sockets it was given, even when it refuses.
+		if cfg.Listener != nil {
+			_ = cfg.Listener.Close()
+		}
+		if cfg.PacketConn != nil {
+			_ = cfg.PacketConn.Close()
+		}
 		return nil, fmt.Errorf("intake config: %w", err)
 	}
 	cfg.MaxEvent = cmpOr(cfg.MaxEvent, framing.DefaultMaxEvent)

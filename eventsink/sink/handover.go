@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -38,58 +36,33 @@ func Part(cfg *chain.Config, n *mux.Node, inherited *chain.Inherited, log *logru
 	return part{s}, nil
 }
 
-// handedSpoolWait bounds the wait for a predecessor to let the spool go.
-const handedSpoolWait = 10 * time.Second
+// inheritKey is the key an intake listener is handed over under: its
+// protocol and its listen address as configured. A successor whose
+// configuration has the same takes it, under any name.
+func inheritKey(l chain.EventListener) string { return "events/" + l.Protocol + "/" + l.Listen }
 
-// inheritName is the name an intake listener is handed over under.
-func inheritName(listener string) string { return "events/" + listener }
-
-// inherit sets ic to serve the socket a predecessor handed over for the
-// listener called name, if there is one at the same address.
-func inherit(ic *intake.Config, in *chain.Inherited, name string, log *logrus.Entry) {
+// inherit sets ic to serve the socket a predecessor handed over under key,
+// if there is one.
+func inherit(ic *intake.Config, in *chain.Inherited, key string) {
 	if in == nil {
 		return
 	}
-	key := inheritName(name)
 	if ln, ok := in.Listeners[key]; ok {
 		delete(in.Listeners, key)
-		if sameAddr(ic.Addr, ln.Addr()) && strings.HasPrefix(ic.Network, "tcp") {
-			ic.Listener = ln
-			return
-		}
-		_ = ln.Close()
+		ic.Listener = ln
 	}
 	if pc, ok := in.PacketConns[key]; ok {
 		delete(in.PacketConns, key)
-		if sameAddr(ic.Addr, pc.LocalAddr()) && strings.HasPrefix(ic.Network, "udp") {
-			ic.PacketConn = pc
-			return
-		}
-		_ = pc.Close()
+		ic.PacketConn = pc
 	}
-}
-
-// sameAddr reports whether a socket bound to have serves the configured
-// address want (whose port may be 0 and whose host may be empty).
-func sameAddr(want string, have net.Addr) bool {
-	host, port, err := net.SplitHostPort(want)
-	if err != nil {
-		return false
-	}
-	hhost, hport, err := net.SplitHostPort(have.String())
-	if err != nil || port != "0" && port != hport {
-		return false
-	}
-	if host == "" {
-		return true
-	}
-	wip, hip := net.ParseIP(host), net.ParseIP(hhost)
-	return wip != nil && wip.Equal(hip) || host == hhost
 }
 
 // ListenerFiles returns copies of the intake's listening sockets, for a
 // successor.
 func (s *Sink) ListenerFiles() ([]mux.ListenerFile, error) {
+	if !s.serving.Load() {
+		return nil, errors.New("the eventsink is still opening its spool: upgrade again in a moment")
+	}
 	var out []mux.ListenerFile
 	for _, l := range s.servers {
 		f, err := l.srv.File()
@@ -99,15 +72,18 @@ func (s *Sink) ListenerFiles() ([]mux.ListenerFile, error) {
 			}
 			return nil, fmt.Errorf("events listener %s: %w", l.name, err)
 		}
-		out = append(out, mux.ListenerFile{Addr: inheritName(l.name), File: f})
+		out = append(out, mux.ListenerFile{Addr: l.key, File: f})
 	}
 	return out, nil
 }
 
-// handedConn describes one handed-over connection: its listener, and
-// where its reader stood.
+// handedConn describes one handed-over connection: its listener (name and
+// key), how its events were read, and where its reader stood.
 type handedConn struct {
 	Listener string        `json:"listener"`
+	Key      string        `json:"key"`
+	Framing  string        `json:"framing"`
+	MaxEvent int           `json:"max_event"`
 	Reader   framing.State `json:"reader"`
 }
 
@@ -131,7 +107,8 @@ func (s *Sink) HandOver(ctx context.Context) (*admin.Handed, error) {
 				errs = append(errs, fmt.Errorf("events listener %s: a connection from %s: %w", l.name, hc.Conn.RemoteAddr(), err))
 				continue
 			}
-			conns = append(conns, handedConn{Listener: l.name, Reader: hc.State})
+			conns = append(conns, handedConn{Listener: l.name, Key: l.key, Framing: l.framing(s.cfg),
+				MaxEvent: int(s.cfg.Events.MaxEventBytes), Reader: hc.State})
 			h.Files = append(h.Files, f)
 		}
 	}
@@ -162,9 +139,9 @@ func (s *Sink) HandOver(ctx context.Context) (*admin.Handed, error) {
 // (waiting for a predecessor to let it go), serves on the connections
 // that from hands over, and serves.
 func (s *Sink) serveFrom(ctx context.Context, from *admin.Handed) error {
-	wait := time.Duration(0)
+	var wait context.Context
 	if from != nil {
-		wait = handedSpoolWait
+		wait = ctx
 	}
 	if err := s.openSpool(wait); err != nil {
 		from.Close()
@@ -195,13 +172,21 @@ func (s *Sink) resume(from *admin.Handed) {
 			log.WithError(err).Errorf("a connection of listener %s handed over is not usable", hc.Listener)
 			continue
 		}
-		srv := s.server(hc.Listener)
-		if srv == nil {
-			log.Warnf("listener %s is gone from the configuration: closing its connection from %s", hc.Listener, c.RemoteAddr())
+		l := s.listenerFor(hc)
+		var why string
+		switch {
+		case l == nil:
+			why = "its listener " + hc.Listener + " is gone from the configuration"
+		case l.framing(s.cfg) != hc.Framing || int(s.cfg.Events.MaxEventBytes) != hc.MaxEvent:
+			why = fmt.Sprintf("listener %s now reads %s events of at most %d bytes, not %s of at most %d", l.name,
+				l.framing(s.cfg), s.cfg.Events.MaxEventBytes, hc.Framing, hc.MaxEvent)
+		}
+		if why != "" {
+			log.Errorf("a connection from %s handed over is closed, with %d bytes of its next event: %s", c.RemoteAddr(), len(hc.Reader.Pending), why)
 			_ = c.Close()
 			continue
 		}
-		if err := srv.Resume(c, hc.Reader); err != nil {
+		if err := l.srv.Resume(c, hc.Reader); err != nil {
 			log.WithError(err).Warn("a connection handed over was not taken")
 			continue
 		}
@@ -210,14 +195,31 @@ func (s *Sink) resume(from *admin.Handed) {
 	log.Infof("took over %d open intake connections from the predecessor", taken)
 }
 
-// server returns the intake listener called name, or nil.
-func (s *Sink) server(name string) *intake.Server {
-	for _, l := range s.servers {
-		if l.name == name {
-			return l.srv
+// listenerFor returns the intake listener that serves on a connection
+// handed over: the one of the same name, else the one of the same key (a
+// renamed listener), or nil.
+func (s *Sink) listenerFor(hc handedConn) *listener {
+	for i, l := range s.servers {
+		if l.name == hc.Listener {
+			return &s.servers[i]
+		}
+	}
+	for i, l := range s.servers {
+		if l.key == hc.Key {
+			return &s.servers[i]
 		}
 	}
 	return nil
+}
+
+// framing is the framing the listener reads, as configured.
+func (l listener) framing(cfg *chain.Config) string {
+	for _, el := range cfg.Events.Listeners {
+		if el.Name == l.name {
+			return el.Framing
+		}
+	}
+	return ""
 }
 
 // part is a Sink as a chain.Part.

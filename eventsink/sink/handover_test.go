@@ -18,7 +18,8 @@ import (
 // TestSinkHandOver hands a serving eventsink over to a successor in the
 // same process, as an upgrade does across two: the successor gets copies
 // of the intake sockets, then, at the commit, the spool and the open TCP
-// connection with half an event read. A sender writing throughout on one
+// connection with half an event read; its configuration renames the TCP
+// listener, which it takes by address. A sender writing throughout on one
 // connection, and datagrams sent while the sockets change hands, all
 // reach the root; the predecessor is left with nothing open.
 func TestSinkHandOver(t *testing.T) {
@@ -26,14 +27,14 @@ func TestSinkHandOver(t *testing.T) {
 	_, leaf := muxtest.StartPair(t, svc.handle)
 	dir := filepath.Join(t.TempDir(), "spool")
 	cfg := sinkConfig(t, dir)
+	// Both sinks serve the same addresses: the configuration names them.
+	cfg.Events.Listeners[0].Listen = fmt.Sprintf("127.0.0.1:%d", muxtest.FreePort(t))
+	cfg.Events.Listeners[1].Listen = fmt.Sprintf("127.0.0.1:%d", muxtest.FreePort(t))
 	old, err := sink.New(cfg, leaf, muxtest.Log(t))
 	if err != nil {
 		t.Fatalf("sink.New: %v", err)
 	}
 	tcpAddr, udpAddr := old.Addr("eif"), old.Addr("syslog")
-	// Both sinks serve the same addresses: the configuration names them.
-	cfg.Events.Listeners[0].Listen = tcpAddr.String()
-	cfg.Events.Listeners[1].Listen = udpAddr.String()
 	stopOld := serve(t, old)
 
 	tc, err := net.Dial("tcp", tcpAddr.String())
@@ -71,7 +72,7 @@ func TestSinkHandOver(t *testing.T) {
 	}
 	inh := &chain.Inherited{Listeners: map[string]net.Listener{}, PacketConns: map[string]net.PacketConn{}}
 	for _, f := range files {
-		if strings.Contains(f.Addr, "syslog") {
+		if strings.HasPrefix(f.Addr, "events/udp/") {
 			pc, err := net.FilePacketConn(f.File)
 			if err != nil {
 				t.Fatal(err)
@@ -86,12 +87,23 @@ func TestSinkHandOver(t *testing.T) {
 		}
 		f.File.Close()
 	}
-	next, err := sink.Part(cfg, leaf, inh, muxtest.Log(t))
+	// The successor's configuration renames the TCP listener: it takes
+	// the socket and the connection by address.
+	next := *cfg
+	evc := *cfg.Events
+	evc.Listeners = append([]chain.EventListener(nil), cfg.Events.Listeners...)
+	evc.Listeners[0].Name = "eif-renamed"
+	next.Events = &evc
+	part, err := sink.Part(&next, leaf, inh, muxtest.Log(t))
 	if err != nil {
 		t.Fatalf("sink.Part: %v", err)
 	}
 	if len(inh.Listeners)+len(inh.PacketConns) != 0 {
 		t.Fatalf("sockets handed over and not taken: %v %v", inh.Listeners, inh.PacketConns)
+	}
+	// A sink not served yet (its spool not open) refuses to hand over.
+	if _, err := part.ListenerFiles(); err == nil {
+		t.Fatal("a sink that is not served yet handed its sockets over")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -112,7 +124,7 @@ func TestSinkHandOver(t *testing.T) {
 	}
 	nctx, stopNext := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- next.Serve(nctx, handed) }()
+	go func() { served <- part.Serve(nctx, handed) }()
 	defer func() {
 		stopNext()
 		if err := <-served; err != nil {

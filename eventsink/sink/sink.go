@@ -1,10 +1,11 @@
 // Package sink is the eventsink daemon beside its node: it opens the spool,
 // starts the intake listeners (TCP and UDP, one framing each) that append
 // every event to it, and the forwarder that sends the spool up the chain
-// to the epproxy's event service. When its context ends it stops them in
-// order: intake first (no new events; what each sender has sent is read
-// and spooled until it is quiet, for at most the shutdown grace period),
-// then the forwarder, then the spool. In a rolling upgrade it hands its
+// to the epproxy's event service. When its context ends it stops them:
+// the intake takes no new connection and reads on what each sender has
+// sent until it is quiet (for at most the shutdown grace period), the
+// forwarder stops at once (what the intake still spools is sent after the
+// next start), then the spool closes. In a rolling upgrade it hands its
 // intake sockets, open connections and spool to its successor
 // (handover.go): nothing is lost and nothing is read twice.
 //
@@ -38,6 +39,7 @@ import (
 	"github.com/relaychain/relaychain/eventsink/intake"
 	"github.com/relaychain/relaychain/eventsink/spool"
 	"github.com/relaychain/relaychain/internal/chain"
+	"github.com/relaychain/relaychain/mux"
 )
 
 // Sink is one eventsink's spool, intake listeners and forwarder.
@@ -58,11 +60,14 @@ type Sink struct {
 	stopFwd context.CancelFunc
 	fwdDone chan struct{}
 	handing atomic.Bool
+	serving atomic.Bool // Serve has begun: the spool is open
 }
 
-// listener is one intake listener and its name in the configuration.
+// listener is one intake listener, its name in the configuration, and
+// the key it is handed over under (handover.go).
 type listener struct {
 	name string
+	key  string
 	srv  *intake.Server
 }
 
@@ -75,7 +80,7 @@ func New(cfg *chain.Config, open forwarder.Opener, log *logrus.Entry) (*Sink, er
 	if err != nil {
 		return nil, err
 	}
-	if err := s.openSpool(0); err != nil {
+	if err := s.openSpool(nil); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -107,21 +112,23 @@ func prepare(cfg *chain.Config, open forwarder.Opener, inherited *chain.Inherite
 			},
 			Log: log.WithFields(logrus.Fields{"component": "intake", "listener": l.Name}),
 		}
-		inherit(&ic, inherited, l.Name, log)
+		key := inheritKey(l)
+		inherit(&ic, inherited, key)
 		srv, err := intake.New(ic)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("events listener %s: %w", l.Name, err)
 		}
-		s.servers = append(s.servers, listener{l.Name, srv})
+		s.servers = append(s.servers, listener{l.Name, key, srv})
 	}
 	return s, nil
 }
 
-// openSpool opens the spool, trying again for up to wait while another
-// process (a predecessor handing over) still holds it, and prepares the
-// forwarder.
-func (s *Sink) openSpool(wait time.Duration) error {
+// openSpool opens the spool, and prepares the forwarder. With wait (a
+// successor's context), it tries again while another process still holds
+// the spool (a predecessor whose handover did not release it: it does at
+// its exit), until wait ends.
+func (s *Sink) openSpool(wait context.Context) error {
 	ev := s.cfg.Events
 	opts := spool.Options{
 		SegmentSize: int64(ev.Spool.SegmentBytes),
@@ -138,10 +145,14 @@ func (s *Sink) openSpool(wait time.Duration) error {
 	if ev.Spool.WhenFull == "drop-oldest" {
 		opts.Full = spool.DropOldest
 	}
-	deadline := time.Now().Add(wait)
 	sp, err := spool.Open(ev.Spool.Dir, opts)
-	for errors.Is(err, spool.ErrLocked) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	for tries := 1; errors.Is(err, spool.ErrLocked) && wait != nil; tries++ {
+		if tries%200 == 0 { // every 10 s
+			s.log.WithField("component", "spool").Warnf("spool %s still held by the previous process: waiting for it to let go", ev.Spool.Dir)
+		}
+		if !mux.SleepCtx(wait, 50*time.Millisecond) {
+			break
+		}
 		sp, err = spool.Open(ev.Spool.Dir, opts)
 	}
 	if err != nil {
@@ -183,6 +194,7 @@ func (s *Sink) Serve(ctx context.Context) error {
 		return errors.New("sink: Serve called twice")
 	}
 	defer s.Close()
+	s.serving.Store(true)
 
 	g, gctx := errgroup.WithContext(ctx)
 	serveCtx, stopServe := context.WithCancel(context.Background())
@@ -192,13 +204,9 @@ func (s *Sink) Serve(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		// Stop taking events, letting each sender's events already read be
-		// spooled, for at most the grace period.
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
-		defer cancel()
-		for _, l := range s.servers {
-			_ = l.srv.Shutdown(sctx)
-		}
+		// Stop taking events, letting what senders sent be spooled, for
+		// at most the grace period.
+		s.shutdownIntake()
 		stopServe()
 		return nil
 	})
@@ -222,13 +230,28 @@ func (s *Sink) Serve(ctx context.Context) error {
 	return err
 }
 
+// shutdownIntake stops every intake listener at once, and lets each
+// read on what its senders sent until they are quiet, all within one
+// shutdown grace period.
+func (s *Sink) shutdownIntake() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range s.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = l.srv.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
 // Close closes the intake listeners and the spool of a Sink that is not
 // served (Serve closes its Sink when it returns). It is idempotent.
 func (s *Sink) Close() {
 	s.closeOnce.Do(func() {
-		for _, l := range s.servers {
-			_ = l.srv.Shutdown(context.Background())
-		}
+		s.shutdownIntake()
 		if s.sp != nil {
 			_ = s.sp.Close()
 		}
