@@ -180,6 +180,11 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			n.AddEntryWith(ln, ec)
 		}
 	}
+	if keeper != nil {
+		// The port_map ports, bound now: a successor's on the sockets
+		// it took over (registry_upgrade.go).
+		inherited = keeper.adopt(inherited)
+	}
 	closeUnused(inherited, cfg)
 	if sock != nil {
 		sock.OnHandover(func() ([]mux.ListenerFile, error) {
