@@ -32,24 +32,7 @@ func (s *stopAt) Read(p []byte) (int, error) {
 // collectUntil is collect, for a reader stopped by a read deadline.
 func collectUntil(t *testing.T, rd *Reader) []string {
 	t.Helper()
-	var out []string
-	for i := 0; i < 1<<20; i++ {
-		ev, err := rd.Next()
-		switch {
-		case err == nil:
-			out = append(out, "ev:"+string(ev))
-		case errors.Is(err, ErrOversized):
-			out = append(out, "oversized")
-		case errors.Is(err, ErrMalformed):
-			out = append(out, "malformed")
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return out
-		default:
-			t.Fatalf("stopped reader: %v", err)
-		}
-	}
-	t.Fatal("reader does not stop")
-	return nil
+	return collectTo(t, rd, os.ErrDeadlineExceeded)
 }
 
 // TestSuspendResume stops a reader after every byte of streams in both

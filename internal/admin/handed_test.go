@@ -25,8 +25,16 @@ func TestTakeOverHanded(t *testing.T) {
 	}
 	defer pc.Close()
 	const n = 2*maxRights + 17
-	var writers []*os.File
+	// The pipes, made here: the commit hands their read ends over.
+	var readers, writers []*os.File
 	t.Cleanup(func() { closeFiles(writers) })
+	for range n {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		readers, writers = append(readers, r), append(writers, w)
+	}
 	serveHandingOver(t, path, func() ([]mux.ListenerFile, error) {
 		f, err := pc.(*net.UDPConn).File()
 		if err != nil {
@@ -34,17 +42,7 @@ func TestTakeOverHanded(t *testing.T) {
 		}
 		return []mux.ListenerFile{{Addr: "events/udp", File: f}}, nil
 	}, func() (*Handed, error) {
-		h := &Handed{State: json.RawMessage(`{"conns":417}`)}
-		for range n {
-			r, w, err := os.Pipe()
-			if err != nil {
-				h.Close()
-				return nil, err
-			}
-			h.Files = append(h.Files, r)
-			writers = append(writers, w)
-		}
-		return h, nil
+		return &Handed{State: json.RawMessage(`{"conns":417}`), Files: readers}, nil
 	})
 	tk, err := TakeOver(path, 5*time.Second)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/relaychain/relaychain/internal/admin"
 	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/internal/pki"
 	"github.com/relaychain/relaychain/internal/version"
 	"github.com/relaychain/relaychain/mux"
 )
@@ -255,13 +256,11 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	defer runs.Delete(cfg)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Serve(gctx) })
-	if stores := cfg.TLSStores(); len(stores) > 0 {
-		tlog := daemon.Component(log, "tls")
-		g.Go(func() error {
-			watchExpiry(gctx, stores, tlog, 24*time.Hour)
-			return nil
-		})
-	}
+	tlog := daemon.Component(log, "tls")
+	g.Go(func() error {
+		watchExpiry(gctx, func() []*pki.Store { return run.current().TLSStores() }, tlog, 24*time.Hour)
+		return nil
+	})
 	if part != nil {
 		var from *admin.Handed
 		if tk != nil {
