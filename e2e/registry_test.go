@@ -86,19 +86,28 @@ func registryEntry(st mux.NodeStatus, addr string) (mux.EndpointStatus, bool) {
 	return mux.EndpointStatus{}, false
 }
 
-func TestEndpointRegistryDowncalls(t *testing.T) {
-	gateway := startSiteEndpoint(t, "127.0.0.1", "gateway")
-	ep := startSiteEndpoint(t, "127.0.3.7", "endpoint-3-7")
+// startRegistryChain starts the example chain with its gateway at
+// gatewayPort and the port_map entry's endpoint port endpointPort, and
+// waits until it is formed.
+func startRegistryChain(t *testing.T, gatewayPort, endpointPort int) *e2etest.Chain {
+	t.Helper()
 	c := e2etest.NewChain(t, e2etest.Options{
 		Nodes:  e2etest.SessionNodes,
-		Fixed:  map[int]int{e2etest.PortGateway: int(gateway.port)},
+		Fixed:  map[int]int{e2etest.PortGateway: gatewayPort},
 		Tuning: e2etest.FastTuning,
 		Edit: func(node, text string) string {
-			return strings.ReplaceAll(text, "endpoint_port: 19703", "endpoint_port: "+strconv.Itoa(int(ep.port)))
+			return strings.ReplaceAll(text, "endpoint_port: 19703", "endpoint_port: "+strconv.Itoa(endpointPort))
 		},
 	})
 	c.StartAll()
 	waitFormed(t, c, 0)
+	return c
+}
+
+func TestEndpointRegistryDowncalls(t *testing.T) {
+	gateway := startSiteEndpoint(t, "127.0.0.1", "gateway")
+	ep := startSiteEndpoint(t, "127.0.3.7", "endpoint-3-7")
+	c := startRegistryChain(t, int(gateway.port), int(ep.port))
 	socks := c.Addr(e2etest.PortSOCKS)
 	pm := "127.0.0.1:" + strconv.Itoa(c.Port(examplePortMap))
 	epp := e2etest.Node{Name: "epp-main", Daemon: "epproxy"}

@@ -184,6 +184,12 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			n.AddEntryWith(ln, ec)
 		}
 	}
+	if keeper != nil {
+		// The port_map ports, bound now: a successor's on the sockets
+		// it took over (registry_upgrade.go).
+		inherited = keeper.adopt(inherited)
+		inh.Listeners = inherited
+	}
 	var part Part
 	partServed := false
 	if h.Part != nil {
