@@ -41,8 +41,8 @@ func (c *Config) validateRegistry(ps *daemon.Problems) {
 	if c.MaxEndpoints < 0 {
 		ps.Errorf("max_endpoints", "must not be negative")
 	}
-	if c.RegistryFile != "" && c.kind.Name != EPProxy.Name {
-		ps.Errorf("registry_file", "only the epproxy keeps the registry")
+	if c.RegistryFile != "" && c.kind.Name != EPProxy.Name && !c.RegisterEndpoints {
+		ps.Errorf("registry_file", "only the epproxy and a gwproxy with register_endpoints keep a registry")
 	}
 }
 

@@ -116,6 +116,14 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			return st
 		}
 	}
+	// On a gwproxy that learns its endpoints, those it learnt before.
+	var learnt *learntKeeper
+	if cfg.RegisterEndpoints {
+		if learnt, err = newLearntKeeper(cfg, n, log); err != nil {
+			_ = n.Shutdown(context.Background())
+			return err
+		}
+	}
 	var sock *admin.Socket
 	if s, err := admin.ListenSocket(cfg.AdminSocket(), status, alog); err != nil {
 		alog.WithError(err).Errorf("no admin socket: %s status will not answer; set admin.socket to a writable place", cfg.kind.Name)
@@ -271,6 +279,9 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	}
 	if keeper != nil {
 		g.Go(func() error { return keeper.run(gctx) })
+	}
+	if learnt != nil {
+		g.Go(func() error { return learnt.run(gctx) })
 	}
 	runErr := g.Wait()
 	grace := run.current().ShutdownGrace
