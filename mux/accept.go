@@ -70,19 +70,19 @@ func (s *acceptSet) allows(nw Network) bool {
 		return true
 	}
 	for _, a := range s.nets {
-		if nw.within(a) {
+		if nw.Within(a) {
 			return true
 		}
 	}
 	return false
 }
 
-// within reports whether every destination of n is a destination of a:
+// Within reports whether every destination of n is a destination of a:
 // a prefix inside a's prefix, a name equal to a's name or under a's
 // pattern, a pattern equal to or under a's pattern, on ports all inside
 // a's ports. A host route (every port) lies within a prefix of every port
 // that holds its address. Names and prefixes never hold each other.
-func (n Network) within(a Network) bool {
+func (n Network) Within(a Network) bool {
 	if a.PortLo != 0 && (n.PortLo == 0 || n.PortLo < a.PortLo || n.PortHi > a.PortHi) {
 		return false
 	}

@@ -59,7 +59,7 @@ func TestNetworkWithin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := n.within(a); got != c.want {
+		if got := n.Within(a); got != c.want {
 			t.Errorf("%s within %s = %v, want %v", c.n, c.a, got, c.want)
 		}
 	}
