@@ -1,8 +1,13 @@
 package chain
 
 import (
+	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
 func TestLoadAcceptNetworks(t *testing.T) {
@@ -94,4 +99,55 @@ func TestSetCheckAcceptedNetworks(t *testing.T) {
 	checkChainProblems(t, dir, s.Check(), []chainProblem{
 		{"epp/epproxy.yaml", 4, "children[0].accept_networks", "gwp registers its endpoints"},
 	})
+}
+
+// TestApplyAcceptNetworks reloads an epproxy whose child serves a
+// network: refused while the link accepts none, taken once a reload
+// accepts it, without the link going down, and dropped by the next reload
+// that no longer accepts it.
+func TestApplyAcceptNetworks(t *testing.T) {
+	eppPath, gwpPath, _, _ := smallTree(t, echoServer(t), time.Second)
+	b, err := os.ReadFile(gwpPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gwpPath, append(b, []byte("serves: [10.20.0.0/16]\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	epp := startRun(t, EPProxy, eppPath)
+	gwp := startRun(t, GWProxy, gwpPath)
+	root, leaf := epp.getNode(t), gwp.getNode(t)
+	muxtest.WaitFor(t, 10*time.Second, "the refusal at the root", func() bool { return root.Stats().RefusedNetworks == 1 })
+	if len(root.Networks()) != 0 {
+		t.Fatalf("the root took %v from a link that accepts none", root.Networks())
+	}
+	if want := "the link to child gwp-test accepts no networks"; !strings.Contains(epp.logs.String(), want) {
+		t.Errorf("no %q in the log:\n%s", want, epp.logs.String())
+	}
+	linked := leaf.Status().Links[0].Since
+
+	accept := func(old, list string) {
+		t.Helper()
+		next := editConfig(t, EPProxy, eppPath, func(s string) string {
+			return strings.Replace(s, old, "    insecure_plaintext: true\n"+list, 1)
+		})
+		if err := Apply(epp.cfg, next, epp.logger); err != nil {
+			t.Fatal(err)
+		}
+	}
+	accept("    insecure_plaintext: true\n", "    accept_networks: [10.0.0.0/8]\n")
+	muxtest.WaitFor(t, 10*time.Second, "the network accepted at the root", func() bool {
+		owner, err := root.ServedBy("10.20.1.1", 22)
+		return err == nil && owner == "gwp-test"
+	})
+	if want := "networks accepted from gwp-test changed (10.0.0.0/8)"; !strings.Contains(epp.logs.String(), want) {
+		t.Errorf("no %q in the log:\n%s", want, epp.logs.String())
+	}
+	accept("    insecure_plaintext: true\n    accept_networks: [10.0.0.0/8]\n", "    accept_networks: [10.30.0.0/16]\n")
+	if len(root.Networks()) != 0 {
+		t.Fatalf("the root kept %v after the reload", root.Networks())
+	}
+	if since := leaf.Status().Links[0].Since; !since.Equal(linked) {
+		t.Fatalf("the link came up again (%v, was %v): a change of accept_networks replaced it", since, linked)
+	}
 }
