@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,6 +55,11 @@ func TestRefusedNetworkClaim(t *testing.T) {
 	}
 	if st.Stats.RefusedNetworks == 0 {
 		t.Error("relay-dmz2 status: no refused network counted")
+	}
+	out, errOut, code := e2etest.RunCommand(t, c.NodeDir("relay-dmz2"), e2etest.Bin(t, "relay"),
+		"status", "--config", filepath.Join(c.NodeDir("relay-dmz2"), "relay.yaml"))
+	if code != 0 || !strings.Contains(out, "refused networks: ") {
+		t.Errorf("relay-dmz2 status: exit %d, no refused networks in:\n%s%s", code, out, errOut)
 	}
 	for _, n := range []string{"relay-dmz1", "epp-main"} {
 		if log := c.Proc(n).LogSince(0); strings.Contains(log, "gwp-site-b=127.0.1.0/25") {
