@@ -41,6 +41,15 @@ type refusalLog struct {
 	// level is the level of its lines: logrus.ErrorLevel (level 1) for
 	// refusals of peers, InfoLevel (3) for sessions denied by rules.
 	level logrus.Level
+	// tuned, when set, gives the burst in force (follow).
+	tuned func() int
+}
+
+// follow makes r take its burst from n's tuning in force, so that a
+// reconfiguration changes it.
+func (r *refusalLog) follow(n *Node) *refusalLog {
+	r.tuned = func() int { return n.tuning().RefusalLogBurst }
+	return r
 }
 
 func newRefusalLog(log *logrus.Entry, what string, burst int) *refusalLog {
@@ -61,7 +70,11 @@ func (r *refusalLog) note(source string, e *logrus.Entry, msg string) {
 		r.summaryLocked()
 		r.start, r.shown = now, 0
 	}
-	if r.shown < r.burst {
+	burst := r.burst
+	if r.tuned != nil {
+		burst = r.tuned()
+	}
+	if r.shown < burst {
 		r.shown++
 		r.mu.Unlock()
 		e.Log(r.level, msg)

@@ -288,11 +288,7 @@ func (n *Node) applyCaps(t Tuning) {
 		ll.gate.mu.Unlock()
 	}
 	n.lnMu.Unlock()
-	for _, r := range []*refusalLog{n.refusals, n.denials, n.ruleLog} {
-		r.mu.Lock()
-		r.burst = t.RefusalLogBurst
-		r.mu.Unlock()
-	}
+	// The refusal logs follow the tuning in force (refusalLog.follow).
 }
 
 // setServices puts services in force, each in a new slot.

@@ -2,13 +2,15 @@
 // starts the intake listeners (TCP and UDP, one framing each) that append
 // every event to it, and the forwarder that sends the spool up the chain
 // to the epproxy's event service. When its context ends it stops them in
-// order: intake first (no new events; each sender's events already read
-// are spooled, for at most the shutdown grace period), then the forwarder,
-// then the spool.
+// order: intake first (no new events; what each sender has sent is read
+// and spooled until it is quiet, for at most the shutdown grace period),
+// then the forwarder, then the spool. In a rolling upgrade it hands its
+// intake sockets, open connections and spool to its successor
+// (handover.go): nothing is lost and nothing is read twice.
 //
 // Typical usage, as eventsink/main.go does it:
 //
-//	daemon.Main(chain.Spec(chain.EventSink, chain.Hooks{Run: sink.Run}))
+//	daemon.Main(chain.Spec(chain.EventSink, chain.Hooks{Part: sink.Part}))
 //
 // or in steps, to learn the listeners' addresses (a test listening on
 // 127.0.0.1:0):
@@ -36,29 +38,26 @@ import (
 	"github.com/relaychain/relaychain/eventsink/intake"
 	"github.com/relaychain/relaychain/eventsink/spool"
 	"github.com/relaychain/relaychain/internal/chain"
-	"github.com/relaychain/relaychain/mux"
 )
-
-// Run runs an eventsink beside node n until ctx ends (a chain.Hooks Run):
-// New, then Serve.
-func Run(ctx context.Context, cfg *chain.Config, n *mux.Node, log *logrus.Entry) error {
-	s, err := New(cfg, n, log)
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx)
-}
 
 // Sink is one eventsink's spool, intake listeners and forwarder.
 type Sink struct {
 	cfg     *chain.Config
 	log     *logrus.Entry
+	open    forwarder.Opener
 	sp      *spool.Spool
 	servers []listener // in the configuration's order
 	fwd     *forwarder.Forwarder
 
 	served    atomic.Bool
 	closeOnce sync.Once
+
+	// The forwarder's own context, ended with Serve's or by a handover
+	// to a successor (handover.go), and its end.
+	fwdCtx  context.Context
+	stopFwd context.CancelFunc
+	fwdDone chan struct{}
+	handing atomic.Bool
 }
 
 // listener is one intake listener and its name in the configuration.
@@ -72,12 +71,63 @@ type listener struct {
 // node). Nothing is served until Serve. On error, everything New opened is
 // closed again.
 func New(cfg *chain.Config, open forwarder.Opener, log *logrus.Entry) (*Sink, error) {
+	s, err := prepare(cfg, open, nil, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openSpool(0); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare opens the intake listeners, taking those inherited names
+// (events/NAME, from a predecessor), but not the spool.
+func prepare(cfg *chain.Config, open forwarder.Opener, inherited *chain.Inherited, log *logrus.Entry) (*Sink, error) {
 	ev := cfg.Events
+	s := &Sink{cfg: cfg, log: log, open: open, fwdDone: make(chan struct{})}
+	s.fwdCtx, s.stopFwd = context.WithCancel(context.Background())
+	for _, l := range ev.Listeners {
+		f, err := events.ParseFraming(l.Framing)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		ic := intake.Config{
+			Network:       l.Protocol,
+			Addr:          l.Listen,
+			Framing:       f,
+			MaxEvent:      int(ev.MaxEventBytes),
+			MaxConnsPerIP: l.MaxConnsPerSource,
+			IdleTimeout:   l.IdleTimeout,
+			Handler: func(framing events.Framing, source string, data []byte) error {
+				_, err := s.sp.Append(framing, source, data)
+				return err
+			},
+			Log: log.WithFields(logrus.Fields{"component": "intake", "listener": l.Name}),
+		}
+		inherit(&ic, inherited, l.Name, log)
+		srv, err := intake.New(ic)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("events listener %s: %w", l.Name, err)
+		}
+		s.servers = append(s.servers, listener{l.Name, srv})
+	}
+	return s, nil
+}
+
+// openSpool opens the spool, trying again for up to wait while another
+// process (a predecessor handing over) still holds it, and prepares the
+// forwarder.
+func (s *Sink) openSpool(wait time.Duration) error {
+	ev := s.cfg.Events
 	opts := spool.Options{
 		SegmentSize: int64(ev.Spool.SegmentBytes),
 		MaxBytes:    int64(ev.Spool.MaxBytes),
 		MaxRecord:   int(ev.MaxEventBytes) + 512,
-		Log:         log.WithField("component", "spool"),
+		Log:         s.log.WithField("component", "spool"),
 		// A new spool numbers from the clock, so a spool wiped by hand
 		// never reuses numbers the epproxy has seen.
 		FirstSeq: uint64(time.Now().UnixMicro()),
@@ -88,51 +138,29 @@ func New(cfg *chain.Config, open forwarder.Opener, log *logrus.Entry) (*Sink, er
 	if ev.Spool.WhenFull == "drop-oldest" {
 		opts.Full = spool.DropOldest
 	}
+	deadline := time.Now().Add(wait)
 	sp, err := spool.Open(ev.Spool.Dir, opts)
+	for errors.Is(err, spool.ErrLocked) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		sp, err = spool.Open(ev.Spool.Dir, opts)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("spool %s: %w", ev.Spool.Dir, err)
+		return fmt.Errorf("spool %s: %w", ev.Spool.Dir, err)
 	}
 	st := sp.Stats()
-	log.WithFields(logrus.Fields{"component": "spool", "dir": ev.Spool.Dir, "pending": st.NextSeq - 1 - st.Acked}).Info("spool open")
-
-	s := &Sink{cfg: cfg, log: log, sp: sp}
-	for _, l := range ev.Listeners {
-		f, err := events.ParseFraming(l.Framing)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		srv, err := intake.New(intake.Config{
-			Network:       l.Protocol,
-			Addr:          l.Listen,
-			Framing:       f,
-			MaxEvent:      int(ev.MaxEventBytes),
-			MaxConnsPerIP: l.MaxConnsPerSource,
-			IdleTimeout:   l.IdleTimeout,
-			Handler: func(framing events.Framing, source string, data []byte) error {
-				_, err := sp.Append(framing, source, data)
-				return err
-			},
-			Log: log.WithFields(logrus.Fields{"component": "intake", "listener": l.Name}),
-		})
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("events listener %s: %w", l.Name, err)
-		}
-		s.servers = append(s.servers, listener{l.Name, srv})
-	}
-
-	s.fwd = forwarder.New(open, sp, forwarder.Config{
-		Sink:       cfg.Label,
+	s.log.WithFields(logrus.Fields{"component": "spool", "dir": ev.Spool.Dir, "pending": st.NextSeq - 1 - st.Acked}).Info("spool open")
+	s.sp = sp
+	s.fwd = forwarder.New(s.open, sp, forwarder.Config{
+		Sink:       s.cfg.Label,
 		Dest:       ev.Dest,
 		Service:    ev.Service,
 		BatchCount: ev.BatchEvents,
 		BatchBytes: int(ev.BatchBytes),
 		AckTimeout: ev.AckTimeout,
-		RetryMin:   cfg.Tuning.ReconnectMin,
-		RetryMax:   cfg.Tuning.ReconnectMax,
-	}, log)
-	return s, nil
+		RetryMin:   s.cfg.Tuning.ReconnectMin,
+		RetryMax:   s.cfg.Tuning.ReconnectMax,
+	}, s.log)
+	return nil
 }
 
 // Addr returns the address the intake listener called name listens on, or
@@ -174,9 +202,11 @@ func (s *Sink) Serve(ctx context.Context) error {
 		stopServe()
 		return nil
 	})
+	defer context.AfterFunc(gctx, s.stopFwd)()
 	g.Go(func() error {
-		err := s.fwd.Run(gctx)
-		if err != nil && !errors.Is(err, context.Canceled) {
+		defer close(s.fwdDone)
+		err := s.fwd.Run(s.fwdCtx)
+		if err != nil && !errors.Is(err, context.Canceled) && !s.handing.Load() {
 			return fmt.Errorf("forwarder: %w", err)
 		}
 		return nil
@@ -199,6 +229,8 @@ func (s *Sink) Close() {
 		for _, l := range s.servers {
 			_ = l.srv.Shutdown(context.Background())
 		}
-		_ = s.sp.Close()
+		if s.sp != nil {
+			_ = s.sp.Close()
+		}
 	})
 }

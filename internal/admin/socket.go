@@ -61,7 +61,7 @@ type Socket struct {
 	mu       sync.Mutex
 	closing  bool
 	handing  net.Conn // the successor's connection, open until Close
-	commit   func() error
+	commit   func() (*Handed, error)
 	upgrade  func() (int, error) // OnUpgrade, upgrade.go
 	resumed  chan struct{}
 	closedCh chan struct{}

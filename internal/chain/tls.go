@@ -203,13 +203,15 @@ func (c *Config) ReloadTLS(log *logrus.Entry) {
 	}
 }
 
-// watchExpiry warns about the certificates of stores that expire within
-// pki.ExpiryWarning, at once and then every interval, until ctx ends.
-func watchExpiry(ctx context.Context, stores []*pki.Store, log *logrus.Entry, every time.Duration) {
+// watchExpiry warns about the certificates of the stores in force (those
+// of the configuration in force, which a reload may add links to) that
+// expire within pki.ExpiryWarning, at once and then every interval, until
+// ctx ends.
+func watchExpiry(ctx context.Context, stores func() []*pki.Store, log *logrus.Entry, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		for _, s := range stores {
+		for _, s := range stores() {
 			s.WarnExpiry(log)
 		}
 		select {

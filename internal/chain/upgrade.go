@@ -30,19 +30,15 @@ const takeOverTimeout = 10 * time.Second
 // takeOver returns the listening sockets of the running instance, and the
 // connection that commits the handover (Ready), when this process was
 // started to take its place, else nil.
-func takeOver(cfg *Config, h Hooks, log *logrus.Entry) (*admin.Takeover, error) {
+func takeOver(cfg *Config, log *logrus.Entry) (*admin.Takeover, error) {
 	if os.Getenv(admin.TakeOverEnv) == "" {
 		return nil, nil
-	}
-	if h.Run != nil {
-		// The eventsink's intake listeners are its own, not the node's.
-		return nil, fmt.Errorf("%s cannot take a running instance's place: its intake listeners are not handed over; restart it instead", cfg.kind.Name)
 	}
 	tk, err := admin.TakeOver(cfg.AdminSocket(), takeOverTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("take over from the running instance: %w", err)
 	}
-	log.Infof("took copies of %d listening sockets from the running instance; it serves on until this one is ready", len(tk.Listeners))
+	log.Infof("took copies of %d listening sockets from the running instance; it serves on until this one is ready", len(tk.Listeners)+len(tk.PacketConns))
 	return tk, nil
 }
 
