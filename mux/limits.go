@@ -273,15 +273,19 @@ type Stats struct {
 	// DeniedByRules counts sessions an entry's or a service's rules (or
 	// allow list, or default) denied.
 	DeniedByRules uint64
+
+	// RefusedNetworks counts networks announced by children outside the
+	// accepted networks of their link (accept.go).
+	RefusedNetworks uint64
 }
 
 // Stats returns the node's counts of refusals.
 func (n *Node) Stats() Stats {
 	n.table.mu.Lock()
-	ra := n.table.refused
+	ra, rn := n.table.refused, n.table.refusedNets
 	n.table.mu.Unlock()
 	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
-		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total()}
+		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total(), RefusedNetworks: rn}
 }
 
 // summaryLoop writes the refusal summaries once per interval, and a last
@@ -297,11 +301,13 @@ func (n *Node) summaryLoop() {
 			n.denials.flush()
 			n.ruleLog.flush()
 			n.destDenials.flush()
+			n.table.acceptLog.flush()
 			return
 		}
 		n.refusals.flush()
 		n.denials.flush()
 		n.ruleLog.flush()
 		n.destDenials.flush()
+		n.table.acceptLog.flush()
 	}
 }

@@ -163,6 +163,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.ruleLog = newRefusalLogAt(n.log.WithField("component", "session"), "sessions denied by rules", n.tuning().RefusalLogBurst, logrus.InfoLevel).follow(n)
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tuning().MaxLabelsPerLink, n.tuning().MaxRoutes)
 	n.setParents(cfg.Links)
+	n.initAccept(cfg.Links)
 	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst).follow(n)
 	n.initServes()
 	n.initRegistry()

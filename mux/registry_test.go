@@ -38,8 +38,8 @@ func startRegTree(t *testing.T, ttl time.Duration, bServes []string) *regTree {
 	rt.root = muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, EndpointTTL: ttl,
 		Services: map[string]mux.Service{"up": {Addrs: []string{echo.ln.Addr().String()}}},
 		Links: []mux.LinkConfig{
-			{Peer: "gwp-a", Listen: "127.0.0.1:0"},
-			{Peer: "gwp-b", Listen: "127.0.0.1:0"},
+			{Peer: "gwp-a", Listen: "127.0.0.1:0", AcceptNetworks: []string{"127.0.0.0/8"}},
+			{Peer: "gwp-b", Listen: "127.0.0.1:0", AcceptNetworks: []string{mux.AnyNetwork}},
 		}}, muxtest.WithLog(log), muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: allowAll}))
 	ul := listenEntry(t)
 	rt.up = ul.Addr().String()

@@ -259,8 +259,9 @@ func TestSetCheckPortMap(t *testing.T) {
 	})
 
 	dir = writeChain(t, smallChain, map[string][]string{
-		"epp/epproxy.yaml": {"entries:\n", pm},
+		"epp/epproxy.yaml": {"entries:\n", pm, "dial: 10.0.1.2:7101\n", "dial: 10.0.1.2:7101\n    accept_networks: [10.1.0.0/16]\n"},
 		"gwp/gwproxy.yaml": {"services:\n", "register_endpoints: true\nservices:\n"},
+		"r1/relay.yaml":    {"listen: 0.0.0.0:7103\n", "listen: 0.0.0.0:7103\n    accept_networks: [10.1.0.0/16]\n"},
 	})
 	if s, err = LoadSet(dir); err != nil {
 		t.Fatalf("LoadSet: %v", err)

@@ -171,7 +171,7 @@ func (c *Config) TLSStores() []*pki.Store {
 // linkConfig is the mux configuration of the link l.
 func (l Link) linkConfig(parent bool) mux.LinkConfig {
 	lc := mux.LinkConfig{Peer: l.Label, Parent: parent, Dial: l.Dial, Listen: l.Listen.first(), Plaintext: l.InsecurePlaintext,
-		Source: l.Source, Weight: l.Weight}
+		Source: l.Source, Weight: l.Weight, AcceptNetworks: l.AcceptNetworks}
 	if len(l.Listen) > 1 {
 		lc.ListenAlso = l.Listen[1:]
 	}
