@@ -173,4 +173,22 @@ func TestEndpointRegistryDowncalls(t *testing.T) {
 	if !ok || !e2.First.Equal(e.First) || e2.Label != "gwp-site-b" || !e2.Active {
 		t.Errorf("registry after the restart: %+v; before: %+v", e2, e)
 	}
+
+	// A restart of gwp-site-b: its registry file holds what it learnt;
+	// the new process announces the endpoint again at once, so that it
+	// is reached with no new upcall.
+	c.Proc("gwp-site-b").Stop(t)
+	b, err = os.ReadFile(filepath.Join(c.NodeDir("gwp-site-b"), "registry.json"))
+	if err != nil || !strings.Contains(string(b), `"127.0.3.7"`) {
+		t.Fatalf("gwp-site-b's registry.json after the stop: %s, %v", b, err)
+	}
+	skip = c.Proc("gwp-site-b").LogSize()
+	c.Start("gwp-site-b")
+	c.Proc("gwp-site-b").WaitLog(t, skip, 10*time.Second, "registry: 1 endpoints learnt before loaded")
+	e2etest.Eventually(t, 20*time.Second, "the endpoint by SOCKS5 after gwp-site-b's restart, with no new upcall", func() error {
+		return viaSOCKS(socks, "127.0.3.7", ep.port, ep.name)
+	})
+	if n := strings.Count(c.Proc("gwp-site-b").LogSince(skip), "endpoint registered"); n != 0 {
+		t.Errorf("gwp-site-b registered the endpoint %d times after its restart: it was not known", n)
+	}
 }
