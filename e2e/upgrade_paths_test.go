@@ -75,7 +75,8 @@ func TestUpgradeDuringReloadDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	siteB := regexp.MustCompile(`(?m)^  - label: gwp-site-b\n    listen: [^\n]*\n`)
+	// The child's item: its label line and every line indented below it.
+	siteB := regexp.MustCompile(`(?m)^  - label: gwp-site-b\n(?:    [^\n]*\n)*`)
 	next := siteB.ReplaceAllString(string(b), "")
 	next = strings.Replace(next, "shutdown_grace: 5s", fmt.Sprintf("shutdown_grace: %s", grace), 1)
 	if next == string(b) || !strings.Contains(next, "shutdown_grace: "+grace.String()) {

@@ -24,7 +24,7 @@ func TestSuccessorAddrEntryAwaitsLinks(t *testing.T) {
 	sl := listenEntry(t)
 	root := muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun,
 		Inherited: map[string]net.Listener{sl.Addr().String(): sl},
-		Links:     []mux.LinkConfig{{Peer: "gwp-b", Listen: "127.0.0.1:0"}},
+		Links:     []mux.LinkConfig{{Peer: "gwp-b", Listen: "127.0.0.1:0", AcceptNetworks: []string{"127.0.2.0/24"}}},
 	}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: allowAll}))
 
 	type result struct {

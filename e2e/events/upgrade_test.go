@@ -105,6 +105,9 @@ func TestEventSinkUpgrade(t *testing.T) {
 				t.Errorf("upgrade %d: the log has no %q:\n%s", round, want, text)
 			}
 		}
+		if d, ok := intakePause(text); ok {
+			t.Logf("upgrade %d: the intake paused %s (from the old process stopping it to the new one reading on)", round, d)
+		}
 		pid = next
 	}
 
@@ -247,4 +250,21 @@ func TestEventSinkUpgradeFails(t *testing.T) {
 	if n := fl.writeErr.Load(); n > 0 {
 		t.Errorf("%d sender writes failed", n)
 	}
+}
+
+// intakePause is the time between the old eventsink stopping its intake
+// and the new one reading on, from the timestamps of their log lines.
+func intakePause(log string) (time.Duration, bool) {
+	at := func(marker string) (time.Time, bool) {
+		for _, line := range strings.Split(log, "\n") {
+			if strings.Contains(line, marker) && len(line) > 21 {
+				ts, err := time.Parse("06/01/02 15:04:05.000", line[:21])
+				return ts, err == nil
+			}
+		}
+		return time.Time{}, false
+	}
+	from, ok1 := at("connections stopped between events")
+	to, ok2 := at("open intake connections from the predecessor")
+	return to.Sub(from), ok1 && ok2
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,5 +247,36 @@ func TestHandOverUDP(t *testing.T) {
 	waitFor(t, "the datagram sent during the handover", func() bool { return after.count() == 1 })
 	if got := after.events(); got[0] != "two" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestUDPReadBuffer: a UDP listener asks for a receive buffer of
+// DefaultReadBuffer, as far as the kernel allows (net.core.rmem_max; the
+// kernel reports twice what it grants).
+func TestUDPReadBuffer(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skipf("the kernel's cap is not readable here: %v", err)
+	}
+	var rmemMax int
+	if _, err := fmt.Sscan(string(b), &rmemMax); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Network: "udp", Addr: "127.0.0.1:0", Framing: events.Line, Handler: (&store{}).handle, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	rc, err := srv.pc.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	_ = rc.Control(func(fd uintptr) { got, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * min(DefaultReadBuffer, rmemMax); got != want {
+		t.Errorf("receive buffer %d bytes, want %d (rmem_max %d)", got, want, rmemMax)
 	}
 }

@@ -62,6 +62,11 @@ const (
 	DefaultMaxConns          = 1024
 	DefaultIdleTimeout       = 5 * time.Minute
 	DefaultMaxRejectsPerConn = 100
+	// DefaultReadBuffer is a UDP socket's receive buffer: room for a few
+	// thousand datagrams while the server is held up (a burst, a pause
+	// of the process, the handover to a successor). The kernel caps it
+	// at net.core.rmem_max.
+	DefaultReadBuffer = 4 << 20
 )
 
 // The backoff after a failed accept or read (mux.Backoff): 5ms doubling up
@@ -101,6 +106,10 @@ type Config struct {
 	Handler Handler
 	// Log receives the server's log lines. Nil means no logging.
 	Log *logrus.Entry
+
+	// ReadBuffer is a UDP socket's receive buffer. Zero means
+	// DefaultReadBuffer; negative means the system's default.
+	ReadBuffer int
 
 	// Listener (for TCP) or PacketConn (for UDP), when set, is served
 	// instead of binding Addr: a socket handed over by the process whose
@@ -210,6 +219,11 @@ func New(cfg Config) (*Server, error) {
 		pc, err := net.ListenPacket(cfg.Network, cfg.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s %s: %w", cfg.Network, cfg.Addr, err)
+		}
+		if uc, ok := pc.(*net.UDPConn); ok && cfg.ReadBuffer >= 0 {
+			// Best effort: the kernel caps it, and a smaller buffer only
+			// drops more in a burst.
+			_ = uc.SetReadBuffer(cmpOr(cfg.ReadBuffer, DefaultReadBuffer))
 		}
 		s.pc = pc
 	default:

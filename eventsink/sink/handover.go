@@ -1,11 +1,14 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -87,15 +90,27 @@ type handedConn struct {
 	Reader   framing.State `json:"reader"`
 }
 
-// HandOver stops the intake between events, then the forwarder, closes
+// HandOver stops the forwarder and the intake (between events), closes
 // the spool, and returns the intake's open connections for the
 // successor. Serve returns once its context ends.
 func (s *Sink) HandOver(ctx context.Context) (*admin.Handed, error) {
 	s.handing.Store(true)
+	s.stopFwd()
 	var conns []handedConn
 	h := &admin.Handed{}
 	var errs []error
-	for _, l := range s.servers {
+	// The TCP listeners first, the UDP ones last: a datagram has no
+	// sender waiting for it, only a socket buffer that may overflow, so
+	// it is read as long as the spool is open.
+	udp := func(l listener) int {
+		if strings.HasPrefix(l.key, "events/udp") {
+			return 1
+		}
+		return 0
+	}
+	order := slices.Clone(s.servers)
+	slices.SortStableFunc(order, func(a, b listener) int { return cmp.Compare(udp(a), udp(b)) })
+	for _, l := range order {
 		handed, err := l.srv.HandOver(ctx)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("events listener %s: %w", l.name, err))
@@ -112,7 +127,6 @@ func (s *Sink) HandOver(ctx context.Context) (*admin.Handed, error) {
 			h.Files = append(h.Files, f)
 		}
 	}
-	s.stopFwd()
 	if s.served.Load() {
 		select {
 		case <-s.fwdDone:
