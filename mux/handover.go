@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 )
 
 // This file is PROTOCOL.md section 3.1: handing a node's place over to a
@@ -148,9 +149,29 @@ func (n *Node) Drain(ctx context.Context) int {
 		}
 	}
 	wait(true)
+	n.waitQuiet(ctx)
 	left := n.waitSessions(ctx)
 	n.handingOver.Store(false)
 	return left
+}
+
+// waitQuiet waits, once every peer has said that no new session comes,
+// until the links carry no stream but their control stream: a session
+// its peer opened just before it said so is accepted and counted, not
+// cut by the end of this process. Until ctx ends.
+func (n *Node) waitQuiet(ctx context.Context) {
+	for {
+		quiet := true
+		for _, l := range n.linksNow() {
+			if !l.sess.IsClosed() && l.sess.NumStreams() > 1 {
+				quiet = false
+				break
+			}
+		}
+		if quiet || !SleepCtx(ctx, 5*time.Millisecond) {
+			return
+		}
+	}
 }
 
 // linksNow returns the links that hand over: a link a reconfiguration
