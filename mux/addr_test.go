@@ -196,15 +196,22 @@ func TestAddrEntriesRouteByServedNetwork(t *testing.T) {
 }
 
 // A destination that the root would not route to gwp-a, put in an open
-// header to gwp-a by hand: gwp-a's own networks refuse it.
+// header to gwp-a by hand: a hop on the way refuses it (relay1 routes
+// that address to gwp-b), and, from gwp-a's parent itself, gwp-a's own
+// networks refuse it.
 func TestForgedDestinationRefusedByServingNode(t *testing.T) {
 	at := startAddrTree(t, []string{"127.0.1.0/24"}, []string{"127.0.2.0/24"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := at.root.OpenAddr(ctx, "gwp-a", "127.0.2.7", at.portB)
 	var se *mux.StatusError
+	if !errors.As(err, &se) || se.Code != mux.StatusNoRoute || se.Node != "relay1" {
+		t.Fatalf("forged destination from the root: %v; want no route at relay1", err)
+	}
+	at.logs["relay1"].waitLog(t, "the refusal at relay1", errorWith("127.0.2.7", "served by gwp-b here, not gwp-a"))
+	_, err = at.r1.OpenAddr(ctx, "gwp-a", "127.0.2.7", at.portB)
 	if !errors.As(err, &se) || se.Code != mux.StatusDenied || se.Node != "gwp-a" {
-		t.Fatalf("forged destination: %v; want denied at gwp-a", err)
+		t.Fatalf("forged destination from relay1: %v; want denied at gwp-a", err)
 	}
 	at.logs["gwp-a"].waitLog(t, "the refusal at gwp-a", errorWith("127.0.2.7", "not in the networks gwp-a serves"))
 	if got := at.a.Stats().DeniedDestinations; got != 1 {

@@ -65,6 +65,7 @@ type link struct {
 	predecessor  *link        // a parent's predecessor's link, to answer once the parent took this node's TELL
 	announced    atomic.Bool  // a child's link: its whole announcement arrived
 	treeServing  atomic.Int32 // tree queries from this parent being answered (tree.go)
+	originWaits  atomic.Int32 // sessions from this child waiting for their origin's announcement
 }
 
 func (l *link) close() {

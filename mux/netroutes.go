@@ -167,16 +167,23 @@ func (t *routingTable) setServes(ads []NetAd, nets []Network) {
 
 // lookupNet picks the node that serves host:port: the owner of the most
 // specific network that holds it, among this node's own and those of the
-// labels it routes to. Two owners equally specific are a tie: no owner.
+// labels it routes to, where the route to the owner goes through a child
+// that announced the network (and whose link accepted it): a child that
+// holds the owner's route by claiming its label, not the network, gets
+// none of its sessions. Two owners equally specific are a tie: no owner.
 func (t *routingTable) lookupNet(host string, port uint16) (owner string, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	best := t.nets.lookup(host, port, func(o string) bool {
-		if o == t.self {
+	best := t.nets.lookupBy(host, port, func(e *netEntry) bool {
+		if e.ad.Owner == t.self {
 			return true
 		}
-		_, ok := t.routes[o]
-		return ok
+		child, ok := t.routes[e.ad.Owner]
+		if !ok {
+			return false
+		}
+		_, via := e.via[child]
+		return via
 	})
 	owners := map[string]bool{}
 	for _, e := range best {

@@ -241,11 +241,16 @@ func sortAds(ads []NetAd) {
 // entries of the best rank whose owner usable accepts (a node it still
 // routes to). More than one owner in the result is a tie.
 func (t *netTable) lookup(host string, port uint16, usable func(owner string) bool) []*netEntry {
+	return t.lookupBy(host, port, func(e *netEntry) bool { return usable(e.ad.Owner) })
+}
+
+// lookupBy is lookup with the usable entries chosen by the entry.
+func (t *netTable) lookupBy(host string, port uint16, usable func(e *netEntry) bool) []*netEntry {
 	pick := func(list []*netEntry) []*netEntry {
 		var best []*netEntry
 		width := 1 << 20
 		for _, e := range list {
-			if !e.net.Matches(host, port) || !usable(e.ad.Owner) {
+			if !e.net.Matches(host, port) || !usable(e) {
 				continue
 			}
 			w := e.net.portWidth()

@@ -77,7 +77,11 @@ func ParseNetwork(s string) (Network, error) {
 		if err != nil {
 			return Network{}, fmt.Errorf("network %q: %w", s, err)
 		}
-		n.PortLo, n.PortHi = lo, hi
+		if lo != 1 || hi != 65535 {
+			// Every port is written without ports: so it ranks as what
+			// it is, a network of every port, beside another.
+			n.PortLo, n.PortHi = lo, hi
+		}
 	}
 	if p, err := netip.ParsePrefix(addr); err == nil {
 		if p.Addr().Zone() != "" {

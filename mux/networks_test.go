@@ -17,7 +17,7 @@ func TestParseNetwork(t *testing.T) {
 		"DB.Site-A.example":          "db.site-a.example",
 		"*.site-a.example:22":        "*.site-a.example:22",
 		"localhost":                  "localhost",
-		"*.site-a.example:1-65535":   "*.site-a.example:1-65535",
+		"*.site-a.example:1-65535":   "*.site-a.example", // every port: no ports
 		"[*.site-a.example]:22":      "*.site-a.example:22",
 		"under_score.example":        "under_score.example",
 		"10.0.0.0/0":                 "0.0.0.0/0",

@@ -249,6 +249,18 @@ func (n *Node) openForward(from *link, st *yamux.Stream) (p forwardPlan) {
 		refuse(StatusNoRoute, "%v", err)
 		return
 	}
+	if h.DestHost != "" && !next.cfg.Parent {
+		// Down by address: this hop checks too that the address is
+		// served by the destination through the child it routes to.
+		if owner, err := n.table.lookupNet(h.DestHost, h.DestPort); err != nil || owner != h.Dest {
+			if err == nil {
+				err = fmt.Errorf("%s is served by %s here, not %s", hostPort(h.DestHost, h.DestPort), owner, h.Dest)
+			}
+			n.destDenials.note(from.cfg.Peer, log.WithError(err), "session refused: address not served through the route to its destination")
+			refuse(StatusNoRoute, "%v", err)
+			return
+		}
+	}
 	log.WithField("to", next.cfg.Peer).Debug("route chosen")
 	fwd := h
 	fwd.Hops--
@@ -322,9 +334,20 @@ func (n *Node) checkOrigin(from *link, origin string) error {
 // link in a handover).
 const announceGrace = 250 * time.Millisecond
 
+// maxOriginWaits bounds the sessions of one child link that wait for
+// their origin's announcement at once: beyond, a session whose origin is
+// not announced is refused at once, so that forged origins in bulk hold
+// nothing.
+const maxOriginWaits = 16
+
 // awaitAnnounced waits up to announceGrace, while the link is up, for
 // the child of from to announce origin, and reports whether it did.
 func (n *Node) awaitAnnounced(from *link, origin string) bool {
+	if from.originWaits.Add(1) > maxOriginWaits {
+		from.originWaits.Add(-1)
+		return false
+	}
+	defer from.originWaits.Add(-1)
 	deadline := time.Now().Add(announceGrace)
 	for time.Now().Before(deadline) && !from.sess.IsClosed() {
 		time.Sleep(5 * time.Millisecond)
