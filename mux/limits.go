@@ -260,6 +260,11 @@ type Stats struct {
 	// DeniedByRules counts sessions an entry's or a service's rules (or
 	// allow list, or default) denied.
 	DeniedByRules uint64
+
+	// DeniedResolved counts sessions of the address form refused by the
+	// node that serves them because no address their name resolved to
+	// may be dialled (resolve.go); each is counted in DeniedByRules too.
+	DeniedResolved uint64
 }
 
 // Stats returns the node's counts of refusals.
@@ -268,7 +273,8 @@ func (n *Node) Stats() Stats {
 	ra := n.table.refused
 	n.table.mu.Unlock()
 	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
-		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total()}
+		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total(),
+		DeniedResolved: n.resolveDenied.Load()}
 }
 
 // summaryLoop writes the refusal summaries once per interval, and a last

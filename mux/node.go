@@ -98,6 +98,10 @@ type Node struct {
 	// The endpoint registry (registry.go): on a node that learns its
 	// endpoints, the client addresses of its entries.
 	reg *endpointReg
+
+	// Resolved names (resolve.go): sessions denied for every address
+	// their destination's name resolved to.
+	resolveDenied atomic.Uint64
 }
 
 type linkListener struct {

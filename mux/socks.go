@@ -47,7 +47,7 @@ func socksReply(code Status) byte {
 		return socksConnRefused
 	case StatusDenied:
 		return socksNotAllowed
-	case StatusTimeout:
+	case StatusTimeout, StatusUnresolved:
 		return socksHostUnreachable
 	}
 	return socksGeneralFailure
@@ -63,7 +63,7 @@ func httpStatus(code Status) (int, string) {
 		return 403, "Forbidden"
 	case StatusTimeout:
 		return 504, "Gateway Timeout"
-	case StatusNoRoute, StatusRefused:
+	case StatusNoRoute, StatusRefused, StatusUnresolved:
 		return 502, "Bad Gateway"
 	}
 	return 503, "Service Unavailable"
