@@ -70,6 +70,8 @@ type addrTreeRules struct {
 	aServes        mux.ACL
 
 	resolver mux.Resolver // of gwp-a and gwp-b; nil: the system's
+
+	hashes map[string]string // bcrypt hashes by user, of both entries
 }
 
 func startAddrTreeWith(t *testing.T, aServes, bServes []string, rules addrTreeRules) *addrTree {
@@ -93,8 +95,8 @@ func startAddrTreeWith(t *testing.T, aServes, bServes []string, rules addrTreeRu
 	at.socks, at.connect = sl.Addr().String(), cl.Addr().String()
 	at.root = start(mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Links: []mux.LinkConfig{
 		{Peer: "relay1", Dial: at.r1.LinkAddr("root").String()},
-	}}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: rules.socks, Where: rules.where}),
-		muxtest.WithAddrEntry(cl, mux.AddrEntry{Name: "connect", Kind: mux.EntryHTTPConnect, Users: map[string]string{"ops": "s3cret"}, Rules: rules.connect, Where: rules.where}))
+	}}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: rules.socks, Where: rules.where, PasswordHashes: rules.hashes}),
+		muxtest.WithAddrEntry(cl, mux.AddrEntry{Name: "connect", Kind: mux.EntryHTTPConnect, Users: map[string]string{"ops": "s3cret"}, Rules: rules.connect, Where: rules.where, PasswordHashes: rules.hashes}))
 	at.a = start(mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun, Serves: aServes, ServesRules: rules.aServes, Resolver: rules.resolver, Links: []mux.LinkConfig{
 		{Peer: "relay1", Parent: true, Dial: at.r1.LinkAddr("gwp-a").String()},
 	}})

@@ -290,11 +290,13 @@ func (n *Node) summaryLoop() {
 			n.denials.flush()
 			n.ruleLog.flush()
 			n.destDenials.flush()
+			n.authLog.flush()
 			return
 		}
 		n.refusals.flush()
 		n.denials.flush()
 		n.ruleLog.flush()
 		n.destDenials.flush()
+		n.authLog.flush()
 	}
 }

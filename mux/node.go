@@ -102,6 +102,11 @@ type Node struct {
 	// Resolved names (resolve.go): sessions denied for every address
 	// their destination's name resolved to.
 	resolveDenied atomic.Uint64
+
+	// The users of address entries (entryauth.go): failed
+	// authentications by source address, and their log.
+	authFails authFails
+	authLog   *refusalLog
 }
 
 type linkListener struct {
@@ -168,6 +173,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tuning().MaxLabelsPerLink, n.tuning().MaxRoutes)
 	n.setParents(cfg.Links)
 	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst)
+	n.authLog = newRefusalLogAt(n.log.WithField("component", "entry"), "failed authentications", n.tuning().RefusalLogBurst, logrus.WarnLevel)
 	n.initServes()
 	n.initRegistry()
 	n.table.forbidden = func(l string) bool {
@@ -405,6 +411,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 		n.denials.flush()
 		n.ruleLog.flush()
 		n.destDenials.flush()
+		n.authLog.flush()
 	case <-time.After(n.tuning().ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")
 		return errors.New("shutdown: goroutines still running")

@@ -287,7 +287,7 @@ func (n *Node) applyCaps(t Tuning) {
 		ll.gate.mu.Unlock()
 	}
 	n.lnMu.Unlock()
-	for _, r := range []*refusalLog{n.refusals, n.denials, n.ruleLog} {
+	for _, r := range []*refusalLog{n.refusals, n.denials, n.ruleLog, n.authLog} {
 		r.mu.Lock()
 		r.burst = t.RefusalLogBurst
 		r.mu.Unlock()

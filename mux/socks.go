@@ -2,7 +2,6 @@ package mux
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -233,14 +232,4 @@ func basicAuth(v string) (user, pass string, ok bool) {
 		return "", "", false
 	}
 	return strings.Cut(string(raw), ":")
-}
-
-// checkUser reports whether user and pass are one of users, comparing
-// passwords in constant time.
-func checkUser(users map[string]string, user, pass string) bool {
-	want, ok := users[user]
-	if !ok {
-		want = "\x00never"
-	}
-	return subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1 && ok
 }
