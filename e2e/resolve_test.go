@@ -55,5 +55,4 @@ func TestSOCKSNameResolvedToLoopbackRefused(t *testing.T) {
 	if st.Stats.DeniedResolved != 1 || st.Stats.DeniedByRules != 1 {
 		t.Errorf("gwp-site-a status: %d denied resolved, %d denied by rules; want 1 and 1", st.Stats.DeniedResolved, st.Stats.DeniedByRules)
 	}
-
 }
