@@ -70,9 +70,18 @@ func specialAddr(a netip.Addr) string {
 // address and the rule (or the default), is logged at level 3,
 // flood-proof, and counted (Stats.DeniedByRules and
 // Stats.DeniedResolved). A name that does not resolve is StatusUnresolved,
-// a lookup that timed out StatusTimeout.
+// a lookup that timed out StatusTimeout. A name that a rule denies
+// whatever it resolves to (the first rule that matches the name, with no
+// rule with nets before it) is denied without a lookup.
 func (n *Node) resolveDest(h Header, log *logrus.Entry) ([]string, error) {
 	name := h.DestHost
+	rules := n.cfg.ServesRules
+	// A rule that denies the name whatever its address decides before any
+	// lookup: a rule on the name preceded by no rule on addresses.
+	req := ACLRequest{Origin: h.Origin, Host: name, Port: h.DestPort, Dest: n.cfg.Label}
+	if allow, rule := rules.Decide(req, true); !allow && rule >= 0 && !anyNets(rules[:rule]) {
+		return nil, n.denied(rules, rule, fmt.Sprintf("destination %s for %s", hostPort(name, h.DestPort), h.Origin), h.Origin, log)
+	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.tuning().DialTimeout)
 	defer cancel()
 	ips, err := n.resolver().LookupNetIP(ctx, "ip", name)
@@ -89,14 +98,13 @@ func (n *Node) resolveDest(h Header, log *logrus.Entry) ([]string, error) {
 		log.WithField("status", code.String()).Infof("refused: %s", se.Reason)
 		return nil, se
 	}
-	rules := n.cfg.ServesRules
 	var ok []string
-	first := -2 // the rule that refused the first address refused; -1: the default
+	first := -2 // the rule that decided on the first address refused; -1: the default
 	var firstAddr netip.Addr
 	var firstKind string
 	for _, ip := range ips {
 		ip = ip.Unmap().WithZone("")
-		req := ACLRequest{Origin: h.Origin, Host: name, Port: h.DestPort, Dest: n.cfg.Label, Resolved: ip}
+		req.Resolved = ip
 		allow, rule := rules.Decide(req, true)
 		kind := specialAddr(ip)
 		if allow && kind != "" && (rule < 0 || !matchPrefixes(rules[rule].Nets, ip)) {
@@ -128,4 +136,15 @@ func (n *Node) resolveDest(h Header, log *logrus.Entry) ([]string, error) {
 	}
 	reason := fmt.Sprintf("%s: denied by default: %s is a %s address (only a rule of serves_rules whose nets hold it allows it%s)", what, firstAddr, firstKind, matched)
 	return nil, n.deny(reason, h.Origin, log.WithField("rule", first))
+}
+
+// anyNets reports whether a rule of acl has nets: one that may match a
+// name by the address it resolves to.
+func anyNets(acl ACL) bool {
+	for _, r := range acl {
+		if len(r.Nets) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -51,15 +51,17 @@ func (r *fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([
 // the address and the rule in the serving node's log, and is counted.
 func TestResolvedAddressesPoliced(t *testing.T) {
 	res := &fakeResolver{addrs: map[string][]string{
-		"ok.a.example":    {"127.0.1.7"},
-		"lo.a.example":    {"127.0.0.1"},
-		"lo6.a.example":   {"::1"},
-		"nine.a.example":  {"127.0.1.9"},
-		"out.a.example":   {"10.1.2.3"},
-		"mixed.a.example": {"127.0.0.1", "127.0.1.7"},
-		"ok.b.example":    {"127.0.2.7"},
+		"ok.a.example":     {"127.0.1.7"},
+		"lo.a.example":     {"127.0.0.1"},
+		"lo6.a.example":    {"::1"},
+		"nine.a.example":   {"127.0.1.9"},
+		"out.a.example":    {"10.1.2.3"},
+		"mixed.a.example":  {"127.0.0.1", "127.0.1.7"},
+		"secret.a.example": {"127.0.1.7"},
+		"ok.b.example":     {"127.0.2.7"},
 	}}
 	aRules := mux.ACL{
+		rule(t, "gwp.yaml:9", mux.ACLRuleSpec{Action: "deny", Hosts: []string{"secret.a.example"}}),
 		rule(t, "gwp.yaml:10", mux.ACLRuleSpec{Action: "deny", Nets: []string{"127.0.1.9", "10.0.0.0/8"}}),
 		rule(t, "gwp.yaml:11", mux.ACLRuleSpec{Action: "allow", Nets: []string{"127.0.1.0/24"}}),
 		rule(t, "gwp.yaml:12", mux.ACLRuleSpec{Action: "allow", Hosts: []string{"*.a.example"}}),
@@ -85,10 +87,10 @@ func TestResolvedAddressesPoliced(t *testing.T) {
 	refusals := []struct {
 		name, addr, log string
 	}{
-		{"lo.a.example", "127.0.0.1", "denied by default: 127.0.0.1 is a loopback address (only a rule of serves_rules whose nets hold it allows it; rule 2 (gwp.yaml:12), which decided, does not)"},
+		{"lo.a.example", "127.0.0.1", "denied by default: 127.0.0.1 is a loopback address (only a rule of serves_rules whose nets hold it allows it; rule 3 (gwp.yaml:12), which decided, does not)"},
 		{"lo6.a.example", "::1", "denied by default: ::1 is a loopback address"},
-		{"nine.a.example", "127.0.1.9", "denied by rule 0 (gwp.yaml:10)"},
-		{"out.a.example", "10.1.2.3", "denied by rule 0 (gwp.yaml:10)"},
+		{"nine.a.example", "127.0.1.9", "denied by rule 1 (gwp.yaml:10)"},
+		{"out.a.example", "10.1.2.3", "denied by rule 1 (gwp.yaml:10)"},
 	}
 	for _, r := range refusals {
 		if _, rep, err := muxtest.SOCKSConnect(at.socks, r.name, at.portA, "", ""); err != nil || rep != 2 {
@@ -106,6 +108,19 @@ func TestResolvedAddressesPoliced(t *testing.T) {
 		t.Errorf("connect to lo.a.example: %q, want 403", got)
 	}
 
+	// A name that rule 0 denies, with no rule on addresses before it, is
+	// denied without a lookup.
+	before := res.lookups.Load()
+	if _, rep, err := muxtest.SOCKSConnect(at.socks, "secret.a.example", at.portA, "", ""); err != nil || rep != 2 {
+		t.Errorf("socks to secret.a.example: rep %d, %v; want 2", rep, err)
+	}
+	at.logs["gwp-a"].waitLog(t, "the denial of secret.a.example", func(l logRecord) bool {
+		return strings.Contains(l.Message, fmt.Sprintf("refused: destination secret.a.example:%d for root: denied by rule 0 (gwp.yaml:9)", at.portA))
+	})
+	if got := res.lookups.Load(); got != before {
+		t.Errorf("secret.a.example was looked up (%d lookups, %d before)", got, before)
+	}
+
 	// gwp-b has no rules: loopback is refused by default, whatever the
 	// name.
 	if _, rep, err := muxtest.SOCKSConnect(at.socks, "ok.b.example", at.portB, "", ""); err != nil || rep != 2 {
@@ -121,11 +136,11 @@ func TestResolvedAddressesPoliced(t *testing.T) {
 	if got := at.a.Stats().DeniedResolved; got != 5 {
 		t.Errorf("gwp-a DeniedResolved = %d, want 5", got)
 	}
-	if got := at.a.Stats().DeniedByRules; got != 5 {
-		t.Errorf("gwp-a DeniedByRules = %d, want 5", got)
+	if got := at.a.Stats().DeniedByRules; got != 6 {
+		t.Errorf("gwp-a DeniedByRules = %d, want 6", got)
 	}
-	if got := at.a.Status().Ended["denied"]; got != 5 {
-		t.Errorf("gwp-a sessions ended denied: %d, want 5", got)
+	if got := at.a.Status().Ended["denied"]; got != 6 {
+		t.Errorf("gwp-a sessions ended denied: %d, want 6", got)
 	}
 	if got := at.b.Stats().DeniedResolved; got != 1 {
 		t.Errorf("gwp-b DeniedResolved = %d, want 1", got)
