@@ -86,19 +86,28 @@ func registryEntry(st mux.NodeStatus, addr string) (mux.EndpointStatus, bool) {
 	return mux.EndpointStatus{}, false
 }
 
-func TestEndpointRegistryDowncalls(t *testing.T) {
-	gateway := startSiteEndpoint(t, "127.0.0.1", "gateway")
-	ep := startSiteEndpoint(t, "127.0.3.7", "endpoint-3-7")
+// startRegistryChain starts the example chain with its gateway at
+// gatewayPort and the port_map entry's endpoint port endpointPort, and
+// waits until it is formed.
+func startRegistryChain(t *testing.T, gatewayPort, endpointPort int) *e2etest.Chain {
+	t.Helper()
 	c := e2etest.NewChain(t, e2etest.Options{
 		Nodes:  e2etest.SessionNodes,
-		Fixed:  map[int]int{e2etest.PortGateway: int(gateway.port)},
+		Fixed:  map[int]int{e2etest.PortGateway: gatewayPort},
 		Tuning: e2etest.FastTuning,
 		Edit: func(node, text string) string {
-			return strings.ReplaceAll(text, "endpoint_port: 19703", "endpoint_port: "+strconv.Itoa(int(ep.port)))
+			return strings.ReplaceAll(text, "endpoint_port: 19703", "endpoint_port: "+strconv.Itoa(endpointPort))
 		},
 	})
 	c.StartAll()
 	waitFormed(t, c, 0)
+	return c
+}
+
+func TestEndpointRegistryDowncalls(t *testing.T) {
+	gateway := startSiteEndpoint(t, "127.0.0.1", "gateway")
+	ep := startSiteEndpoint(t, "127.0.3.7", "endpoint-3-7")
+	c := startRegistryChain(t, int(gateway.port), int(ep.port))
 	socks := c.Addr(e2etest.PortSOCKS)
 	pm := "127.0.0.1:" + strconv.Itoa(c.Port(examplePortMap))
 	epp := e2etest.Node{Name: "epp-main", Daemon: "epproxy"}
@@ -163,5 +172,23 @@ func TestEndpointRegistryDowncalls(t *testing.T) {
 	e2, ok := registryEntry(st, "127.0.3.7")
 	if !ok || !e2.First.Equal(e.First) || e2.Label != "gwp-site-b" || !e2.Active {
 		t.Errorf("registry after the restart: %+v; before: %+v", e2, e)
+	}
+
+	// A restart of gwp-site-b: its registry file holds what it learnt;
+	// the new process announces the endpoint again at once, so that it
+	// is reached with no new upcall.
+	c.Proc("gwp-site-b").Stop(t)
+	b, err = os.ReadFile(filepath.Join(c.NodeDir("gwp-site-b"), "registry.json"))
+	if err != nil || !strings.Contains(string(b), `"127.0.3.7"`) {
+		t.Fatalf("gwp-site-b's registry.json after the stop: %s, %v", b, err)
+	}
+	skip = c.Proc("gwp-site-b").LogSize()
+	c.Start("gwp-site-b")
+	c.Proc("gwp-site-b").WaitLog(t, skip, 10*time.Second, "registry: 1 endpoints learnt before loaded")
+	e2etest.Eventually(t, 20*time.Second, "the endpoint by SOCKS5 after gwp-site-b's restart, with no new upcall", func() error {
+		return viaSOCKS(socks, "127.0.3.7", ep.port, ep.name)
+	})
+	if n := strings.Count(c.Proc("gwp-site-b").LogSince(skip), "endpoint registered"); n != 0 {
+		t.Errorf("gwp-site-b registered the endpoint %d times after its restart: it was not known", n)
 	}
 }

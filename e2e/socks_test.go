@@ -269,7 +269,7 @@ func TestForgedDestinationRefusedByGWProxy(t *testing.T) {
 		TLS: &mux.StaticCredentials{Cert: cert, Roots: roots},
 		Links: []mux.LinkConfig{
 			{Peer: "relay-dmz1", Parent: true, Dial: c.Addr(e2etest.PortDMZ2)}, // nobody there
-			{Peer: "gwp-site-a", Listen: c.Addr(e2etest.PortDMZ2Out)},
+			{Peer: "gwp-site-a", Listen: c.Addr(e2etest.PortDMZ2Out), AcceptNetworks: []string{"127.0.1.0/24", "*.site-a.example"}},
 		}})
 	gwp := c.Start("gwp-site-a")
 	muxtest.WaitFor(t, 20*time.Second, "gwp-site-a to link to the scripted parent", func() bool {

@@ -249,7 +249,13 @@ type targetSession struct {
 // listener and every connection and waits for the goroutines.
 func startTarget(t testing.TB, name string) *target {
 	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return startTargetAt(t, "127.0.0.1", name)
+}
+
+// startTargetAt is startTarget on the loopback address ip.
+func startTargetAt(t testing.TB, ip, name string) *target {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
 		t.Fatal(err)
 	}

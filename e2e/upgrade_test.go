@@ -128,34 +128,59 @@ func testRollingUpgrade(t *testing.T, node e2etest.Node) {
 	tg := startTargets(t)
 	c := startChain(t, tg)
 	routes := entryRoutes(c, tg)
+	held := []*heldSession{startHeld(t, routes[0]), startHeld(t, routes[2])}
+	upgradeNode(t, c, node, grace, held, routes)
+}
+
+// heldSession is a session of 16 MiB each way, paused half-way through
+// its upload until finish.
+type heldSession struct {
+	r  entryRoute
+	p  plan
+	cs *clientSession
+}
+
+// startHeld starts a held session through r and waits until half its
+// upload reached the target.
+func startHeld(t testing.TB, r entryRoute) *heldSession {
+	t.Helper()
+	h := &heldSession{r: r, p: plan{up: 16 << 20, down: 16 << 20, gate: &gate{at: 8 << 20, open: make(chan struct{})}}}
+	h.cs = startSession(t, r.entry, h.p)
+	ts := r.tg.session(h.cs.id)
+	e2etest.Eventually(t, 20*time.Second, r.name+": half the upload arrived", func() error {
+		if n := ts.pr.recv.Load(); n < 8<<20 {
+			return fmt.Errorf("the target has %d bytes", n)
+		}
+		return nil
+	})
+	return h
+}
+
+// finish lets the session go on and checks that it completes with every
+// byte both ways.
+func (h *heldSession) finish(t testing.TB) error {
+	t.Helper()
+	close(h.p.gate.open)
+	cl := h.cs.wait(t, 60*time.Second)
+	return checkClean(cl, h.r.tg.result(t, h.cs.id, 30*time.Second), h.p)
+}
+
+// upgradeNode upgrades node of c with scripts/NAME.sh upgrade while held
+// sessions go through it and new sessions run on routes one after the
+// other, and checks: the held sessions complete with every byte once the
+// old process hands over; sessions on every route succeed before, during
+// and after the upgrade; the pid file names the new process, the only one
+// left running the instance; the old one exits 0 once its sessions ended,
+// within grace (its shutdown_grace) of the upgrade, without aborting any.
+// It returns the new process's pid.
+func upgradeNode(t *testing.T, c *e2etest.Chain, node e2etest.Node, grace time.Duration, held []*heldSession, routes []entryRoute) int {
+	t.Helper()
 	old := c.Proc(node.Name)
 	dir := c.NodeDir(node.Name)
 	in := newInstance(t, node.Daemon, dir)
 	if err := os.WriteFile(filepath.Join(dir, node.Daemon+".pid"), []byte(strconv.Itoa(old.Pid())+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-
-	// The long sessions: paused half-way until the upgrade has begun.
-	type long struct {
-		r  entryRoute
-		p  plan
-		cs *clientSession
-	}
-	var longs []*long
-	for _, r := range []entryRoute{routes[0], routes[2]} {
-		p := plan{up: 16 << 20, down: 16 << 20, gate: &gate{at: 8 << 20, open: make(chan struct{})}}
-		longs = append(longs, &long{r, p, startSession(t, r.entry, p)})
-	}
-	for _, l := range longs {
-		ts := l.r.tg.session(l.cs.id)
-		e2etest.Eventually(t, 20*time.Second, l.r.name+": half the upload arrived", func() error {
-			if n := ts.pr.recv.Load(); n < 8<<20 {
-				return fmt.Errorf("the target has %d bytes", n)
-			}
-			return nil
-		})
-	}
-
 	pr := startProber(t, routes)
 	e2etest.Eventually(t, 30*time.Second, "sessions before the upgrade", func() error {
 		if n, _, _ := pr.count(time.Time{}, time.Now()); n < len(routes) {
@@ -172,24 +197,19 @@ func testRollingUpgrade(t *testing.T, node e2etest.Node) {
 	if newPid == 0 || newPid == old.Pid() {
 		t.Fatalf("after the upgrade the pid file names %d (the old process was %d)", newPid, old.Pid())
 	}
-	defer func() {
+	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(e2etest.FileText(old.Log))
 		}
-	}()
+	})
 	old.WaitLog(t, skip, 20*time.Second, `main: handing over to the successor: draining \d+ sessions`)
 	if old.Exited() {
 		t.Fatalf("the old %s exited with sessions in flight: %v", node.Name, old.Err())
 	}
-	// The long sessions go on through the old process.
-	for _, l := range longs {
-		close(l.p.gate.open)
-	}
-	for _, l := range longs {
-		cl := l.cs.wait(t, 60*time.Second)
-		res := l.r.tg.result(t, l.cs.id, 30*time.Second)
-		if err := checkClean(cl, res, l.p); err != nil {
-			t.Errorf("%s: %v", l.r.name, err)
+	// The held sessions go on through the old process.
+	for _, h := range held {
+		if err := h.finish(t); err != nil {
+			t.Errorf("%s: %v", h.r.name, err)
 		}
 	}
 	if err := old.Wait(t, grace+10*time.Second); err != nil {
@@ -232,4 +252,5 @@ func testRollingUpgrade(t *testing.T, node e2etest.Node) {
 	if pid := in.running(); pid != newPid {
 		t.Fatalf("the instance runs as pid %d, the pid file names %d", pid, newPid)
 	}
+	return newPid
 }

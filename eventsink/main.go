@@ -11,4 +11,4 @@ import (
 	"github.com/relaychain/relaychain/internal/daemon"
 )
 
-func main() { daemon.Main(chain.Spec(chain.EventSink, chain.Hooks{Run: sink.Run})) }
+func main() { daemon.Main(chain.Spec(chain.EventSink, chain.Hooks{Part: sink.Part})) }

@@ -88,13 +88,13 @@ func startAddrTreeWith(t *testing.T, aServes, bServes []string, rules addrTreeRu
 	}
 	at.r1 = start(mux.Config{Label: "relay1", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
 		{Peer: "root", Parent: true, Listen: "127.0.0.1:0"},
-		{Peer: "gwp-a", Listen: "127.0.0.1:0"},
-		{Peer: "gwp-b", Listen: "127.0.0.1:0"},
+		{Peer: "gwp-a", Listen: "127.0.0.1:0", AcceptNetworks: []string{mux.AnyNetwork}},
+		{Peer: "gwp-b", Listen: "127.0.0.1:0", AcceptNetworks: []string{mux.AnyNetwork}},
 	}})
 	sl, cl := listenEntry(t), listenEntry(t)
 	at.socks, at.connect = sl.Addr().String(), cl.Addr().String()
 	at.root = start(mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Links: []mux.LinkConfig{
-		{Peer: "relay1", Dial: at.r1.LinkAddr("root").String()},
+		{Peer: "relay1", Dial: at.r1.LinkAddr("root").String(), AcceptNetworks: []string{mux.AnyNetwork}},
 	}}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: rules.socks, Where: rules.where, PasswordHashes: rules.hashes}),
 		muxtest.WithAddrEntry(cl, mux.AddrEntry{Name: "connect", Kind: mux.EntryHTTPConnect, Users: map[string]string{"ops": "s3cret"}, Rules: rules.connect, Where: rules.where, PasswordHashes: rules.hashes}))
 	at.a = start(mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun, Serves: aServes, ServesRules: rules.aServes, Resolver: rules.resolver, Links: []mux.LinkConfig{

@@ -65,6 +65,18 @@ type LinkConfig struct {
 	// Weight is a parent's share of new sessions when the node spreads
 	// them (SelectSpread). Zero: 1. Only for parents.
 	Weight int
+
+	// Accepted networks (accept.go). Only for children.
+
+	// AcceptNetworks are the networks the child may claim, in the text
+	// form of ParseNetwork: a network, a host route or a pattern it (or a
+	// node below it) announces is taken only when it lies within one of
+	// them (a prefix inside, a name equal to one or under a pattern, a
+	// pattern equal to or under one, ports inside); others are refused
+	// and logged. The single entry AnyNetwork ("any") accepts every
+	// network. Default none: the child's networks are all refused. A
+	// reconfiguration that changes it keeps the link and its sessions.
+	AcceptNetworks []string
 }
 
 // Service is what a destination node offers under a name: either TCP
@@ -191,6 +203,12 @@ func (c Config) Validate() []error {
 		switch {
 		case c.Role == RoleRoot && l.Parent:
 			errs = append(errs, fmt.Errorf("link %d (%s): a root has no parent", i, l.Peer))
+		}
+		if len(l.AcceptNetworks) > 0 && l.Parent {
+			errs = append(errs, fmt.Errorf("link %d (%s): accepted networks are for children only", i, l.Peer))
+		}
+		if _, err := parseAccept(l.AcceptNetworks); err != nil {
+			errs = append(errs, fmt.Errorf("link %d (%s): %w", i, l.Peer, err))
 		}
 		switch {
 		case l.Weight < 0:

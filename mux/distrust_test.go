@@ -66,13 +66,13 @@ func startDistrustTree(t *testing.T, tune func(*mux.Tuning)) *distrustTree {
 	d := &distrustTree{}
 	d.root = muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun,
 		Services: map[string]mux.Service{"echo": echo},
-		Links:    []mux.LinkConfig{{Peer: "relay1", Listen: "127.0.0.1:0"}}})
+		Links:    []mux.LinkConfig{{Peer: "relay1", Listen: "127.0.0.1:0", AcceptNetworks: []string{mux.AnyNetwork}}}})
 	var rlog *logrus.Entry
 	rlog, d.rlog = captureLog(t)
 	d.relay1 = muxtest.StartNode(t, mux.Config{Label: "relay1", Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
 		{Peer: "root", Parent: true, Dial: d.root.LinkAddr("relay1").String()},
 		{Peer: "gwp-a", Listen: "127.0.0.1:0"},
-		{Peer: "evil", Listen: "127.0.0.1:0"},
+		{Peer: "evil", Listen: "127.0.0.1:0", AcceptNetworks: []string{mux.AnyNetwork}},
 	}}, muxtest.WithLog(rlog))
 	d.childAddr = d.relay1.LinkAddr("gwp-a").String()
 	d.leaf = muxtest.StartNode(t, mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun,

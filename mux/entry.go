@@ -29,6 +29,7 @@ func (n *Node) acceptEntry(e *entry) {
 			return false
 		}
 		ungate := func(conn net.Conn) { e.gate.leave(sourceOf(conn)) }
+		n.awaitLinksFirst() // its clients' sessions need the routes as much
 		n.acceptLoop(e.ln, log, gate, ungate, func(conn net.Conn) { n.serveAddrEntry(e, conn) })
 		return
 	}

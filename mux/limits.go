@@ -41,6 +41,15 @@ type refusalLog struct {
 	// level is the level of its lines: logrus.ErrorLevel (level 1) for
 	// refusals of peers, InfoLevel (3) for sessions denied by rules.
 	level logrus.Level
+	// tuned, when set, gives the burst in force (follow).
+	tuned func() int
+}
+
+// follow makes r take its burst from n's tuning in force, so that a
+// reconfiguration changes it.
+func (r *refusalLog) follow(n *Node) *refusalLog {
+	r.tuned = func() int { return n.tuning().RefusalLogBurst }
+	return r
 }
 
 func newRefusalLog(log *logrus.Entry, what string, burst int) *refusalLog {
@@ -61,7 +70,11 @@ func (r *refusalLog) note(source string, e *logrus.Entry, msg string) {
 		r.summaryLocked()
 		r.start, r.shown = now, 0
 	}
-	if r.shown < r.burst {
+	burst := r.burst
+	if r.tuned != nil {
+		burst = r.tuned()
+	}
+	if r.shown < burst {
 		r.shown++
 		r.mu.Unlock()
 		e.Log(r.level, msg)
@@ -261,6 +274,10 @@ type Stats struct {
 	// allow list, or default) denied.
 	DeniedByRules uint64
 
+	// RefusedNetworks counts networks announced by children outside the
+	// accepted networks of their link (accept.go).
+	RefusedNetworks uint64
+
 	// DeniedResolved counts sessions of the address form refused by the
 	// node that serves them because no address their name resolved to
 	// may be dialled (resolve.go); each is counted in DeniedByRules too.
@@ -270,10 +287,10 @@ type Stats struct {
 // Stats returns the node's counts of refusals.
 func (n *Node) Stats() Stats {
 	n.table.mu.Lock()
-	ra := n.table.refused
+	ra, rn := n.table.refused, n.table.refusedNets
 	n.table.mu.Unlock()
 	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
-		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total(),
+		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total(), RefusedNetworks: rn,
 		DeniedResolved: n.resolveDenied.Load()}
 }
 
@@ -290,6 +307,7 @@ func (n *Node) summaryLoop() {
 			n.denials.flush()
 			n.ruleLog.flush()
 			n.destDenials.flush()
+			n.table.acceptLog.flush()
 			n.authLog.flush()
 			return
 		}
@@ -297,6 +315,7 @@ func (n *Node) summaryLoop() {
 		n.denials.flush()
 		n.ruleLog.flush()
 		n.destDenials.flush()
+		n.table.acceptLog.flush()
 		n.authLog.flush()
 	}
 }

@@ -59,7 +59,8 @@ func (t *routingTable) applyNets(child string, added, removed []NetAd) error {
 
 // applyNetsLocked changes the networks child announces. A child may only
 // announce networks of labels in its subtree (itself or a label it
-// announced and this node accepted); others are refused and logged. An
+// announced and this node accepted), and only networks within what its
+// link accepts (accept.go); others are refused and logged. An
 // announcement that would take the child's networks over the cap is
 // refused whole. Two nodes that serve the same network as specifically
 // (a tie) are a configuration error, logged at level 1.
@@ -81,13 +82,17 @@ func (t *routingTable) applyNetsLocked(child string, added, removed []NetAd, siz
 			refused = append(refused, a.String())
 			continue
 		}
-		if _, had := t.nets.byChild[child][a]; isEndpointAd(a) && !had && t.nets.epCount[child] >= t.maxEndpointsPerLink {
-			overEndpoints++
-			continue
-		}
 		n, err := parseAdNetwork(a.Network)
 		if err != nil { // decodeCtrl parsed it already
 			refused = append(refused, a.String())
+			continue
+		}
+		if ok, why := t.acceptsLocked(child, n); !ok {
+			t.refuseNetLocked(child, a, why)
+			continue
+		}
+		if _, had := t.nets.byChild[child][a]; isEndpointAd(a) && !had && t.nets.epCount[child] >= t.maxEndpointsPerLink {
+			overEndpoints++
 			continue
 		}
 		fresh, ties := t.nets.add(child, a, n)

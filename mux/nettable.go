@@ -30,6 +30,10 @@ type netTable struct {
 	lengths  map[int]int
 	hosts    map[string][]*netEntry
 	patterns map[string][]*netEntry
+
+	// What each child announced, by owner: a label a child withdraws
+	// takes its networks with it (accept.go).
+	owned map[string]map[string]map[NetAd]struct{} // child -> owner -> ads
 }
 
 func newNetTable() *netTable {
@@ -41,6 +45,7 @@ func newNetTable() *netTable {
 		lengths:  map[int]int{},
 		hosts:    map[string][]*netEntry{},
 		patterns: map[string][]*netEntry{},
+		owned:    map[string]map[string]map[NetAd]struct{}{},
 	}
 }
 
@@ -131,6 +136,7 @@ func (t *netTable) add(child string, ad NetAd, n Network) (fresh bool, ties []st
 		return false, nil
 	}
 	set[ad] = struct{}{}
+	t.own(child, ad)
 	if n.Endpoint {
 		t.epCount[child]++
 	}
@@ -155,6 +161,7 @@ func (t *netTable) remove(child string, ad NetAd) (gone bool) {
 	if len(set) == 0 {
 		delete(t.byChild, child)
 	}
+	t.disown(child, ad)
 	if isEndpointAd(ad) {
 		if t.epCount[child]--; t.epCount[child] <= 0 {
 			delete(t.epCount, child)
@@ -171,6 +178,43 @@ func (t *netTable) remove(child string, ad NetAd) (gone bool) {
 	delete(t.entries, ad)
 	t.unindex(e)
 	return true
+}
+
+// own records in the owner index that child announces ad.
+func (t *netTable) own(child string, ad NetAd) {
+	byOwner := t.owned[child]
+	if byOwner == nil {
+		byOwner = map[string]map[NetAd]struct{}{}
+		t.owned[child] = byOwner
+	}
+	ads := byOwner[ad.Owner]
+	if ads == nil {
+		ads = map[NetAd]struct{}{}
+		byOwner[ad.Owner] = ads
+	}
+	ads[ad] = struct{}{}
+}
+
+// disown removes ad of child from the owner index.
+func (t *netTable) disown(child string, ad NetAd) {
+	byOwner := t.owned[child]
+	delete(byOwner[ad.Owner], ad)
+	if len(byOwner[ad.Owner]) == 0 {
+		delete(byOwner, ad.Owner)
+	}
+	if len(byOwner) == 0 {
+		delete(t.owned, child)
+	}
+}
+
+// ownedBy is a copy of the networks of owner that child announces.
+func (t *netTable) ownedBy(child, owner string) map[NetAd]struct{} {
+	src := t.owned[child][owner]
+	out := make(map[NetAd]struct{}, len(src))
+	for a := range src {
+		out[a] = struct{}{}
+	}
+	return out
 }
 
 // all is every network in the table, sorted: what a node tells its

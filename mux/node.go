@@ -167,13 +167,14 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	for _, lc := range cfg.Links {
 		n.linkStates[lc.Peer] = &linkState{}
 	}
-	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tuning().RefusalLogBurst)
-	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tuning().RefusalLogBurst)
-	n.ruleLog = newRefusalLogAt(n.log.WithField("component", "session"), "sessions denied by rules", n.tuning().RefusalLogBurst, logrus.InfoLevel)
+	n.refusals = newRefusalLog(n.log.WithField("component", "link"), "link connections refused", n.tuning().RefusalLogBurst).follow(n)
+	n.denials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a forged origin", n.tuning().RefusalLogBurst).follow(n)
+	n.ruleLog = newRefusalLogAt(n.log.WithField("component", "session"), "sessions denied by rules", n.tuning().RefusalLogBurst, logrus.InfoLevel).follow(n)
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tuning().MaxLabelsPerLink, n.tuning().MaxRoutes)
 	n.setParents(cfg.Links)
-	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst)
-	n.authLog = newRefusalLogAt(n.log.WithField("component", "entry"), "failed authentications", n.tuning().RefusalLogBurst, logrus.WarnLevel)
+	n.initAccept(cfg.Links)
+	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst).follow(n)
+	n.authLog = newRefusalLogAt(n.log.WithField("component", "entry"), "failed authentications", n.tuning().RefusalLogBurst, logrus.WarnLevel).follow(n)
 	n.initServes()
 	n.initRegistry()
 	n.table.forbidden = func(l string) bool {

@@ -64,14 +64,14 @@ func startTwoParents(t *testing.T, delayA, delayB time.Duration, pol mux.ParentP
 			"hold": {Handler: func(_ context.Context, c *mux.Conn) { _, _ = io.Copy(io.Discard, c); _ = c.Close() }},
 		},
 		Links: []mux.LinkConfig{
-			{Peer: "relay-a", Listen: rootAddr},
-			{Peer: "relay-b", Listen: rootAddr},
+			{Peer: "relay-a", Listen: rootAddr, AcceptNetworks: []string{"127.0.1.0/24"}},
+			{Peer: "relay-b", Listen: rootAddr, AcceptNetworks: []string{"127.0.1.0/24"}},
 		}})
 	relay := func(label string) (*mux.Node, *atomic.Int64) {
 		log, n := countForwarded()
 		return muxtest.StartNode(t, mux.Config{Label: label, Role: mux.RoleRelay, Tuning: tun, Links: []mux.LinkConfig{
 			{Peer: "root", Parent: true, Dial: rootAddr},
-			{Peer: "leaf", Listen: "127.0.0.1:0"},
+			{Peer: "leaf", Listen: "127.0.0.1:0", AcceptNetworks: []string{"127.0.1.0/24"}},
 		}}, muxtest.WithLog(log)), n
 	}
 	tp.a, tp.fwdA = relay("relay-a")
@@ -82,7 +82,7 @@ func startTwoParents(t *testing.T, delayA, delayB time.Duration, pol mux.ParentP
 	log.Logger.SetLevel(logrus.InfoLevel)
 	log.Logger.SetOutput(io.Discard)
 	tp.leafLog = sink
-	tp.leafCfg = muxtest.WithTLS(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: tun, Parents: pol,
+	tp.leafCfg = muxtest.WithTLS(t, mux.Config{Label: "leaf", Role: mux.RoleLeaf, Tuning: tun, Parents: pol, Serves: []string{"127.0.1.0/24"},
 		Services: map[string]mux.Service{"sink": {Handler: func(_ context.Context, c *mux.Conn) { _ = c.Close() }}},
 		Links: []mux.LinkConfig{
 			{Peer: "relay-a", Parent: true, Dial: tp.pa.Addr(), Weight: weightA},
@@ -397,9 +397,25 @@ func TestParentDowncalls(t *testing.T) {
 	if first == "relay-b" {
 		other, cut = "relay-a", tp.pb
 	}
+	muxtest.WaitFor(t, 10*time.Second, "the leaf's network at the root", func() bool {
+		owner, err := tp.root.ServedBy("127.0.1.7", 80)
+		return err == nil && owner == "leaf"
+	})
 	cut.Close()
 	muxtest.WaitFor(t, 10*time.Second, "the root's route to the leaf through "+other, func() bool { return tp.root.Routes()["leaf"] == other })
 	down()
+	// The leaf's network, withdrawn with its label by the relay that lost
+	// it, is still served through the other.
+	muxtest.WaitFor(t, 10*time.Second, "the first relay's networks empty", func() bool {
+		r := tp.a
+		if other == "relay-a" {
+			r = tp.b
+		}
+		return len(r.Networks()) == 0
+	})
+	if owner, err := tp.root.ServedBy("127.0.1.7", 80); err != nil || owner != "leaf" || len(tp.root.Networks()) != 1 {
+		t.Fatalf("after the cut the root serves the leaf's network by %q, %v (networks %v)", owner, err, tp.root.Networks())
+	}
 	for i := 0; i < 4; i++ {
 		if via := tp.through(t); via != other {
 			t.Fatalf("upcall %d through %s, whose link to the leaf is down", i, via)

@@ -331,6 +331,49 @@ func TestRuleDenialsFloodProof(t *testing.T) {
 	}
 }
 
+// TestRefusalBurstFollowsReconfigure: a reconfiguration's refusal_log_burst
+// applies to the refusal logs at once: two denials in full at a burst of
+// 2, then, raised to 4, two more in the same interval.
+func TestRefusalBurstFollowsReconfigure(t *testing.T) {
+	log, sink := captureLog(t)
+	log.Logger.SetLevel(logrus.InfoLevel)
+	tun := muxtest.FastTuning()
+	tun.RefusalLogBurst = 2
+	cfg := mux.Config{Label: "epp", Role: mux.RoleRoot, Tuning: tun}
+	var stop func()
+	n := muxtest.StartNode(t, cfg, muxtest.WithLog(log), muxtest.WithStop(&stop))
+	deny := mux.ACL{rule(t, "", mux.ACLRuleSpec{Action: "deny"})}
+	full := func() int {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		k := 0
+		for _, r := range sink.entries {
+			if strings.HasPrefix(r.Message, "refused: client 192.0.2.7") {
+				k++
+			}
+		}
+		return k
+	}
+	for range 3 {
+		_ = n.Police(deny, mux.ACLRequest{Source: netip.MustParseAddr("192.0.2.7")}, true, "client 192.0.2.7", log)
+	}
+	if k := full(); k != 2 {
+		t.Fatalf("%d denials logged in full, want the burst of 2", k)
+	}
+	cfg.Tuning.RefusalLogBurst = 4
+	muxtest.WaitFor(t, 10*time.Second, "the node to take the reconfiguration", func() bool {
+		_, err := n.Reconfigure(cfg, time.Second)
+		return err == nil
+	})
+	for range 3 {
+		_ = n.Police(deny, mux.ACLRequest{Source: netip.MustParseAddr("192.0.2.7")}, true, "client 192.0.2.7", log)
+	}
+	stop()
+	if k := full(); k != 4 {
+		t.Errorf("%d denials logged in full, want 4 once the burst is 4", k)
+	}
+}
+
 // An entry on two listeners is removed whole: neither address takes a
 // client any more.
 func TestRemoveEntryOnTwoListeners(t *testing.T) {

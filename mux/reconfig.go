@@ -151,6 +151,7 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 	}
 	n.mu.Unlock()
 	n.setParents(cfg.Links)
+	changes = append(changes, n.reconfigureAccept(cfg.Links)...)
 	changes = append(changes, n.reconfigureParents(cfg)...)
 	var gone []*linkListener
 	n.lnMu.Lock()
@@ -287,11 +288,7 @@ func (n *Node) applyCaps(t Tuning) {
 		ll.gate.mu.Unlock()
 	}
 	n.lnMu.Unlock()
-	for _, r := range []*refusalLog{n.refusals, n.denials, n.ruleLog, n.authLog} {
-		r.mu.Lock()
-		r.burst = t.RefusalLogBurst
-		r.mu.Unlock()
-	}
+	// The refusal logs follow the tuning in force (refusalLog.follow).
 }
 
 // setServices puts services in force, each in a new slot.
@@ -395,8 +392,13 @@ func linkWhere(lc LinkConfig) string {
 }
 
 // sameLink reports whether two link configurations are the same link: every
-// field alike, the credentials too (the same value, or equal ones).
-func sameLink(a, b LinkConfig) bool { return reflect.DeepEqual(a, b) }
+// field alike, the credentials too (the same value, or equal ones), but
+// the accepted networks, which change without replacing the link
+// (accept.go).
+func sameLink(a, b LinkConfig) bool {
+	a.AcceptNetworks, b.AcceptNetworks = nil, nil
+	return reflect.DeepEqual(a, b)
+}
 
 // sameService reports whether two services are alike: every field, and the
 // same Handler function, compared by its code (Go compares functions no

@@ -147,6 +147,7 @@ func (n *Node) noteClient(conn net.Conn) {
 	ad, nw := endpointAd(n.cfg.Label, a)
 	n.table.setOwnEndpoint(ad, nw, true)
 	log.Info("endpoint registered")
+	r.signal()
 }
 
 // servesEndpoint reports whether a is an endpoint this node learnt: it
@@ -207,15 +208,20 @@ func (n *Node) expireEndpoints(now time.Time) {
 	r := n.reg
 	log := n.log.WithField("component", "registry")
 	r.ownMu.Lock()
+	expired := 0
 	for a, e := range r.own {
 		if now.Sub(e.Last) > r.ttl {
 			delete(r.own, a)
+			expired++
 			ad, nw := endpointAd(n.cfg.Label, a)
 			n.table.setOwnEndpoint(ad, nw, false)
 			log.WithField("endpoint", a.String()).Infof("endpoint expired: not seen since %s", e.Last.UTC().Format(time.RFC3339))
 		}
 	}
 	r.ownMu.Unlock()
+	if expired > 0 {
+		r.signal()
+	}
 	r.bookMu.Lock()
 	dropped := 0
 	for a, e := range r.book {
@@ -351,8 +357,36 @@ func (n *Node) LoadEndpoints(eps []Endpoint) {
 	}
 }
 
-// EndpointsChanged receives a value when the root's book has changed
-// since it was last received.
+// LoadOwnEndpoints puts the endpoints a node that learns them had learnt
+// in an earlier run back in force, with their first and last seen times:
+// their host routes are announced again at once, and each expires
+// endpoint_ttl after it was last seen, as if the node had not stopped.
+// Endpoints of another node, expired, or over max_endpoints are left
+// out. Before Serve; it returns how many it took.
+func (n *Node) LoadOwnEndpoints(eps []Endpoint) int {
+	r := n.reg
+	if !r.learn {
+		return 0
+	}
+	now := time.Now()
+	r.ownMu.Lock()
+	defer r.ownMu.Unlock()
+	took := 0
+	for _, e := range eps {
+		a := e.Addr.Unmap()
+		if !a.IsValid() || e.Label != n.cfg.Label || now.Sub(e.Last) > r.ttl || r.own[a] != nil || len(r.own) >= r.max {
+			continue
+		}
+		r.own[a] = &Endpoint{Addr: a, Label: n.cfg.Label, First: e.First, Last: e.Last, Active: true}
+		ad, nw := endpointAd(n.cfg.Label, a)
+		n.table.setOwnEndpoint(ad, nw, true)
+		took++
+	}
+	return took
+}
+
+// EndpointsChanged receives a value when the root's book, or the
+// endpoints this node learns, have changed since it was last received.
 func (n *Node) EndpointsChanged() <-chan struct{} { return n.reg.changed }
 
 // EndpointsRefused is how many endpoints were not learnt (this node's

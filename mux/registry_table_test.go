@@ -22,6 +22,7 @@ func ads(owner string, nets ...string) []NetAd {
 // and counted; they do not count towards the cap of the networks.
 func TestHostRouteCapPerLink(t *testing.T) {
 	rt := newRoutingTable("root", testLog(t), 1, 1000)
+	rt.setAccept(acceptAny("c1"))
 	rt.maxEndpointsPerLink = 2
 	if err := rt.replaceNets("c1", ads("c1", "@10.0.0.1", "@10.0.0.2", "@10.0.0.3", "10.9.0.0/16")); err != nil {
 		t.Fatalf("replaceNets: %v", err)
@@ -129,6 +130,7 @@ func BenchmarkHostRoutesAnnounce(b *testing.B) {
 	ads := hostRouteAds(20000)
 	for i := 0; i < b.N; i++ {
 		rt := newRoutingTable("root", testLog(b), 10000, 1000)
+		rt.setAccept(acceptAny("c1"))
 		if err := rt.replaceNets("c1", ads); err != nil {
 			b.Fatal(err)
 		}
@@ -139,6 +141,7 @@ func BenchmarkHostRoutesAnnounce(b *testing.B) {
 // and 100 prefixes.
 func BenchmarkHostRouteLookup(b *testing.B) {
 	rt := newRoutingTable("root", testLog(b), 10000, 1000)
+	rt.setAccept(acceptAny("c1"))
 	if err := rt.replaceNets("c1", hostRouteAds(20000)); err != nil {
 		b.Fatal(err)
 	}
@@ -167,6 +170,7 @@ func TestNetworkTiesLoggedFloodProof(t *testing.T) {
 		}
 	}))
 	rt := newRoutingTable("root", logrus.NewEntry(logger), 1000, 1000)
+	rt.setAccept(acceptAny("c1", "c2"))
 	var nets []string
 	for i := range 100 {
 		nets = append(nets, fmt.Sprintf("10.%d.0.0/16", i))

@@ -38,8 +38,8 @@ func startRegTree(t *testing.T, ttl time.Duration, bServes []string) *regTree {
 	rt.root = muxtest.StartNode(t, mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, EndpointTTL: ttl,
 		Services: map[string]mux.Service{"up": {Addrs: []string{echo.ln.Addr().String()}}},
 		Links: []mux.LinkConfig{
-			{Peer: "gwp-a", Listen: "127.0.0.1:0"},
-			{Peer: "gwp-b", Listen: "127.0.0.1:0"},
+			{Peer: "gwp-a", Listen: "127.0.0.1:0", AcceptNetworks: []string{"127.0.0.0/8"}},
+			{Peer: "gwp-b", Listen: "127.0.0.1:0", AcceptNetworks: []string{mux.AnyNetwork}},
 		}}, muxtest.WithLog(log), muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: allowAll}))
 	ul := listenEntry(t)
 	rt.up = ul.Addr().String()
@@ -229,6 +229,40 @@ func TestEndpointRegistryLoad(t *testing.T) {
 	eps := root.Endpoints()
 	if len(eps) != 1 || eps[0].Label != "gwp-a" || eps[0].Active || !eps[0].First.Equal(first) {
 		t.Fatalf("loaded %+v", eps)
+	}
+}
+
+// A gwproxy that learns its endpoints takes back those it learnt in an
+// earlier run: announced again at once, with their first seen time; one
+// not seen for the TTL, one of another node, or a bad address is left
+// out.
+func TestEndpointRegistryLoadOwn(t *testing.T) {
+	rt := startRegTree(t, time.Hour, nil)
+	first := time.Now().Add(-48 * time.Hour)
+	took := rt.a.LoadOwnEndpoints([]mux.Endpoint{
+		{Addr: netip.MustParseAddr("127.0.1.31"), Label: "gwp-a", First: first, Last: time.Now().Add(-time.Minute)},
+		{Addr: netip.MustParseAddr("127.0.1.32"), Label: "gwp-a", First: first, Last: time.Now().Add(-2 * time.Hour)},
+		{Addr: netip.MustParseAddr("127.0.1.33"), Label: "gwp-b", First: first, Last: time.Now()},
+		{Label: "gwp-a", Last: time.Now()},
+	})
+	if took != 1 {
+		t.Fatalf("took %d endpoints, want 1", took)
+	}
+	muxtest.WaitFor(t, 10*time.Second, "the host route at the root", func() bool {
+		return hasNet(rt.root.Networks(), "gwp-a=@127.0.1.31")
+	})
+	eps := rt.a.Endpoints()
+	if len(eps) != 1 || !eps[0].First.Equal(first) || !eps[0].Active {
+		t.Fatalf("gwp-a's endpoints: %+v", eps)
+	}
+	for _, gone := range []string{"gwp-a=@127.0.1.32", "gwp-a=@127.0.1.33", "gwp-b=@127.0.1.33"} {
+		if hasNet(rt.root.Networks(), gone) {
+			t.Errorf("%s announced", gone)
+		}
+	}
+	// A node that does not learn takes none.
+	if n := rt.b.LoadOwnEndpoints([]mux.Endpoint{{Addr: netip.MustParseAddr("127.0.1.34"), Label: "gwp-b", Last: time.Now()}}); n != 0 {
+		t.Errorf("gwp-b, which does not learn, took %d endpoints", n)
 	}
 }
 

@@ -45,6 +45,12 @@ type routingTable struct {
 	onNets              func(up, down []NetAd)
 
 	tieLog *refusalLog // networks served equally by two nodes, logged flood-proof
+
+	// The networks each child link accepts (accept.go), the refusals of
+	// networks outside them, logged flood-proof, and their count.
+	accept      map[string]*acceptSet
+	acceptLog   *refusalLog
+	refusedNets uint64
 }
 
 // tieLogBurst is how many network ties are logged in full a minute.
@@ -67,6 +73,9 @@ func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) 
 		maxNetsPerLink: maxPerLink,
 
 		maxEndpointsPerLink: DefaultMaxEndpoints,
+
+		accept:    map[string]*acceptSet{},
+		acceptLog: newRefusalLog(log, "networks refused outside the accepted networks of their link", tieLogBurst),
 	}
 }
 
@@ -174,12 +183,13 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 	// The line per label is built only at debug level: building it to
 	// drop it would take a fifth of the time of taking 100,000 labels.
 	debug := t.log.Logger.IsLevelEnabled(logrus.DebugLevel)
-	var up, down []string
+	var up, down, gone []string
 	for _, l := range removed {
 		if _, had := set[l]; !had {
 			continue
 		}
 		delete(set, l)
+		gone = append(gone, l)
 		if t.routes[l] != child {
 			continue
 		}
@@ -238,6 +248,9 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 		for _, p := range t.parents {
 			p.notePendingLocked(up, down)
 		}
+	}
+	if len(gone) > 0 {
+		t.dropOwnedLocked(child, gone)
 	}
 	return refused, nil
 }

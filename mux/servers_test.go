@@ -220,11 +220,17 @@ func openExchange(ctx context.Context, from *mux.Node, dest, service string, up,
 		return fmt.Errorf("open %s/%s from %s: %w", dest, service, from.Label(), err)
 	}
 	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(exchangeLimit))
 	if err := exchange(conn, conn.CloseWrite, conn.Close, up, down, seed); err != nil {
 		return fmt.Errorf("session %s->%s: %w", from.Label(), dest, err)
 	}
 	return nil
 }
+
+// exchangeLimit bounds one exchange of the load tests: a session stuck
+// on a saturated machine fails with what it had done, rather than
+// holding the test until the suite's own limit.
+const exchangeLimit = 3 * time.Minute
 
 // entryExchange runs exchange over a TCP connection to an entry listener.
 func entryExchange(addr string, up, down int64, seed uint64) error {
@@ -234,6 +240,7 @@ func entryExchange(addr string, up, down int64, seed uint64) error {
 	}
 	c := nc.(*net.TCPConn)
 	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(exchangeLimit))
 	if err := exchange(c, c.CloseWrite, c.Close, up, down, seed); err != nil {
 		return fmt.Errorf("entry %s: %w", addr, err)
 	}

@@ -78,7 +78,8 @@ func TestHalfCloseThroughEntry(t *testing.T) {
 	if err := conn.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	// Generous: the machine may be loaded; a lost end still fails.
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Minute))
 	reply, err := io.ReadAll(conn)
 	if err != nil {
 		t.Fatalf("read the reply after the half-close: %v", err)

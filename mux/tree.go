@@ -125,7 +125,7 @@ func (n *Node) treeAnswerMax() int {
 
 func (n *Node) treeRefusals() *refusalLog {
 	n.tree.logOnce.Do(func() {
-		n.tree.refusals = newRefusalLog(n.log.WithField("component", "tree"), "tree queries refused", n.tuning().RefusalLogBurst)
+		n.tree.refusals = newRefusalLog(n.log.WithField("component", "tree"), "tree queries refused", n.tuning().RefusalLogBurst).follow(n)
 	})
 	return n.tree.refusals
 }

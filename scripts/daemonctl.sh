@@ -11,8 +11,8 @@
 # those in flight finish for up to shutdown_grace, and exits. The pid file
 # names the new process once it has taken over (the old one stops accepting
 # only then); if the new one fails, the old one serves on as it was and the
-# pid file still names it. (An eventsink's intake listeners are not handed
-# over: its upgrade is a restart.)
+# pid file still names it. An eventsink's new process also takes its intake
+# sockets, its spool and its senders' open connections.
 #
 # An instance directory holds the configuration NAME.yaml; the script keeps
 # NAME.pid and NAME.out (what the daemon prints before its own log is open)
@@ -174,12 +174,6 @@ do_upgrade() {
 	local old new
 	if ! old="$(running)"; then
 		echo "$DAEMON: not running in $inst; starting it"
-		do_start
-		return
-	fi
-	if [ "$DAEMON" = eventsink ]; then
-		echo "$DAEMON: its intake listeners are not handed over; restarting instead"
-		do_stop
 		do_start
 		return
 	fi

@@ -27,6 +27,7 @@ const (
 type Socket struct {
 	Local, Remote string
 	State         int
+	Inode         uint64 // the socket's identity: the same in every process holding it
 }
 
 func (s Socket) String() string {
@@ -60,7 +61,7 @@ func tcpTable() (map[uint64]Socket, error) {
 			if err1 != nil || err2 != nil || inode == 0 {
 				continue
 			}
-			out[inode] = Socket{Local: procAddr(fs[1]), Remote: procAddr(fs[2]), State: int(st)}
+			out[inode] = Socket{Local: procAddr(fs[1]), Remote: procAddr(fs[2]), State: int(st), Inode: inode}
 		}
 		err = sc.Err()
 		fh.Close()
@@ -209,16 +210,22 @@ func CheckNoCloseWait(t testing.TB, d time.Duration, procs ...*Process) {
 
 // Listening reports whether pid has a TCP socket listening on addr.
 func Listening(pid int, addr string) bool {
+	_, ok := ListeningSocket(pid, addr)
+	return ok
+}
+
+// ListeningSocket returns pid's TCP socket listening on addr, if any.
+func ListeningSocket(pid int, addr string) (Socket, bool) {
 	info, err := OpenFDs(pid)
 	if err != nil {
-		return false
+		return Socket{}, false
 	}
 	for _, s := range info.Sockets {
 		if s.State == StateListen && s.Local == addr {
-			return true
+			return s, true
 		}
 	}
-	return false
+	return Socket{}, false
 }
 
 // WaitListening waits (at most d) until a TCP listener answers at addr.

@@ -109,7 +109,7 @@ func (r *Reader) Next() ([]byte, error) {
 
 // atEnd handles the end of the input (r.err is set, everything is scanned).
 func (r *Reader) atEnd() ([]byte, error) {
-	if r.discard {
+	if r.discard && r.err == io.EOF {
 		r.discard = false
 		r.start = r.pos
 	}

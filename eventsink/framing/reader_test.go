@@ -16,6 +16,12 @@ import (
 // event, "oversized", "malformed", or "err:" plus a read error other than EOF.
 func collect(t *testing.T, rd *Reader) []string {
 	t.Helper()
+	return collectTo(t, rd, io.EOF)
+}
+
+// collectTo is collect for a reader whose input ends with the error end.
+func collectTo(t *testing.T, rd *Reader, end error) []string {
+	t.Helper()
 	var out []string
 	for i := 0; ; i++ {
 		if i > 1<<20 {
@@ -29,7 +35,7 @@ func collect(t *testing.T, rd *Reader) []string {
 			out = append(out, "oversized")
 		case errors.Is(err, ErrMalformed):
 			out = append(out, "malformed")
-		case errors.Is(err, io.EOF):
+		case errors.Is(err, end):
 			return out
 		default:
 			return append(out, "err:"+err.Error())

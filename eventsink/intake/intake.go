@@ -18,7 +18,10 @@
 // (a connection over the limit is reset at once and counted as refused),
 // an idle timeout per TCP connection (a read deadline renewed before every
 // read), and a number of rejected events after which a TCP connection is
-// closed. A panic while serving one connection or datagram is recovered,
+// closed. Shutdown reads on from each connection until its sender has been
+// quiet for a quarter of a second, so that what it sent before the
+// shutdown is stored; HandOver stops the server between events for a
+// process that takes its place (handover.go). A panic while serving one connection or datagram is recovered,
 // logged with its stack and counted; the server keeps serving.
 //
 // Typical usage:
@@ -59,6 +62,11 @@ const (
 	DefaultMaxConns          = 1024
 	DefaultIdleTimeout       = 5 * time.Minute
 	DefaultMaxRejectsPerConn = 100
+	// DefaultReadBuffer is a UDP socket's receive buffer: room for a few
+	// thousand datagrams while the server is held up (a burst, a pause
+	// of the process, the handover to a successor). The kernel caps it
+	// at net.core.rmem_max.
+	DefaultReadBuffer = 4 << 20
 )
 
 // The backoff after a failed accept or read (mux.Backoff): 5ms doubling up
@@ -98,6 +106,16 @@ type Config struct {
 	Handler Handler
 	// Log receives the server's log lines. Nil means no logging.
 	Log *logrus.Entry
+
+	// ReadBuffer is a UDP socket's receive buffer. Zero means
+	// DefaultReadBuffer; negative means the system's default.
+	ReadBuffer int
+
+	// Listener (for TCP) or PacketConn (for UDP), when set, is served
+	// instead of binding Addr: a socket handed over by the process whose
+	// place this one takes. New owns it, and closes it if it fails.
+	Listener   net.Listener
+	PacketConn net.PacketConn
 }
 
 // Stats are the server's counters.
@@ -134,6 +152,11 @@ type Server struct {
 	closeOnce sync.Once
 	draining  atomic.Bool
 
+	// Handing over (handover.go): the connections stopped for a
+	// successor, and whether they are being stopped.
+	handing atomic.Bool
+	handed  []Handed
+
 	accepted, refused, datagrams, events   atomic.Uint64
 	oversized, malformed, failed, panicked atomic.Uint64
 }
@@ -151,6 +174,13 @@ func New(cfg Config) (*Server, error) {
 		errs = append(errs, fmt.Errorf("negative max event size %d", cfg.MaxEvent))
 	}
 	if err := errors.Join(errs...); err != nil {
+		// New owns the sockets it was given, even when it refuses.
+		if cfg.Listener != nil {
+			_ = cfg.Listener.Close()
+		}
+		if cfg.PacketConn != nil {
+			_ = cfg.PacketConn.Close()
+		}
 		return nil, fmt.Errorf("intake config: %w", err)
 	}
 	cfg.MaxEvent = cmpOr(cfg.MaxEvent, framing.DefaultMaxEvent)
@@ -172,15 +202,28 @@ func New(cfg Config) (*Server, error) {
 	s.closed, s.markClose = context.WithCancel(context.Background())
 	switch cfg.Network {
 	case "tcp", "tcp4", "tcp6":
+		if cfg.Listener != nil {
+			s.ln = cfg.Listener
+			break
+		}
 		ln, err := net.Listen(cfg.Network, cfg.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s %s: %w", cfg.Network, cfg.Addr, err)
 		}
 		s.ln = ln
 	case "udp", "udp4", "udp6":
+		if cfg.PacketConn != nil {
+			s.pc = cfg.PacketConn
+			break
+		}
 		pc, err := net.ListenPacket(cfg.Network, cfg.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s %s: %w", cfg.Network, cfg.Addr, err)
+		}
+		if uc, ok := pc.(*net.UDPConn); ok && cfg.ReadBuffer >= 0 {
+			// Best effort: the kernel caps it, and a smaller buffer only
+			// drops more in a burst.
+			_ = uc.SetReadBuffer(cmpOr(cfg.ReadBuffer, DefaultReadBuffer))
 		}
 		s.pc = pc
 	default:
@@ -251,16 +294,29 @@ func (s *Server) watch(ctx context.Context, done chan struct{}) {
 	}
 }
 
-// Shutdown stops accepting, lets each TCP connection finish the events it
-// has already read, and waits for the connection goroutines (and Serve) to
-// end. When ctx ends first, it closes the remaining connections and returns
-// ctx's error after they ended. Shutdown is idempotent.
+// Shutdown stops accepting and lets each TCP connection finish: it reads
+// on what the sender has already sent, until the connection has been
+// quiet for drainQuiet, so that events waiting in the kernel's buffers
+// are stored, not dropped with the connection. It waits for the
+// connection goroutines (and Serve) to end. When ctx ends first, it
+// closes the remaining connections and returns ctx's error after they
+// ended. Shutdown is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	return s.stop(ctx, time.Now().Add(drainQuiet))
+}
+
+// drainQuiet is how long a connection must stay silent before Shutdown
+// closes it.
+const drainQuiet = 250 * time.Millisecond
+
+// stop stops accepting, sets every connection's read deadline to
+// deadline, and waits as Shutdown says.
+func (s *Server) stop(ctx context.Context, deadline time.Time) error {
 	s.closeListener()
 	s.mu.Lock()
 	for c := range s.conns {
-		c.SetReadDeadline(time.Unix(1, 0))
+		c.SetReadDeadline(deadline)
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

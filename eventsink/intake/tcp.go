@@ -32,7 +32,7 @@ func (s *Server) acceptLoop() {
 		}
 		backoff.Reset()
 		if s.admit(c) {
-			go s.serveConn(c)
+			go s.serveConn(c, nil)
 		}
 	}
 }
@@ -98,22 +98,39 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// serveConn reads events from c until it ends. serveConn closes c.
-func (s *Server) serveConn(c net.Conn) {
+// serveConn reads events from c until it ends; from, if not nil, is
+// where the reader of a connection handed over stood. serveConn closes c,
+// unless it hands it over.
+func (s *Server) serveConn(c net.Conn, from *framing.State) {
 	defer s.wg.Done()
 	src := c.RemoteAddr().String()
 	log := s.log.WithField("peer", src)
+	kept := false
 	defer func() {
 		if r := recover(); r != nil {
 			s.panicked.Add(1)
 			log.Errorf("intake: panic serving %s: %v\n%s", src, r, debug.Stack())
 			reset(c)
 		}
-		c.Close()
+		if !kept {
+			c.Close()
+		}
 		s.release(c)
 	}()
-	log.Debugf("intake: connection from %s", src)
-	rd := framing.NewReader(&idleReader{c: c, idle: s.cfg.IdleTimeout, draining: &s.draining}, s.cfg.Framing, s.cfg.MaxEvent)
+	input := &idleReader{c: c, idle: s.cfg.IdleTimeout, draining: &s.draining, handing: &s.handing}
+	var rd *framing.Reader
+	if from != nil {
+		var err error
+		if rd, err = framing.Resume(input, s.cfg.Framing, s.cfg.MaxEvent, *from); err != nil {
+			log.Errorf("intake: connection from %s handed over unusable, resetting it: %v", src, err)
+			reset(c)
+			return
+		}
+		log.Debugf("intake: connection from %s taken over (%d bytes pending)", src, len(from.Pending))
+	} else {
+		log.Debugf("intake: connection from %s", src)
+		rd = framing.NewReader(input, s.cfg.Framing, s.cfg.MaxEvent)
+	}
 	rejects := 0
 	for {
 		ev, err := rd.Next()
@@ -136,7 +153,9 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 		if !s.reject(log, src, err) {
-			s.connEnd(log, src, err)
+			if kept = s.keep(c, rd, err); !kept {
+				s.connEnd(log, src, err)
+			}
 			return
 		}
 		if rejects++; s.cfg.MaxRejectsPerConn > 0 && rejects >= s.cfg.MaxRejectsPerConn {
@@ -178,22 +197,27 @@ func (s *Server) connEnd(log *logrus.Entry, src string, err error) {
 	}
 }
 
-// idleReader renews the connection's read deadline before every read. Once
-// the server drains, the deadline is in the past: reads stop at once.
+// idleReader renews the connection's read deadline before every read.
+// Once the server drains, the deadline is drainQuiet away: reads go on
+// while the sender has more. Once it hands over, the deadline is in the
+// past: reads stop at once.
 type idleReader struct {
-	c        net.Conn
-	idle     time.Duration
-	draining interface{ Load() bool }
+	c                 net.Conn
+	idle              time.Duration
+	draining, handing interface{ Load() bool }
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
 	if r.idle > 0 {
 		r.c.SetReadDeadline(time.Now().Add(r.idle))
 	}
-	// Checked after setting the deadline: Shutdown sets the flag, then the
-	// past deadline, so one of the two orders wins.
-	if r.draining.Load() {
+	// Checked after setting the deadline: Shutdown and HandOver set the
+	// flag, then the deadline, so one of the two orders wins.
+	switch {
+	case r.handing.Load():
 		r.c.SetReadDeadline(time.Unix(1, 0))
+	case r.draining.Load():
+		r.c.SetReadDeadline(time.Now().Add(drainQuiet))
 	}
 	return r.c.Read(p)
 }

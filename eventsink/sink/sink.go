@@ -1,14 +1,17 @@
 // Package sink is the eventsink daemon beside its node: it opens the spool,
 // starts the intake listeners (TCP and UDP, one framing each) that append
 // every event to it, and the forwarder that sends the spool up the chain
-// to the epproxy's event service. When its context ends it stops them in
-// order: intake first (no new events; each sender's events already read
-// are spooled, for at most the shutdown grace period), then the forwarder,
-// then the spool.
+// to the epproxy's event service. When its context ends it stops them:
+// the intake takes no new connection and reads on what each sender has
+// sent until it is quiet (for at most the shutdown grace period), the
+// forwarder stops at once (what the intake still spools is sent after the
+// next start), then the spool closes. In a rolling upgrade it hands its
+// intake sockets, open connections and spool to its successor
+// (handover.go): nothing is lost and nothing is read twice.
 //
 // Typical usage, as eventsink/main.go does it:
 //
-//	daemon.Main(chain.Spec(chain.EventSink, chain.Hooks{Run: sink.Run}))
+//	daemon.Main(chain.Spec(chain.EventSink, chain.Hooks{Part: sink.Part}))
 //
 // or in steps, to learn the listeners' addresses (a test listening on
 // 127.0.0.1:0):
@@ -39,31 +42,32 @@ import (
 	"github.com/relaychain/relaychain/mux"
 )
 
-// Run runs an eventsink beside node n until ctx ends (a chain.Hooks Run):
-// New, then Serve.
-func Run(ctx context.Context, cfg *chain.Config, n *mux.Node, log *logrus.Entry) error {
-	s, err := New(cfg, n, log)
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx)
-}
-
 // Sink is one eventsink's spool, intake listeners and forwarder.
 type Sink struct {
 	cfg     *chain.Config
 	log     *logrus.Entry
+	open    forwarder.Opener
 	sp      *spool.Spool
 	servers []listener // in the configuration's order
 	fwd     *forwarder.Forwarder
 
 	served    atomic.Bool
 	closeOnce sync.Once
+
+	// The forwarder's own context, ended with Serve's or by a handover
+	// to a successor (handover.go), and its end.
+	fwdCtx  context.Context
+	stopFwd context.CancelFunc
+	fwdDone chan struct{}
+	handing atomic.Bool
+	serving atomic.Bool // Serve has begun: the spool is open
 }
 
-// listener is one intake listener and its name in the configuration.
+// listener is one intake listener, its name in the configuration, and
+// the key it is handed over under (handover.go).
 type listener struct {
 	name string
+	key  string
 	srv  *intake.Server
 }
 
@@ -72,12 +76,65 @@ type listener struct {
 // node). Nothing is served until Serve. On error, everything New opened is
 // closed again.
 func New(cfg *chain.Config, open forwarder.Opener, log *logrus.Entry) (*Sink, error) {
+	s, err := prepare(cfg, open, nil, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openSpool(nil); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare opens the intake listeners, taking those inherited names
+// (events/NAME, from a predecessor), but not the spool.
+func prepare(cfg *chain.Config, open forwarder.Opener, inherited *chain.Inherited, log *logrus.Entry) (*Sink, error) {
 	ev := cfg.Events
+	s := &Sink{cfg: cfg, log: log, open: open, fwdDone: make(chan struct{})}
+	s.fwdCtx, s.stopFwd = context.WithCancel(context.Background())
+	for _, l := range ev.Listeners {
+		f, err := events.ParseFraming(l.Framing)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		ic := intake.Config{
+			Network:       l.Protocol,
+			Addr:          l.Listen,
+			Framing:       f,
+			MaxEvent:      int(ev.MaxEventBytes),
+			MaxConnsPerIP: l.MaxConnsPerSource,
+			IdleTimeout:   l.IdleTimeout,
+			Handler: func(framing events.Framing, source string, data []byte) error {
+				_, err := s.sp.Append(framing, source, data)
+				return err
+			},
+			Log: log.WithFields(logrus.Fields{"component": "intake", "listener": l.Name}),
+		}
+		key := inheritKey(l)
+		inherit(&ic, inherited, key)
+		srv, err := intake.New(ic)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("events listener %s: %w", l.Name, err)
+		}
+		s.servers = append(s.servers, listener{l.Name, key, srv})
+	}
+	return s, nil
+}
+
+// openSpool opens the spool, and prepares the forwarder. With wait (a
+// successor's context), it tries again while another process still holds
+// the spool (a predecessor whose handover did not release it: it does at
+// its exit), until wait ends.
+func (s *Sink) openSpool(wait context.Context) error {
+	ev := s.cfg.Events
 	opts := spool.Options{
 		SegmentSize: int64(ev.Spool.SegmentBytes),
 		MaxBytes:    int64(ev.Spool.MaxBytes),
 		MaxRecord:   int(ev.MaxEventBytes) + 512,
-		Log:         log.WithField("component", "spool"),
+		Log:         s.log.WithField("component", "spool"),
 		// A new spool numbers from the clock, so a spool wiped by hand
 		// never reuses numbers the epproxy has seen.
 		FirstSeq: uint64(time.Now().UnixMicro()),
@@ -89,50 +146,32 @@ func New(cfg *chain.Config, open forwarder.Opener, log *logrus.Entry) (*Sink, er
 		opts.Full = spool.DropOldest
 	}
 	sp, err := spool.Open(ev.Spool.Dir, opts)
+	for tries := 1; errors.Is(err, spool.ErrLocked) && wait != nil; tries++ {
+		if tries%200 == 0 { // every 10 s
+			s.log.WithField("component", "spool").Warnf("spool %s still held by the previous process: waiting for it to let go", ev.Spool.Dir)
+		}
+		if !mux.SleepCtx(wait, 50*time.Millisecond) {
+			break
+		}
+		sp, err = spool.Open(ev.Spool.Dir, opts)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("spool %s: %w", ev.Spool.Dir, err)
+		return fmt.Errorf("spool %s: %w", ev.Spool.Dir, err)
 	}
 	st := sp.Stats()
-	log.WithFields(logrus.Fields{"component": "spool", "dir": ev.Spool.Dir, "pending": st.NextSeq - 1 - st.Acked}).Info("spool open")
-
-	s := &Sink{cfg: cfg, log: log, sp: sp}
-	for _, l := range ev.Listeners {
-		f, err := events.ParseFraming(l.Framing)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		srv, err := intake.New(intake.Config{
-			Network:       l.Protocol,
-			Addr:          l.Listen,
-			Framing:       f,
-			MaxEvent:      int(ev.MaxEventBytes),
-			MaxConnsPerIP: l.MaxConnsPerSource,
-			IdleTimeout:   l.IdleTimeout,
-			Handler: func(framing events.Framing, source string, data []byte) error {
-				_, err := sp.Append(framing, source, data)
-				return err
-			},
-			Log: log.WithFields(logrus.Fields{"component": "intake", "listener": l.Name}),
-		})
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("events listener %s: %w", l.Name, err)
-		}
-		s.servers = append(s.servers, listener{l.Name, srv})
-	}
-
-	s.fwd = forwarder.New(open, sp, forwarder.Config{
-		Sink:       cfg.Label,
+	s.log.WithFields(logrus.Fields{"component": "spool", "dir": ev.Spool.Dir, "pending": st.NextSeq - 1 - st.Acked}).Info("spool open")
+	s.sp = sp
+	s.fwd = forwarder.New(s.open, sp, forwarder.Config{
+		Sink:       s.cfg.Label,
 		Dest:       ev.Dest,
 		Service:    ev.Service,
 		BatchCount: ev.BatchEvents,
 		BatchBytes: int(ev.BatchBytes),
 		AckTimeout: ev.AckTimeout,
-		RetryMin:   cfg.Tuning.ReconnectMin,
-		RetryMax:   cfg.Tuning.ReconnectMax,
-	}, log)
-	return s, nil
+		RetryMin:   s.cfg.Tuning.ReconnectMin,
+		RetryMax:   s.cfg.Tuning.ReconnectMax,
+	}, s.log)
+	return nil
 }
 
 // Addr returns the address the intake listener called name listens on, or
@@ -155,6 +194,7 @@ func (s *Sink) Serve(ctx context.Context) error {
 		return errors.New("sink: Serve called twice")
 	}
 	defer s.Close()
+	s.serving.Store(true)
 
 	g, gctx := errgroup.WithContext(ctx)
 	serveCtx, stopServe := context.WithCancel(context.Background())
@@ -164,19 +204,17 @@ func (s *Sink) Serve(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		// Stop taking events, letting each sender's events already read be
-		// spooled, for at most the grace period.
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
-		defer cancel()
-		for _, l := range s.servers {
-			_ = l.srv.Shutdown(sctx)
-		}
+		// Stop taking events, letting what senders sent be spooled, for
+		// at most the grace period.
+		s.shutdownIntake()
 		stopServe()
 		return nil
 	})
+	defer context.AfterFunc(gctx, s.stopFwd)()
 	g.Go(func() error {
-		err := s.fwd.Run(gctx)
-		if err != nil && !errors.Is(err, context.Canceled) {
+		defer close(s.fwdDone)
+		err := s.fwd.Run(s.fwdCtx)
+		if err != nil && !errors.Is(err, context.Canceled) && !s.handing.Load() {
 			return fmt.Errorf("forwarder: %w", err)
 		}
 		return nil
@@ -192,13 +230,30 @@ func (s *Sink) Serve(ctx context.Context) error {
 	return err
 }
 
+// shutdownIntake stops every intake listener at once, and lets each
+// read on what its senders sent until they are quiet, all within one
+// shutdown grace period.
+func (s *Sink) shutdownIntake() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range s.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = l.srv.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
 // Close closes the intake listeners and the spool of a Sink that is not
 // served (Serve closes its Sink when it returns). It is idempotent.
 func (s *Sink) Close() {
 	s.closeOnce.Do(func() {
-		for _, l := range s.servers {
-			_ = l.srv.Shutdown(context.Background())
+		s.shutdownIntake()
+		if s.sp != nil {
+			_ = s.sp.Close()
 		}
-		_ = s.sp.Close()
 	})
 }

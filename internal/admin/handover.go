@@ -2,7 +2,6 @@ package admin
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,14 +57,18 @@ type handoverAnswer struct {
 	Addrs []string `json:"addrs,omitempty"`
 	OK    bool     `json:"ok,omitempty"`
 	Error string   `json:"error,omitempty"`
+	// At the commit, what the node's own part hands over (handed.go).
+	State json.RawMessage `json:"state,omitempty"`
+	Files int             `json:"files,omitempty"`
 }
 
 // OnHandover makes the socket answer "handover" with the listening
 // sockets that give returns (copies: the node goes on accepting on its
 // own; the socket closes the files once sent), and commit the handover
 // once the successor is ready (the node stops accepting and hands its
-// links over). Set it before Serve.
-func (s *Socket) OnHandover(give func() ([]mux.ListenerFile, error), commit func() error) {
+// links over, and its own part what it hands over: the socket sends it
+// and closes the files). Set it before Serve.
+func (s *Socket) OnHandover(give func() ([]mux.ListenerFile, error), commit func() (*Handed, error)) {
 	s.handover = give
 	s.commit = commit
 }
@@ -107,11 +110,11 @@ func (s *Socket) serveHandover(c net.Conn) bool {
 	fds := make([]int, 0, len(files))
 	for _, f := range files {
 		ans.Addrs = append(ans.Addrs, f.Addr)
-		fds = append(fds, int(f.File.Fd()))
+		fds = append(fds, rawFd(f.File))
 	}
 	line, _ := json.Marshal(ans)
 	line = append(line, '\n')
-	_, _, err = uc.WriteMsgUnix(line, syscall.UnixRights(fds...), nil)
+	err = writeWithRights(uc, line, fds)
 	closeListenerFiles(files)
 	if err != nil {
 		s.resume(c, fmt.Sprintf("the listening sockets were not sent: %v", err))
@@ -130,13 +133,16 @@ func (s *Socket) serveHandover(c net.Conn) bool {
 		s.resume(c, why)
 		return false
 	}
-	if err := s.commit(); err != nil {
+	handed, err := s.commit()
+	if err != nil {
 		_ = json.NewEncoder(c).Encode(handoverAnswer{Error: err.Error()})
 		s.resume(c, fmt.Sprintf("the handover failed: %v", err))
 		return false
 	}
 	_ = c.SetDeadline(time.Now().Add(requestTimeout))
-	_ = json.NewEncoder(c).Encode(handoverAnswer{OK: true})
+	if err := sendHanded(uc, handed); err != nil {
+		s.log.Errorf("the successor did not get what this node handed over: %v", err)
+	}
 	_ = c.SetDeadline(time.Time{})
 	s.log.Info("the successor is ready: it accepts from now on; this node hands its links over")
 	// Open until this node exits: the successor refuses another
@@ -182,6 +188,12 @@ func (s *Socket) resume(c net.Conn, why string) {
 // takes the place of.
 type Takeover struct {
 	Listeners map[string]net.Listener
+	// PacketConns are the datagram sockets (an eventsink's UDP intake),
+	// by the name they were handed over under.
+	PacketConns map[string]net.PacketConn
+	// Handed is what the node's own part handed over at the commit
+	// (after Ready; nil when nothing): the receiver owns its files.
+	Handed *Handed
 
 	uc   *net.UnixConn
 	gone chan struct{}
@@ -216,28 +228,9 @@ func (t *Takeover) request(path string, timeout time.Duration) (map[string]net.L
 	if _, err := uc.Write([]byte("handover\n")); err != nil {
 		return nil, fmt.Errorf("handover request to %s: %w", path, err)
 	}
-	var data bytes.Buffer
-	var files []*os.File
-	buf, oob := make([]byte, 64<<10), make([]byte, syscall.CmsgSpace(4*256))
-	for !bytes.Contains(data.Bytes(), []byte{'\n'}) {
-		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
-		if oobn > 0 {
-			fs, perr := parseRights(oob[:oobn])
-			files = append(files, fs...)
-			if perr != nil {
-				err = errors.Join(err, perr)
-			}
-		}
-		data.Write(buf[:n])
-		if err != nil {
-			closeFiles(files)
-			return nil, fmt.Errorf("handover answer from %s: %w", path, err)
-		}
-	}
 	var ans handoverAnswer
-	line, _, _ := bufio.NewReader(&data).ReadLine()
-	if err := json.Unmarshal(line, &ans); err != nil {
-		closeFiles(files)
+	files, err := readWithRights(uc, &ans, func() int { return len(ans.Addrs) })
+	if err != nil {
 		return nil, fmt.Errorf("handover answer from %s: %w", path, err)
 	}
 	if ans.Error != "" {
@@ -249,17 +242,31 @@ func (t *Takeover) request(path string, timeout time.Duration) (map[string]net.L
 		return nil, fmt.Errorf("handover answer from %s: %d sockets for %d addresses", path, len(files), len(ans.Addrs))
 	}
 	out := make(map[string]net.Listener, len(files))
+	t.PacketConns = map[string]net.PacketConn{}
 	for i, f := range files {
-		ln, err := net.FileListener(f)
+		var err error
+		if isDatagram(f) {
+			var pc net.PacketConn
+			if pc, err = net.FilePacketConn(f); err == nil {
+				t.PacketConns[ans.Addrs[i]] = pc
+			}
+		} else {
+			var ln net.Listener
+			if ln, err = net.FileListener(f); err == nil {
+				out[ans.Addrs[i]] = ln
+			}
+		}
 		_ = f.Close()
 		if err != nil {
 			for _, l := range out {
 				_ = l.Close()
 			}
+			for _, pc := range t.PacketConns {
+				_ = pc.Close()
+			}
 			closeFiles(files[i+1:])
 			return nil, fmt.Errorf("handed-over socket for %s: %w", ans.Addrs[i], err)
 		}
-		out[ans.Addrs[i]] = ln
 	}
 	return out, nil
 }
@@ -273,16 +280,17 @@ func (t *Takeover) Ready(timeout time.Duration) error {
 	if _, err := t.uc.Write([]byte("ready\n")); err != nil {
 		return fmt.Errorf("tell the running instance this one is ready: %w", err)
 	}
-	line, err := bufio.NewReader(t.uc).ReadBytes('\n')
+	var ans handoverAnswer
+	files, err := readWithRights(t.uc, &ans, func() int { return ans.Files })
 	if err != nil {
 		return fmt.Errorf("the running instance did not confirm the handover: %w", err)
 	}
-	var ans handoverAnswer
-	if err := json.Unmarshal(line, &ans); err != nil {
-		return fmt.Errorf("the running instance's answer to ready: %w", err)
-	}
 	if !ans.OK {
+		closeFiles(files)
 		return fmt.Errorf("the running instance did not hand over: %s", ans.Error)
+	}
+	if len(ans.State) > 0 || len(files) > 0 {
+		t.Handed = &Handed{State: ans.State, Files: files}
 	}
 	_ = t.uc.SetDeadline(time.Time{})
 	t.wg.Add(1)

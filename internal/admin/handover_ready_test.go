@@ -31,9 +31,9 @@ func givingListener(t *testing.T, path string) (net.Listener, *atomic.Int32) {
 			return nil, err
 		}
 		return []mux.ListenerFile{{Addr: ln.Addr().String(), File: f}}, nil
-	}, func() error {
+	}, func() (*Handed, error) {
 		commits.Add(1)
-		return ln.Close()
+		return nil, ln.Close()
 	})
 	return ln, &commits
 }

@@ -15,7 +15,7 @@ import (
 
 // serveHandingOver serves a socket at path whose node hands over the
 // listening sockets give returns.
-func serveHandingOver(t *testing.T, path string, give func() ([]mux.ListenerFile, error), commit func() error) {
+func serveHandingOver(t *testing.T, path string, give func() ([]mux.ListenerFile, error), commit func() (*Handed, error)) {
 	t.Helper()
 	s, err := ListenSocket(path, func() mux.NodeStatus { return mux.NodeStatus{} }, quietLog())
 	if err != nil {
@@ -53,8 +53,8 @@ func TestTakeOver(t *testing.T) {
 			return nil, err
 		}
 		return []mux.ListenerFile{{Addr: addr, File: f}}, nil
-	}, func() error {
-		return ln.Close() // the running node stops accepting
+	}, func() (*Handed, error) {
+		return nil, ln.Close() // the running node stops accepting
 	})
 	tk, err := TakeOver(path, 5*time.Second)
 	if err != nil {

@@ -100,7 +100,7 @@ var (
 	descPathUp = prometheus.NewDesc("relaychain_path_to_root_up",
 		"1 when the node is the root or has a path to it, else 0.", nil, nil)
 	descRefused = prometheus.NewDesc("relaychain_refused_total",
-		"Refusals since the node started: link connections, announcements, forged origins, destinations not served, sessions denied by rules.", []string{"what"}, nil)
+		"Refusals since the node started: link connections, announcements, forged origins, destinations not served, sessions denied by rules, networks outside a child link's accepted networks.", []string{"what"}, nil)
 	descHellos = prometheus.NewDesc("relaychain_hellos_in_progress",
 		"Link connections in their TLS handshake or hello.", nil, nil)
 	descUptime = prometheus.NewDesc("relaychain_uptime_seconds",
@@ -145,6 +145,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRefused, float64(st.Stats.ForgedOrigins), "forged_origins")
 	counter(descRefused, float64(st.Stats.DeniedByRules), "denied_by_rules")
 	counter(descRefused, float64(st.Stats.DeniedDestinations), "denied_destinations")
+	counter(descRefused, float64(st.Stats.RefusedNetworks), "networks")
 	counter(descRefused, float64(st.Stats.DeniedResolved), "denied_resolved")
 	gauge(descHellos, float64(st.Hellos))
 	gauge(descUptime, st.Uptime.Seconds())

@@ -61,7 +61,7 @@ type Socket struct {
 	mu       sync.Mutex
 	closing  bool
 	handing  net.Conn // the successor's connection, open until Close
-	commit   func() error
+	commit   func() (*Handed, error)
 	upgrade  func() (int, error) // OnUpgrade, upgrade.go
 	resumed  chan struct{}
 	closedCh chan struct{}
@@ -132,7 +132,16 @@ func (s *Socket) Serve() error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		// Counted under the lock that Close takes to mark the socket
+		// closing before it waits: no request joins once Close waits.
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			s.serveConn(c)

@@ -75,6 +75,9 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 	fmt.Fprintf(&b, "sessions: %d active%s\n", st.Sessions, endedString(st.Ended))
 	fmt.Fprintf(&b, "refused: %d link connections, %d announcements, %d forged origins, %d denied by rules; %d hellos in progress\n",
 		st.Stats.RefusedConnections, st.Stats.RefusedAnnouncements, st.Stats.ForgedOrigins, st.Stats.DeniedByRules, st.Hellos)
+	if st.Stats.RefusedNetworks > 0 {
+		fmt.Fprintf(&b, "refused networks: %d announced by children outside their link's accept_networks (see the log)\n", st.Stats.RefusedNetworks)
+	}
 	if len(st.Errors) == 0 {
 		b.WriteString("recent errors: none\n")
 	} else {

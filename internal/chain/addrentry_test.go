@@ -157,9 +157,10 @@ entries:
 
 func TestSetCheckServedNetworks(t *testing.T) {
 	dir := writeChain(t, smallChain, map[string][]string{
-		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n    rules: [{action: allow}]\n"},
+		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n    rules: [{action: allow}]\n",
+			"dial: 10.0.1.2:7101\n", "dial: 10.0.1.2:7101\n    accept_networks: [10.0.0.0/8]\n"},
 		"gwp/gwproxy.yaml": {"services:\n", "serves: [10.20.0.0/16, 10.30.0.0/16]\nservices:\n"},
-		"r1/relay.yaml":    {"children:\n", "serves: [10.30.0.0/16, 10.30.5.0/24]\nchildren:\n"},
+		"r1/relay.yaml":    {"children:\n", "serves: [10.30.0.0/16, 10.30.5.0/24]\nchildren:\n", "listen: 0.0.0.0:7103\n", "listen: 0.0.0.0:7103\n    accept_networks: any\n"},
 	})
 	s, err := LoadSet(dir)
 	if err != nil {

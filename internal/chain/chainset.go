@@ -249,7 +249,9 @@ func (s *Set) byLabel() map[string]*Config {
 // never both dial, never both listen; both ends alike in
 // insecure_plaintext; every entry's destination in the chain, offering the
 // service asked for; every eventsink's destination an epproxy with its
-// event service. It returns every problem at once (errors.Join), each a
+// event service; every network a node serves (and its endpoints, when it
+// registers them) accepted by the child link of each parent on its way
+// to the root (accept_networks). It returns every problem at once (errors.Join), each a
 // *daemon.ConfigError naming the file, line and key at fault, and the
 // other end's where there is one. A problem of a link between two nodes is
 // reported once, at the end in the file found first (Nodes' order: the
@@ -310,6 +312,7 @@ func (s *Set) check() ([]setLink, error) {
 	}
 	errs = append(errs, s.checkDestinations(nodes)...)
 	errs = append(errs, s.checkServedTies()...)
+	errs = append(errs, s.checkAccepted(nodes)...)
 	return links, errors.Join(errs...)
 }
 

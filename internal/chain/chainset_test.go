@@ -16,10 +16,10 @@ const exampleDir = samplesDir + "/example"
 
 // The example chain's crossings, as its README describes them.
 var exampleCrossings = []Crossing{
-	{Port: 17101, Dest: "127.0.0.1:17101", Listener: "relay-dmz1", Listen: "127.0.0.1:17101", Dialers: []string{"epp-main"}, Outwards: true},
-	{Port: 17102, Dest: "127.0.0.1:17102", Listener: "relay-dmz2", Listen: "127.0.0.1:17102", Dialers: []string{"relay-dmz1"}, Outwards: true},
-	{Port: 17103, Dest: "127.0.0.1:17103", Listener: "relay-dmz2", Listen: "127.0.0.1:17103", Dialers: []string{"gwp-site-a", "gwp-site-b"}},
-	{Port: 17201, Dest: "127.0.0.1:17201", Listener: "gwp-site-a", Listen: "127.0.0.1:17201", Dialers: []string{"es-site-a"}},
+	{Port: 17101, Dest: "127.0.0.1:17101", Listener: "relay-dmz1", Listen: "127.0.0.1:17101", Dialers: []string{"epp-main"}, Sources: []string{""}, Outwards: true},
+	{Port: 17102, Dest: "127.0.0.1:17102", Listener: "relay-dmz2", Listen: "127.0.0.1:17102", Dialers: []string{"relay-dmz1"}, Sources: []string{""}, Outwards: true},
+	{Port: 17103, Dest: "127.0.0.1:17103", Listener: "relay-dmz2", Listen: "127.0.0.1:17103", Dialers: []string{"gwp-site-a", "gwp-site-b"}, Sources: []string{"", ""}},
+	{Port: 17201, Dest: "127.0.0.1:17201", Listener: "gwp-site-a", Listen: "127.0.0.1:17201", Dialers: []string{"es-site-a"}, Sources: []string{""}},
 }
 
 // TestExampleChainIsConsistent checks that the example chain under
@@ -294,13 +294,31 @@ func TestSetCheckSmallChain(t *testing.T) {
 		t.Fatalf("LoadSet: %v", err)
 	}
 	cs, err := s.Crossings()
+	none := []string{""}
 	want := []Crossing{
-		{Port: 7101, Dest: "10.0.1.2:7101", Listener: "r1", Listen: "0.0.0.0:7101", Dialers: []string{"epp"}, Outwards: true},
-		{Port: 7103, Dest: "10.0.2.1:7103", Listener: "r1", Listen: "0.0.0.0:7103", Dialers: []string{"gwp"}},
-		{Port: 7201, Dest: "127.0.0.1:7201", Listener: "gwp", Listen: "127.0.0.1:7201", Dialers: []string{"es"}},
+		{Port: 7101, Dest: "10.0.1.2:7101", Listener: "r1", Listen: "0.0.0.0:7101", Dialers: []string{"epp"}, Sources: none, Outwards: true},
+		{Port: 7103, Dest: "10.0.2.1:7103", Listener: "r1", Listen: "0.0.0.0:7103", Dialers: []string{"gwp"}, Sources: none},
+		{Port: 7201, Dest: "127.0.0.1:7201", Listener: "gwp", Listen: "127.0.0.1:7201", Dialers: []string{"es"}, Sources: none},
 	}
 	if err != nil || !reflect.DeepEqual(cs, want) {
 		t.Fatalf("Crossings = %+v, %v\nwant %+v", cs, err, want)
+	}
+
+	// A pinned source goes into the crossing, and its rule.
+	dir = writeChain(t, smallChain, map[string][]string{"gwp/gwproxy.yaml": {"    dial: 10.0.2.1:7103\n", "    dial: 10.0.2.1:7103\n    source: 10.0.2.9:40103\n"}})
+	if s, err = LoadSet(dir); err != nil {
+		t.Fatalf("LoadSet: %v", err)
+	}
+	cs, err = s.Crossings()
+	if err != nil || len(cs) != 3 || !reflect.DeepEqual(cs[1].Sources, []string{"10.0.2.9:40103"}) {
+		t.Fatalf("Crossings with a pinned source = %+v, %v", cs, err)
+	}
+	var b strings.Builder
+	if err := WriteFirewall(&b, cs, FormatNftables); err != nil {
+		t.Fatal(err)
+	}
+	if want := `add rule inet filter forward ip saddr 10.0.2.9 ip daddr 10.0.2.1 tcp sport 40103 tcp dport 7103 ct state new accept comment "relaychain: gwp -> r1"`; !strings.Contains(b.String(), want+"\n") {
+		t.Fatalf("nftables rules:\n%s\nwant the line\n%s", b.String(), want)
 	}
 }
 
@@ -454,11 +472,16 @@ func TestCLIChainCheck(t *testing.T) {
 
 // TestWriteFirewallAddresses: an IPv6 destination takes the IPv6 tools, a
 // host name the IPv4 ones (the tool resolves it); several dialling nodes
-// share one rule; each direction has its rows.
+// share one rule; each direction has its rows; a pinned source address
+// (and port) gets a rule of its own, narrowed to it.
 func TestWriteFirewallAddresses(t *testing.T) {
 	cs := []Crossing{
 		{Port: 7101, Dest: "[2001:db8::1]:7101", Listener: "r1", Listen: "[::]:7101", Dialers: []string{"epp"}, Outwards: true},
 		{Port: 7103, Dest: "relay.example:7103", Listener: "r1", Listen: ":7103", Dialers: []string{"gwp-a", "gwp-b"}},
+		// Pinned sources: a rule each, narrowed to the address (and port).
+		{Port: 7104, Dest: "10.0.0.1:7104", Listener: "r2", Listen: ":7104", Dialers: []string{"gwp-c", "gwp-d", "gwp-e", "gwp-f"},
+			Sources: []string{"10.0.3.5:40104", "", "10.0.3.6", ""}},
+		{Port: 7105, Dest: "relay.example:7105", Listener: "r2", Listen: ":7105", Dialers: []string{"gwp-g"}, Sources: []string{"[2001:db8::7]:40105"}},
 	}
 	for _, tc := range []struct {
 		format string
@@ -467,16 +490,26 @@ func TestWriteFirewallAddresses(t *testing.T) {
 		{FormatNftables, []string{
 			`add rule inet filter forward ip6 daddr 2001:db8::1 tcp dport 7101 ct state new accept comment "relaychain: epp -> r1"`,
 			`add rule inet filter forward ip daddr relay.example tcp dport 7103 ct state new accept comment "relaychain: gwp-a,gwp-b -> r1"`,
+			`add rule inet filter forward ip saddr 10.0.3.5 ip daddr 10.0.0.1 tcp sport 40104 tcp dport 7104 ct state new accept comment "relaychain: gwp-c -> r2"`,
+			`add rule inet filter forward ip daddr 10.0.0.1 tcp dport 7104 ct state new accept comment "relaychain: gwp-d,gwp-f -> r2"`,
+			`add rule inet filter forward ip saddr 10.0.3.6 ip daddr 10.0.0.1 tcp dport 7104 ct state new accept comment "relaychain: gwp-e -> r2"`,
+			`add rule inet filter forward ip6 saddr 2001:db8::7 ip6 daddr relay.example tcp sport 40105 tcp dport 7105 ct state new accept comment "relaychain: gwp-g -> r2"`,
 		}},
 		{FormatIptables, []string{
 			`ip6tables -A FORWARD -p tcp -d 2001:db8::1 --dport 7101 -m conntrack --ctstate NEW -m comment --comment "relaychain: epp -> r1" -j ACCEPT`,
 			`iptables -A FORWARD -p tcp -d relay.example --dport 7103 -m conntrack --ctstate NEW -m comment --comment "relaychain: gwp-a,gwp-b -> r1" -j ACCEPT`,
+			`iptables -A FORWARD -p tcp -s 10.0.3.5 -d 10.0.0.1 --sport 40104 --dport 7104 -m conntrack --ctstate NEW -m comment --comment "relaychain: gwp-c -> r2" -j ACCEPT`,
+			`iptables -A FORWARD -p tcp -d 10.0.0.1 --dport 7104 -m conntrack --ctstate NEW -m comment --comment "relaychain: gwp-d,gwp-f -> r2" -j ACCEPT`,
+			`iptables -A FORWARD -p tcp -s 10.0.3.6 -d 10.0.0.1 --dport 7104 -m conntrack --ctstate NEW -m comment --comment "relaychain: gwp-e -> r2" -j ACCEPT`,
+			`ip6tables -A FORWARD -p tcp -s 2001:db8::7 -d relay.example --sport 40105 --dport 7105 -m conntrack --ctstate NEW -m comment --comment "relaychain: gwp-g -> r2" -j ACCEPT`,
 		}},
 		{FormatTable, []string{
 			"| port | listener | dialled by | opened by | rule |",
 			"|---|---|---|---|---|",
 			"| 7101/tcp | r1 ([::]:7101) | epp | the parent | allow epp -> [2001:db8::1]:7101/tcp |",
 			"| 7103/tcp | r1 (:7103) | gwp-a, gwp-b | the children | allow gwp-a, gwp-b -> relay.example:7103/tcp |",
+			"| 7104/tcp | r2 (:7104) | gwp-c, gwp-d, gwp-e, gwp-f | the children | allow gwp-c (from 10.0.3.5:40104), gwp-d, gwp-e (from 10.0.3.6), gwp-f -> 10.0.0.1:7104/tcp |",
+			"| 7105/tcp | r2 (:7105) | gwp-g | the child | allow gwp-g (from [2001:db8::7]:40105) -> relay.example:7105/tcp |",
 		}},
 	} {
 		var b strings.Builder

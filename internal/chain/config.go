@@ -214,6 +214,18 @@ type Link struct {
 	// Weight is a parent's share of new sessions under parent_selection:
 	// spread, 1 to 1000. Default 1. Not for children.
 	Weight int `yaml:"weight"`
+
+	// Accepted networks (accept.go).
+
+	// AcceptNetworks, on a child link, are the networks the child may
+	// claim, written as in serves: a network, a host route (register_endpoints)
+	// or a pattern announced through this link, by the child or a node
+	// below it, is taken only when it lies within one of them; others are
+	// refused and logged at level 1. "any" (alone) accepts every network.
+	// Default none: every network announced through the link is refused.
+	// A reload applies a change without touching the link's sessions.
+	// Not for parents.
+	AcceptNetworks Addrs `yaml:"accept_networks"`
 }
 
 // Service is a named exit: addresses this node dials for sessions that
@@ -572,6 +584,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 				ps.Errorf(p+".source", "only a dialled link has a source address")
 			}
 			listens = append(listens, checkSource(ps, p+".source", l.Source)...)
+			checkAcceptNetworks(ps, p+".accept_networks", l.AcceptNetworks, key == "parents")
 		}
 	}
 	checkLinks("parents", c.Parents, k.Parents, "parents")

@@ -29,14 +29,16 @@ func ExampleSpec() {
 }
 
 // A daemon that adds its own pieces to the node passes them in Hooks:
-// Services for in-process services, Run for work beside the node.
+// Services for in-process services, Part for work beside the node (a
+// function through RunFunc, or a Part that hands over in an upgrade, as
+// the eventsink's does).
 func ExampleHooks() {
 	hooks := chain.Hooks{
-		Run: func(ctx context.Context, cfg *chain.Config, n *mux.Node, log *logrus.Entry) error {
+		Part: chain.RunFunc(func(ctx context.Context, cfg *chain.Config, n *mux.Node, log *logrus.Entry) error {
 			log.Infof("%s: running beside the node until it stops", cfg.Label)
 			<-ctx.Done()
 			return nil
-		},
+		}),
 	}
 	main := func() { daemon.Main(chain.Spec(chain.EventSink, hooks)) }
 	_ = main

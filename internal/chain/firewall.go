@@ -24,6 +24,9 @@ type Crossing struct {
 	// Dialers are the labels of the nodes that open the connections, in
 	// the order of the files.
 	Dialers []string
+	// Sources are the source addresses the dialers pin ("IP" or
+	// "IP:PORT", their source keys; "" where none), in Dialers' order.
+	Sources []string
 	// Outwards is set when the parents dial their child (the connection is
 	// opened from the side nearer the secure zone), clear when the children
 	// dial their parent.
@@ -55,6 +58,7 @@ func (s *Set) Crossings() ([]Crossing, error) {
 			i = len(out) - 1
 		}
 		out[i].Dialers = append(out[i].Dialers, l.dialer.node.Label)
+		out[i].Sources = append(out[i].Sources, l.dialer.link.Source)
 	}
 	slices.SortStableFunc(out, func(a, b Crossing) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Listener, b.Listener), cmp.Compare(a.Dest, b.Dest))
@@ -83,12 +87,12 @@ func WriteFirewall(w io.Writer, cs []Crossing, format string) error {
 			"(here chain forward of table\n"+
 				"# inet filter, as nftables.conf has it), or on the listening node's own host\n"+
 				"# in its input chain. Narrow a rule to the dialling node's address with\n"+
-				"# \"ip saddr ADDR\".")
+				"# \"ip saddr ADDR\", or pin it with the node's source key.")
 	case FormatIptables:
 		writeRules(&b, cs, iptablesRule, "#!/bin/sh",
 			"(here chain FORWARD), or on\n"+
 				"# the listening node's own host in chain INPUT. Narrow a rule to the dialling\n"+
-				"# node's address with \"-s ADDR\".")
+				"# node's address with \"-s ADDR\", or pin it with the node's source key.")
 	default:
 		return fmt.Errorf("unknown format %q: want %s", format, strings.Join(FirewallFormats, ", "))
 	}
@@ -108,24 +112,76 @@ func writeTable(b *strings.Builder, cs []Crossing) {
 		if len(c.Dialers) > 1 {
 			by = map[bool]string{false: "the children", true: "the parents"}[c.Outwards]
 		}
-		dialers := strings.Join(c.Dialers, ", ")
+		var from []string
+		for i, d := range c.Dialers {
+			if src := c.source(i); src != "" {
+				d += " (from " + src + ")"
+			}
+			from = append(from, d)
+		}
 		fmt.Fprintf(b, "| %d/tcp | %s (%s) | %s | %s | allow %s -> %s/tcp |\n",
-			c.Port, c.Listener, c.Listen, dialers, by, dialers, c.Dest)
+			c.Port, c.Listener, c.Listen, strings.Join(c.Dialers, ", "), by, strings.Join(from, ", "), c.Dest)
 	}
 }
 
-// writeRules writes a header and one rule per crossing, made by rule.
-func writeRules(b *strings.Builder, cs []Crossing, rule func(c Crossing, host, comment string) string, shebang, where string) {
+// source returns the source the i-th dialer pins, or "".
+func (c Crossing) source(i int) string {
+	if i < len(c.Sources) {
+		return c.Sources[i]
+	}
+	return ""
+}
+
+// ruleSpec is one rule of a crossing: the dialers it admits and the
+// source they pin (empty: any).
+type ruleSpec struct {
+	dialers []string
+	srcIP   string
+	srcPort string
+}
+
+// rules returns the rules of c: one for the dialers that pin no source,
+// one for each source pinned, in the order of the dialers.
+func (c Crossing) rules() []ruleSpec {
+	var out []ruleSpec
+	for i, d := range c.Dialers {
+		var ip, port string
+		if src := c.source(i); src != "" {
+			ip = src
+			if h, p, err := net.SplitHostPort(src); err == nil {
+				ip, port = h, p
+			}
+		}
+		j := slices.IndexFunc(out, func(r ruleSpec) bool { return r.srcIP == ip && r.srcPort == port })
+		if j < 0 {
+			out = append(out, ruleSpec{srcIP: ip, srcPort: port})
+			j = len(out) - 1
+		}
+		out[j].dialers = append(out[j].dialers, d)
+	}
+	return out
+}
+
+// writeRules writes a header and the rules of each crossing, made by
+// rule.
+func writeRules(b *strings.Builder, cs []Crossing, rule func(c Crossing, r ruleSpec, host, comment string) string, shebang, where string) {
+	n := 0
+	for _, c := range cs {
+		n += len(c.rules())
+	}
 	fmt.Fprintf(b, "%s\n# Firewall rules of the relay chain, made from its configurations: %d rules,\n"+
-		"# one TCP port and one direction per crossing. Each admits the connections that\n"+
-		"# open a link; the link's traffic both ways then rides on its connection, which\n"+
-		"# the rule set must let through (most do: related and established connections).\n"+
-		"# For the firewall between the zones %s\n", shebang, len(cs), where)
+		"# one TCP port and one direction per crossing (and per source address a node\n"+
+		"# pins). Each admits the connections that open a link; the link's traffic both\n"+
+		"# ways then rides on its connection, which the rule set must let through (most\n"+
+		"# do: related and established connections).\n"+
+		"# For the firewall between the zones %s\n", shebang, n, where)
 	for _, c := range cs {
 		host, _, _ := net.SplitHostPort(c.Dest)
-		comment := fmt.Sprintf("relaychain: %s -> %s", strings.Join(c.Dialers, ","), c.Listener)
-		b.WriteString(rule(c, host, comment))
-		b.WriteByte('\n')
+		for _, r := range c.rules() {
+			comment := fmt.Sprintf("relaychain: %s -> %s", strings.Join(r.dialers, ","), c.Listener)
+			b.WriteString(rule(c, r, host, comment))
+			b.WriteByte('\n')
+		}
 	}
 }
 
@@ -136,20 +192,34 @@ func isIPv6(host string) bool {
 	return err == nil && ip.Unmap().Is6()
 }
 
-func nftRule(c Crossing, host, comment string) string {
+func nftRule(c Crossing, r ruleSpec, host, comment string) string {
 	family := "ip"
-	if isIPv6(host) {
+	if isIPv6(host) || isIPv6(r.srcIP) {
 		family = "ip6"
 	}
-	return fmt.Sprintf("add rule inet filter forward %s daddr %s tcp dport %d ct state new accept comment %q",
-		family, host, c.Port, comment)
+	var src, sport string
+	if r.srcIP != "" {
+		src = fmt.Sprintf("%s saddr %s ", family, r.srcIP)
+	}
+	if r.srcPort != "" {
+		sport = "tcp sport " + r.srcPort + " "
+	}
+	return fmt.Sprintf("add rule inet filter forward %s%s daddr %s %stcp dport %d ct state new accept comment %q",
+		src, family, host, sport, c.Port, comment)
 }
 
-func iptablesRule(c Crossing, host, comment string) string {
+func iptablesRule(c Crossing, r ruleSpec, host, comment string) string {
 	tool := "iptables"
-	if isIPv6(host) {
+	if isIPv6(host) || isIPv6(r.srcIP) {
 		tool = "ip6tables"
 	}
-	return fmt.Sprintf("%s -A FORWARD -p tcp -d %s --dport %d -m conntrack --ctstate NEW -m comment --comment %q -j ACCEPT",
-		tool, host, c.Port, comment)
+	var src, sport string
+	if r.srcIP != "" {
+		src = "-s " + r.srcIP + " "
+	}
+	if r.srcPort != "" {
+		sport = "--sport " + r.srcPort + " "
+	}
+	return fmt.Sprintf("%s -A FORWARD -p tcp %s-d %s %s--dport %d -m conntrack --ctstate NEW -m comment --comment %q -j ACCEPT",
+		tool, src, host, sport, c.Port, comment)
 }

@@ -110,7 +110,7 @@ func TestRunMetricsHealthReady(t *testing.T) {
 	for _, s := range []string{`relaychain_routes`, `relaychain_hellos_in_progress`,
 		`relaychain_refused_total{what="link_connections"}`, `relaychain_refused_total{what="announcements"}`,
 		`relaychain_refused_total{what="forged_origins"}`, `relaychain_refused_total{what="denied_destinations"}`,
-		`relaychain_refused_total{what="denied_by_rules"}`} {
+		`relaychain_refused_total{what="denied_by_rules"}`, `relaychain_refused_total{what="networks"}`} {
 		if v := metric(t, body, s); v != 0 {
 			t.Errorf("%s: %v, want 0", s, v)
 		}

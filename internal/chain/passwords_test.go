@@ -117,8 +117,10 @@ func TestHashPasswordCommand(t *testing.T) {
 // warns about it on its error output.
 func TestChainCheckWarnsClearPassword(t *testing.T) {
 	dir := writeChain(t, smallChain, map[string][]string{
-		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n    users: [{name: ops, password: s3cret}]\n    rules: [{action: allow}]\n"},
+		"epp/epproxy.yaml": {"entries:\n", "entries:\n  - name: socks\n    listen: 127.0.0.1:1080\n    kind: socks5\n    users: [{name: ops, password: s3cret}]\n    rules: [{action: allow}]\n",
+			"dial: 10.0.1.2:7101\n", "dial: 10.0.1.2:7101\n    accept_networks: any\n"},
 		"gwp/gwproxy.yaml": {"services:\n", "serves: [10.20.0.0/16]\nservices:\n"},
+		"r1/relay.yaml":    {"listen: 0.0.0.0:7103\n", "listen: 0.0.0.0:7103\n    accept_networks: any\n"},
 	})
 	var out, errOut bytes.Buffer
 	app := &cli.App{Name: "relay", Writer: &out, ErrWriter: &errOut, Commands: []*cli.Command{chainCommand("relay")}}
@@ -128,7 +130,7 @@ func TestChainCheckWarnsClearPassword(t *testing.T) {
 	if !strings.HasSuffix(out.String(), ": the configurations agree\n") {
 		t.Errorf("stdout %q", out.String())
 	}
-	want := "warning: " + dir + "/epp/epproxy.yaml:13: entries[0].users[0].password: the password of user ops is in clear"
+	want := "warning: " + dir + "/epp/epproxy.yaml:14: entries[0].users[0].password: the password of user ops is in clear"
 	if !strings.HasPrefix(errOut.String(), want) || strings.Count(errOut.String(), "\n") != 1 {
 		t.Errorf("stderr %q; want one line beginning %q", errOut.String(), want)
 	}

@@ -41,8 +41,8 @@ func (c *Config) validateRegistry(ps *daemon.Problems) {
 	if c.MaxEndpoints < 0 {
 		ps.Errorf("max_endpoints", "must not be negative")
 	}
-	if c.RegistryFile != "" && c.kind.Name != EPProxy.Name {
-		ps.Errorf("registry_file", "only the epproxy keeps the registry")
+	if c.RegistryFile != "" && c.kind.Name != EPProxy.Name && !c.RegisterEndpoints {
+		ps.Errorf("registry_file", "only the epproxy and a gwproxy with register_endpoints keep a registry")
 	}
 }
 
@@ -199,6 +199,11 @@ type registryKeeper struct {
 	// endpoint writes none. saveFailed: the last write failed (logged
 	// once until one succeeds).
 	haveFile, saveFailed bool
+
+	// The listening sockets a successor took over from its predecessor,
+	// by address, while adopt runs: bind takes a port's socket from here
+	// instead of binding it again (the predecessor still holds it).
+	inherited map[string]net.Listener
 }
 
 func newRegistryKeeper(cfg *Config, n *mux.Node, log *logrus.Entry) (*registryKeeper, error) {
@@ -333,10 +338,22 @@ func (k *registryKeeper) sync() {
 }
 
 func (k *registryKeeper) bind(m portMap, port int, addr string) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(m.host, strconv.Itoa(port)))
-	if err != nil {
-		k.log.WithError(err).WithField("entry", m.name).Errorf("port_map %s: port %d for endpoint %s not bound; tried again in a minute", m.name, port, addr)
-		return
+	hp := net.JoinHostPort(m.host, strconv.Itoa(port))
+	ln, ok := k.inherited[hp]
+	if ok {
+		delete(k.inherited, hp)
+	} else {
+		var err error
+		if ln, err = net.Listen("tcp", hp); err != nil {
+			if k.inherited != nil {
+				// Taking over: the running instance holds the port;
+				// run binds it again once it has handed over.
+				k.log.WithError(err).WithField("entry", m.name).Warnf("port_map %s: port %d for endpoint %s not handed over by the running instance; bound once it has handed over", m.name, port, addr)
+				return
+			}
+			k.log.WithError(err).WithField("entry", m.name).Errorf("port_map %s: port %d for endpoint %s not bound; tried again in a minute", m.name, port, addr)
+			return
+		}
 	}
 	name := fmt.Sprintf("%s:%d", m.name, port)
 	k.node.AddAddrEntry(ln, mux.AddrEntry{Name: name, Kind: mux.EntryPortMap, Host: addr, Port: m.port, Rules: m.rules, Where: m.where})

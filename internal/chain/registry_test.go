@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -259,8 +260,9 @@ func TestSetCheckPortMap(t *testing.T) {
 	})
 
 	dir = writeChain(t, smallChain, map[string][]string{
-		"epp/epproxy.yaml": {"entries:\n", pm},
+		"epp/epproxy.yaml": {"entries:\n", pm, "dial: 10.0.1.2:7101\n", "dial: 10.0.1.2:7101\n    accept_networks: [10.1.0.0/16]\n"},
 		"gwp/gwproxy.yaml": {"services:\n", "register_endpoints: true\nservices:\n"},
+		"r1/relay.yaml":    {"listen: 0.0.0.0:7103\n", "listen: 0.0.0.0:7103\n    accept_networks: [10.1.0.0/16]\n"},
 	})
 	if s, err = LoadSet(dir); err != nil {
 		t.Fatalf("LoadSet: %v", err)
@@ -289,4 +291,27 @@ func TestRegistryKeeperWritesOnlyWithEndpoints(t *testing.T) {
 	if st, err := loadRegistry(cfg.RegistryPath()); err != nil || len(st.Endpoints) != 1 {
 		t.Fatalf("registry file: %+v, %v", st, err)
 	}
+}
+
+// registry_file is for the epproxy and for a gwproxy that learns its
+// endpoints; on a gwproxy that does not, it is refused.
+func TestRegistryFileOnGWProxy(t *testing.T) {
+	const base = `label: gwp
+tls: {cert: a.crt, key: a.key, ca: ca.crt}
+parents:
+  - label: r1
+    dial: 127.0.0.1:7103
+registry_file: state/learnt.json
+`
+	path := writeConfig(t, "gwproxy.yaml", base+"register_endpoints: true\n")
+	cfg, err := LoadWith(GWProxy, path, LoadOptions{SkipTLSFiles: true})
+	if err != nil {
+		t.Fatalf("a gwproxy that learns, with registry_file: %v", err)
+	}
+	if want := filepath.Join(filepath.Dir(path), "state/learnt.json"); cfg.RegistryPath() != want {
+		t.Errorf("RegistryPath = %s, want %s", cfg.RegistryPath(), want)
+	}
+	path = writeConfig(t, "gwproxy.yaml", base)
+	_, err = LoadWith(GWProxy, path, LoadOptions{SkipTLSFiles: true})
+	checkProblems(t, path, err, []problem{{6, "registry_file", "a gwproxy with register_endpoints"}})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/relaychain/relaychain/internal/admin"
 	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/internal/pki"
 	"github.com/relaychain/relaychain/internal/version"
 	"github.com/relaychain/relaychain/mux"
 )
@@ -25,9 +26,10 @@ type Hooks struct {
 	// Services returns in-process services to add to the node, and a
 	// function that releases them after the node has shut down.
 	Services func(cfg *Config, log *logrus.Entry) (map[string]mux.Service, func(), error)
-	// Run runs beside the node until ctx ends and must return by then;
-	// an error stops the daemon.
-	Run func(ctx context.Context, cfg *Config, n *mux.Node, log *logrus.Entry) error
+	// Part makes what runs beside the node (the eventsink's intake,
+	// spool and forwarder; part.go). It is called once the node is made,
+	// before a process taking a predecessor's place says it is ready.
+	Part func(cfg *Config, n *mux.Node, inherited *Inherited, log *logrus.Entry) (Part, error)
 }
 
 // Spec is the command line of a chain daemon of kind k.
@@ -74,16 +76,18 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	for _, w := range cfg.Warnings() {
 		mlog.Warn(w)
 	}
-	tk, err := takeOver(cfg, h, mlog)
+	tk, err := takeOver(cfg, mlog)
 	if err != nil {
 		return err
 	}
 	var inherited map[string]net.Listener
+	inh := &Inherited{}
 	if tk != nil {
 		// Closed after the admin socket on the way out: before Ready,
 		// the running instance binds its own again and serves on.
 		defer tk.Close()
 		inherited = tk.Listeners
+		inh = &Inherited{Listeners: tk.Listeners, PacketConns: tk.PacketConns}
 	}
 	var tookOver atomic.Bool
 	mc.Inherited = inherited
@@ -113,6 +117,14 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			st := n.Status()
 			keeper.fill(&st)
 			return st
+		}
+	}
+	// On a gwproxy that learns its endpoints, those it learnt before.
+	var learnt *learntKeeper
+	if cfg.RegisterEndpoints {
+		if learnt, err = newLearntKeeper(cfg, n, log); err != nil {
+			_ = n.Shutdown(context.Background())
+			return err
 		}
 	}
 	var sock *admin.Socket
@@ -183,27 +195,50 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 			n.AddEntryWith(ln, ec)
 		}
 	}
+	if keeper != nil {
+		// The port_map ports, bound now: a successor's on the sockets
+		// it took over (registry_upgrade.go).
+		inherited = keeper.adopt(inherited)
+		inh.Listeners = inherited
+	}
+	var part Part
+	partServed := false
+	if h.Part != nil {
+		if part, err = h.Part(cfg, n, inh, log); err != nil {
+			closeUnused(inherited, nil)
+			inh.closePackets()
+			_ = n.Shutdown(context.Background())
+			return err
+		}
+		defer func() {
+			if !partServed {
+				part.Close()
+			}
+		}()
+	}
 	closeUnused(inherited, cfg)
+	inh.closePackets()
 	if sock != nil {
 		sock.OnHandover(func() ([]mux.ListenerFile, error) {
 			if err := upgradeRefusal(tk, &tookOver); err != nil {
 				return nil, err
 			}
-			return n.ListenerFiles()
-		}, func() error {
+			return listenerFiles(n, part)
+		}, func() (*admin.Handed, error) {
 			if err := n.BeginHandOver(); err != nil {
-				return err
+				return nil, err
 			}
+			handed := handPartOver(part, mlog)
 			handedOver.Store(true)
 			close(committed)
 			if httpStop != nil {
 				httpStop()
 			}
 			handOver()
-			return nil
+			return handed, nil
 		})
 	}
-	if sock != nil && h.Run == nil {
+	if sock != nil {
 		sock.OnUpgrade(func() (int, error) {
 			if err := upgradeRefusal(tk, &tookOver); err != nil {
 				return 0, err
@@ -232,18 +267,24 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	defer runs.Delete(cfg)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.Serve(gctx) })
-	if stores := cfg.TLSStores(); len(stores) > 0 {
-		tlog := daemon.Component(log, "tls")
-		g.Go(func() error {
-			watchExpiry(gctx, stores, tlog, 24*time.Hour)
-			return nil
-		})
-	}
-	if h.Run != nil {
-		g.Go(func() error { return h.Run(gctx, cfg, n, log) })
+	tlog := daemon.Component(log, "tls")
+	g.Go(func() error {
+		watchExpiry(gctx, func() []*pki.Store { return run.current().TLSStores() }, tlog, 24*time.Hour)
+		return nil
+	})
+	if part != nil {
+		var from *admin.Handed
+		if tk != nil {
+			from = tk.Handed
+		}
+		partServed = true
+		g.Go(func() error { return part.Serve(gctx, from) })
 	}
 	if keeper != nil {
 		g.Go(func() error { return keeper.run(gctx) })
+	}
+	if learnt != nil {
+		g.Go(func() error { return learnt.run(gctx) })
 	}
 	runErr := g.Wait()
 	grace := run.current().ShutdownGrace

@@ -169,11 +169,11 @@ func startRun(t testing.TB, k Kind, path string) *running {
 	r := &running{done: make(chan error, 1), node: make(chan *mux.Node, 1), logs: logs, cfg: cfg, logger: logger}
 	var ctx context.Context
 	ctx, r.cancel = context.WithCancel(context.Background())
-	hooks := Hooks{Run: func(ctx context.Context, _ *Config, n *mux.Node, _ *logrus.Entry) error {
+	hooks := Hooks{Part: RunFunc(func(ctx context.Context, _ *Config, n *mux.Node, _ *logrus.Entry) error {
 		r.node <- n
 		<-ctx.Done()
 		return nil
-	}}
+	})}
 	go func() { r.done <- Run(ctx, cfg, logger, hooks) }()
 	t.Cleanup(func() {
 		r.cancel()
@@ -399,10 +399,10 @@ entries:
 		t.Fatal(err)
 	}
 	logger, _ := testLogger(t)
-	hooks := Hooks{Run: func(context.Context, *Config, *mux.Node, *logrus.Entry) error {
+	hooks := Hooks{Part: RunFunc(func(context.Context, *Config, *mux.Node, *logrus.Entry) error {
 		t.Error("Hooks.Run called although the node could not start")
 		return nil
-	}}
+	})}
 	err = Run(context.Background(), cfg, logger, hooks)
 	if err == nil || !strings.Contains(err.Error(), "entry downcall-busy") || !strings.Contains(err.Error(), busy.Addr().String()) {
 		t.Fatalf("Run = %v, want an error naming entry downcall-busy and %s", err, busy.Addr())
@@ -447,10 +447,10 @@ func TestRunHooks(t *testing.T) {
 		boom := errors.New("boom")
 		err := Run(context.Background(), cfg, logger, Hooks{
 			Services: func(*Config, *logrus.Entry) (map[string]mux.Service, func(), error) { return nil, nil, boom },
-			Run: func(context.Context, *Config, *mux.Node, *logrus.Entry) error {
+			Part: RunFunc(func(context.Context, *Config, *mux.Node, *logrus.Entry) error {
 				t.Error("Hooks.Run called after Services failed")
 				return nil
-			},
+			}),
 		})
 		if !errors.Is(err, boom) {
 			t.Fatalf("Run = %v, want boom", err)
@@ -469,11 +469,11 @@ func TestRunHooks(t *testing.T) {
 				}
 				return map[string]mux.Service{"extra": {Addrs: []string{"127.0.0.1:9"}}}, func() { released = true }, nil
 			},
-			Run: func(ctx context.Context, _ *Config, n *mux.Node, _ *logrus.Entry) error {
+			Part: RunFunc(func(ctx context.Context, _ *Config, n *mux.Node, _ *logrus.Entry) error {
 				got = n
 				ranAfterRelease = released
 				return boom
-			},
+			}),
 		})
 		if !errors.Is(err, boom) {
 			t.Fatalf("Run = %v, want boom", err)

@@ -171,7 +171,7 @@ func (c *Config) TLSStores() []*pki.Store {
 // linkConfig is the mux configuration of the link l.
 func (l Link) linkConfig(parent bool) mux.LinkConfig {
 	lc := mux.LinkConfig{Peer: l.Label, Parent: parent, Dial: l.Dial, Listen: l.Listen.first(), Plaintext: l.InsecurePlaintext,
-		Source: l.Source, Weight: l.Weight}
+		Source: l.Source, Weight: l.Weight, AcceptNetworks: l.AcceptNetworks}
 	if len(l.Listen) > 1 {
 		lc.ListenAlso = l.Listen[1:]
 	}
@@ -203,13 +203,15 @@ func (c *Config) ReloadTLS(log *logrus.Entry) {
 	}
 }
 
-// watchExpiry warns about the certificates of stores that expire within
-// pki.ExpiryWarning, at once and then every interval, until ctx ends.
-func watchExpiry(ctx context.Context, stores []*pki.Store, log *logrus.Entry, every time.Duration) {
+// watchExpiry warns about the certificates of the stores in force (those
+// of the configuration in force, which a reload may add links to) that
+// expire within pki.ExpiryWarning, at once and then every interval, until
+// ctx ends.
+func watchExpiry(ctx context.Context, stores func() []*pki.Store, log *logrus.Entry, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		for _, s := range stores {
+		for _, s := range stores() {
 			s.WarnExpiry(log)
 		}
 		select {

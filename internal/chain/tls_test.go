@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,11 +380,21 @@ func TestWatchExpiry(t *testing.T) {
 	logger, hook := test.NewNullLogger()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	// The stores in force: none at first, then those a reload brought.
+	var inForce atomic.Pointer[[]*pki.Store]
+	inForce.Store(&[]*pki.Store{})
+	ticks := atomic.Int32{}
 	go func() {
 		defer close(done)
-		watchExpiry(ctx, cfg.TLSStores(), logrus.NewEntry(logger), time.Millisecond)
+		watchExpiry(ctx, func() []*pki.Store { ticks.Add(1); return *inForce.Load() }, logrus.NewEntry(logger), time.Millisecond)
 	}()
-	// At once, then again on the next tick.
+	muxtest.WaitFor(t, 10*time.Second, "three rounds", func() bool { return ticks.Load() >= 3 })
+	if n := len(hook.AllEntries()); n != 0 {
+		t.Fatalf("%d warnings with no certificate in force", n)
+	}
+	stores := cfg.TLSStores()
+	inForce.Store(&stores)
+	// Then on every tick.
 	muxtest.WaitFor(t, 10*time.Second, "two warnings", func() bool { return len(hook.AllEntries()) >= 2 })
 	cancel()
 	<-done

@@ -27,22 +27,24 @@ import (
 // and its confirmation of the handover once this process is ready.
 const takeOverTimeout = 10 * time.Second
 
+// commitTimeout bounds the wait for the running instance to commit the
+// handover once this process is ready: it stops accepting and hands its
+// links over, and its part (the eventsink's intake and spool) stops,
+// for up to partHandOverTimeout, and closes the spool.
+const commitTimeout = takeOverTimeout + partHandOverTimeout + 15*time.Second
+
 // takeOver returns the listening sockets of the running instance, and the
 // connection that commits the handover (Ready), when this process was
 // started to take its place, else nil.
-func takeOver(cfg *Config, h Hooks, log *logrus.Entry) (*admin.Takeover, error) {
+func takeOver(cfg *Config, log *logrus.Entry) (*admin.Takeover, error) {
 	if os.Getenv(admin.TakeOverEnv) == "" {
 		return nil, nil
-	}
-	if h.Run != nil {
-		// The eventsink's intake listeners are its own, not the node's.
-		return nil, fmt.Errorf("%s cannot take a running instance's place: its intake listeners are not handed over; restart it instead", cfg.kind.Name)
 	}
 	tk, err := admin.TakeOver(cfg.AdminSocket(), takeOverTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("take over from the running instance: %w", err)
 	}
-	log.Infof("took copies of %d listening sockets from the running instance; it serves on until this one is ready", len(tk.Listeners))
+	log.Infof("took copies of %d listening sockets from the running instance; it serves on until this one is ready", len(tk.Listeners)+len(tk.PacketConns))
 	return tk, nil
 }
 
@@ -50,7 +52,7 @@ func takeOver(cfg *Config, h Hooks, log *logrus.Entry) (*admin.Takeover, error) 
 // stops accepting and hands its links over, and drains. The pid file that
 // admin.PidFileEnv names gets this process's pid.
 func confirmTakeOver(tk *admin.Takeover, log *logrus.Entry) error {
-	if err := tk.Ready(takeOverTimeout); err != nil {
+	if err := tk.Ready(commitTimeout); err != nil {
 		return err
 	}
 	log.Info("took the running instance's place: accepting from now on; it finishes its sessions and exits")

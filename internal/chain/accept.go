@@ -1,0 +1,110 @@
+package chain
+
+import (
+	"fmt"
+
+	"github.com/relaychain/relaychain/internal/daemon"
+	"github.com/relaychain/relaychain/mux"
+)
+
+// This file is the networks a node accepts from each child
+// (accept_networks on a child link; mux/accept.go): their check in one
+// file, and in a chain (chain check), that every network a node serves
+// is accepted at each hop on its way to the root.
+
+// checkAcceptNetworks checks the accept_networks of one link at path.
+func checkAcceptNetworks(ps *daemon.Problems, path string, list Addrs, parent bool) {
+	if len(list) == 0 {
+		return
+	}
+	if parent {
+		ps.Errorf(path, "only a child link accepts networks: a parent's networks are not taken")
+		return
+	}
+	for i, s := range list {
+		if s == mux.AnyNetwork {
+			if len(list) > 1 {
+				ps.Errorf(fmt.Sprintf("%s[%d]", path, i), "%q accepts every network: it is the only entry or none", mux.AnyNetwork)
+			}
+			continue
+		}
+		if _, err := mux.ParseNetwork(s); err != nil {
+			ps.Check(fmt.Sprintf("%s[%d]", path, i), err)
+		}
+	}
+}
+
+// accepts reports whether the child link l takes the network n, and
+// whether it accepts any network at all.
+func (l Link) accepts(n mux.Network) (ok, some bool) {
+	for _, s := range l.AcceptNetworks {
+		if s == mux.AnyNetwork {
+			return true, true
+		}
+		a, err := mux.ParseNetwork(s)
+		if err != nil {
+			continue
+		}
+		some = true
+		if n.Within(a) {
+			return true, true
+		}
+	}
+	return false, some
+}
+
+// checkAccepted reports each hop on the way from a node that serves
+// networks (or registers its endpoints) to the root whose child link does
+// not accept them: the parent would refuse them, and the nodes above it
+// would never learn them.
+func (s *Set) checkAccepted(nodes map[string]*Config) []error {
+	var errs []error
+	seen := map[string]bool{} // parent, child, network: reported once
+	for _, c := range s.Nodes {
+		if nodes[c.Label] != c || len(c.Serves) == 0 && !c.RegisterEndpoints {
+			continue
+		}
+		var nets []mux.Network
+		for _, t := range c.Serves {
+			if n, err := mux.ParseNetwork(t); err == nil {
+				nets = append(nets, n)
+			}
+		}
+		// Every link up from c, on every way to the root.
+		visited := map[string]bool{c.Label: true}
+		queue := []*Config{c}
+		for len(queue) > 0 {
+			child := queue[0]
+			queue = queue[1:]
+			for _, pl := range child.Parents {
+				parent, ok := nodes[pl.Label]
+				if !ok {
+					continue // reported by check
+				}
+				e, ok := linkTo(parent, child.Label)
+				if !ok || e.parent {
+					continue // reported by check
+				}
+				for _, n := range nets {
+					key := parent.Label + " " + child.Label + " " + n.String()
+					if ok, _ := e.link.accepts(n); ok || seen[key] {
+						continue
+					}
+					seen[key] = true
+					errs = append(errs, e.errorf("accept_networks", "%s serves %s (%s), but this link to %s does not accept it: %s would refuse it; add %s (or a network that holds it) to accept_networks",
+						c.Label, n, c.file, child.Label, parent.Label, n))
+				}
+				if _, some := e.link.accepts(mux.Network{}); c.RegisterEndpoints && !some && !seen[parent.Label+" "+child.Label+" @"] {
+					seen[parent.Label+" "+child.Label+" @"] = true
+					errs = append(errs, e.errorf("accept_networks", "%s registers its endpoints (%s), but this link to %s accepts no networks: %s would refuse every host route; add the networks its endpoints are in to accept_networks",
+						c.Label, c.file, child.Label, parent.Label))
+				}
+				if !visited[parent.Label] {
+					visited[parent.Label] = true
+					queue = append(queue, parent)
+				}
+			}
+		}
+	}
+	return errs
+}
