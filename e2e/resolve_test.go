@@ -11,8 +11,8 @@ import (
 	"github.com/relaychain/relaychain/mux/muxtest"
 )
 
-// gwp-site-a serves the name localhost, and epp-main's SOCKS5 entry
-// allows it: the name resolves at gwp-site-a to a loopback address,
+// gwp-site-a serves the name localhost (its parents accept it), and
+// epp-main's SOCKS5 entry allows it: the name resolves at gwp-site-a to a loopback address,
 // which no rule of its serves_rules allows, so the session is refused
 // there (SOCKS reply 2) with the name, the address and the default in its
 // log, counted, and the endpoint listening on 127.0.0.1 is never dialled.
@@ -24,7 +24,12 @@ func TestSOCKSNameResolvedToLoopbackRefused(t *testing.T) {
 			case "gwp-site-a":
 				return strings.Replace(text, "  - \"*.site-a.example\"\n", "  - \"*.site-a.example\"\n  - localhost\n", 1)
 			case "epp-main":
+				text = strings.Replace(text, "      - \"*.site-a.example\"\n", "      - \"*.site-a.example\"\n      - localhost\n", 1) // accept_networks
 				return strings.Replace(text, `hosts: ["*.site-a.example", "*.site-b.example"]`, `hosts: ["*.site-a.example", "*.site-b.example", localhost]`, 1)
+			case "relay-dmz1":
+				return strings.Replace(text, `"*.site-a.example", "*.site-b.example"]`, `"*.site-a.example", "*.site-b.example", localhost]`, 1)
+			case "relay-dmz2":
+				return strings.Replace(text, `accept_networks: [127.0.1.0/24, "*.site-a.example"]`, `accept_networks: [127.0.1.0/24, "*.site-a.example", localhost]`, 1)
 			}
 			return text
 		}})
