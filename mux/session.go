@@ -65,7 +65,7 @@ func (n *Node) openHeader(ctx context.Context, h Header, fields logrus.Fields) (
 		return nil, h, &StatusError{Code: StatusNoRoute, Node: n.cfg.Label, Reason: err.Error()}
 	}
 	log.WithField("to", next.cfg.Peer).Debug("route chosen")
-	st, se := n.openOn(ctx, next, h)
+	next, st, se := n.openOnce(ctx, next, h, nil)
 	if se.Code != StatusOK {
 		n.release(h.ID)
 		return nil, h, se
@@ -74,6 +74,36 @@ func (n *Node) openHeader(ctx context.Context, h Header, fields logrus.Fields) (
 	c := newConn(next, st, h, func() { n.release(h.ID) })
 	c.side, c.log = whoClient, log
 	return c, h, nil
+}
+
+// openOnce opens h on l, the next hop chosen for it (from: the link it
+// came on, nil for a session opened here). An open chosen for a link just
+// before its peer said DRAIN (it hands its place over to a successor)
+// may reach the peer after it stopped taking sessions: when such an open
+// fails at that peer or on the way to it, it is opened once more on the
+// hop chosen now, the successor's link. Nothing of the session went
+// through before its status, so nothing is sent twice. It returns the
+// link the stream is on.
+func (n *Node) openOnce(ctx context.Context, l *link, h Header, from *link) (*link, *yamux.Stream, *StatusError) {
+	st, se := n.openOn(ctx, l, h)
+	if se.Code != StatusFailed && se.Code != StatusNoRoute || se.Node != n.cfg.Label && se.Node != l.cfg.Peer || !n.peerLeaving(l) {
+		return l, st, se
+	}
+	again, err := n.nextHop(h.Dest, from)
+	if err != nil || again == l {
+		return l, st, se
+	}
+	n.log.WithFields(logrus.Fields{"component": "session", "id": h.IDString(), "to": again.cfg.Peer}).
+		Infof("open sent again on the successor's link: %s", se.Reason)
+	st, se = n.openOn(ctx, again, h)
+	return again, st, se
+}
+
+// peerLeaving reports whether l's peer said it hands its place over.
+func (n *Node) peerLeaving(l *link) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return l.peerDrain || l.peerHandover
 }
 
 // openOn opens a stream on l, sends the open header and waits for the
@@ -222,7 +252,7 @@ func (n *Node) openForward(from *link, st *yamux.Stream) (p forwardPlan) {
 	log.WithField("to", next.cfg.Peer).Debug("route chosen")
 	fwd := h
 	fwd.Hops--
-	out, se := n.openOn(n.ctx, next, fwd)
+	next, out, se := n.openOnce(n.ctx, next, fwd, from)
 	if se.Code != StatusOK {
 		log.WithFields(logrus.Fields{"to": next.cfg.Peer, "status": se.Code.String()}).Infof("refused: %s", se.Reason)
 		n.outcomes.add(statusOutcome(se.Code))
@@ -279,8 +309,28 @@ func (n *Node) checkOrigin(from *link, origin string) error {
 		}
 		return nil
 	}
-	if !n.table.inSubtree(from.cfg.Peer, origin) {
+	if !n.table.inSubtree(from.cfg.Peer, origin) && !n.awaitAnnounced(from, origin) {
 		return fmt.Errorf("origin %s is not in the subtree of the child %s it came from", origin, from.cfg.Peer)
 	}
 	return nil
+}
+
+// announceGrace bounds how long a session from a child waits for the
+// child's announcement of its origin: the child sends it before the
+// session, on the same connection, but on another stream, which this node
+// may read later (a node that has just linked below it, a successor's
+// link in a handover).
+const announceGrace = 250 * time.Millisecond
+
+// awaitAnnounced waits up to announceGrace, while the link is up, for
+// the child of from to announce origin, and reports whether it did.
+func (n *Node) awaitAnnounced(from *link, origin string) bool {
+	deadline := time.Now().Add(announceGrace)
+	for time.Now().Before(deadline) && !from.sess.IsClosed() {
+		time.Sleep(5 * time.Millisecond)
+		if n.table.inSubtree(from.cfg.Peer, origin) {
+			return true
+		}
+	}
+	return false
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/relaychain/relaychain/internal/portpick"
 )
 
 // The systems measured, by the name -systems takes.
@@ -333,83 +333,16 @@ func (s *system) memory() ([]mem, int, error) {
 	return out, fds, nil
 }
 
-// freePorts returns n distinct loopback ports free for TCP now, outside
-// the kernel's ephemeral range, so that no outgoing connection takes one
-// before a daemon binds it. Each is also reserved against the e2e test
-// harness (e2e/e2etest, reserve), which may run at the same time: the
-// reservations last as long as this process.
+// freePorts returns n loopback ports picked as the tests pick theirs
+// (package portpick), reserved as long as this process lives.
 func freePorts(n int) ([]string, error) {
-	lo, hi := ephemeralRange()
-	const lowest = 20000
-	below, above := max(lo-lowest, 0), max(65535-hi, 0)
-	if below+above == 0 {
-		return nil, errors.New("no free port: the ephemeral range covers every port from 20000 up")
-	}
 	var out []string
-	seen := map[int]bool{}
-	for range 2000 {
-		if len(out) == n {
-			return out, nil
-		}
-		p := lowest + rand.IntN(below+above)
-		if p >= lo {
-			p = hi + 1 + (p - lowest - below)
-		}
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		addr := "127.0.0.1:" + strconv.Itoa(p)
-		ln, err := net.Listen("tcp", addr)
+	for range n {
+		p, err := portpick.One()
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("found %d of %d free ports: %w", len(out), n, err)
 		}
-		ln.Close()
-		if !reservePort(p) {
-			continue
-		}
-		out = append(out, addr)
+		out = append(out, "127.0.0.1:"+strconv.Itoa(p))
 	}
-	return nil, fmt.Errorf("found %d of %d free ports", len(out), n)
-}
-
-// reserved holds this process's port reservations.
-var (
-	reservedMu sync.Mutex
-	reserved   []io.Closer
-)
-
-// reservePort claims p among the processes that follow the convention of
-// the test kit's muxtest.FreePort: the abstract unix socket
-// @relaychain-test-port-P, which one process at a time can hold, and which
-// goes away with it.
-func reservePort(p int) bool {
-	ln, err := net.Listen("unix", "@relaychain-test-port-"+strconv.Itoa(p))
-	if err != nil {
-		return false
-	}
-	reservedMu.Lock()
-	reserved = append(reserved, ln)
-	reservedMu.Unlock()
-	return true
-}
-
-// ephemeralRange is the kernel's range for outgoing connections, or
-// Linux's default when it cannot be read.
-func ephemeralRange() (lo, hi int) {
-	lo, hi = 32768, 60999
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return lo, hi
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return lo, hi
-	}
-	l, err1 := strconv.Atoi(f[0])
-	h, err2 := strconv.Atoi(f[1])
-	if err1 != nil || err2 != nil || l > h {
-		return lo, hi
-	}
-	return l, h
+	return out, nil
 }
