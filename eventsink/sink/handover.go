@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -39,6 +40,10 @@ func Part(cfg *chain.Config, n *mux.Node, inherited *chain.Inherited, log *logru
 	return part{s}, nil
 }
 
+// startWait bounds how long a handover waits for the eventsink to open
+// its spool and serve.
+var startWait = 10 * time.Second
+
 // inheritKey is the key an intake listener is handed over under: its
 // protocol and its listen address as configured. A successor whose
 // configuration has the same takes it, under any name.
@@ -63,7 +68,11 @@ func inherit(ic *intake.Config, in *chain.Inherited, key string) {
 // ListenerFiles returns copies of the intake's listening sockets, for a
 // successor.
 func (s *Sink) ListenerFiles() ([]mux.ListenerFile, error) {
-	if !s.serving.Load() {
+	// A successor that comes while the spool is being opened waits for
+	// it, a while.
+	select {
+	case <-s.served1:
+	case <-time.After(startWait):
 		return nil, errors.New("the eventsink is still opening its spool: upgrade again in a moment")
 	}
 	var out []mux.ListenerFile

@@ -101,7 +101,9 @@ func TestSinkHandOver(t *testing.T) {
 	if len(inh.Listeners)+len(inh.PacketConns) != 0 {
 		t.Fatalf("sockets handed over and not taken: %v %v", inh.Listeners, inh.PacketConns)
 	}
-	// A sink not served yet (its spool not open) refuses to hand over.
+	// A sink not served yet (its spool not open) waits a while, then
+	// refuses to hand over.
+	defer sink.SetStartWait(50 * time.Millisecond)()
 	if _, err := part.ListenerFiles(); err == nil {
 		t.Fatal("a sink that is not served yet handed its sockets over")
 	}

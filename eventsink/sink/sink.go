@@ -60,7 +60,8 @@ type Sink struct {
 	stopFwd context.CancelFunc
 	fwdDone chan struct{}
 	handing atomic.Bool
-	serving atomic.Bool // Serve has begun: the spool is open
+	serving atomic.Bool   // Serve has begun: the spool is open
+	served1 chan struct{} // closed when serving is set
 }
 
 // listener is one intake listener, its name in the configuration, and
@@ -91,7 +92,7 @@ func New(cfg *chain.Config, open forwarder.Opener, log *logrus.Entry) (*Sink, er
 // (events/NAME, from a predecessor), but not the spool.
 func prepare(cfg *chain.Config, open forwarder.Opener, inherited *chain.Inherited, log *logrus.Entry) (*Sink, error) {
 	ev := cfg.Events
-	s := &Sink{cfg: cfg, log: log, open: open, fwdDone: make(chan struct{})}
+	s := &Sink{cfg: cfg, log: log, open: open, fwdDone: make(chan struct{}), served1: make(chan struct{})}
 	s.fwdCtx, s.stopFwd = context.WithCancel(context.Background())
 	for _, l := range ev.Listeners {
 		f, err := events.ParseFraming(l.Framing)
@@ -195,6 +196,7 @@ func (s *Sink) Serve(ctx context.Context) error {
 	}
 	defer s.Close()
 	s.serving.Store(true)
+	close(s.served1)
 
 	g, gctx := errgroup.WithContext(ctx)
 	serveCtx, stopServe := context.WithCancel(context.Background())
