@@ -155,7 +155,7 @@ func TestCompletion(t *testing.T) {
 		}{
 			{[]string{d, ""}, "check pki chain status upgrade completion"},
 			{[]string{d, "ch"}, "check chain"},
-			{[]string{d, "chain", ""}, "check firewall"},
+			{[]string{d, "chain", ""}, "check firewall hash-password"},
 			{[]string{d, "chain", "firewall", "--f"}, "--format"},
 			{[]string{d, "pki", "issue", "--ca", "ca", "--"}, "--label --out --days --force --help"},
 			{[]string{d, "--"}, "--config --log-level --version --help"},

@@ -53,6 +53,14 @@ type ACLRequest struct {
 	Dest   string     // the destination node's label
 	// Service is the service name at Dest.
 	Service string
+
+	// Resolved names.
+
+	// Resolved, at the node that serves a destination given by name, is
+	// one address the name resolved to (resolve.go). A rule's hosts then
+	// match the name and its nets this address: the destination matches
+	// when either does.
+	Resolved netip.Addr
 }
 
 // Decide returns whether req is allowed, and the index of the rule that
@@ -93,6 +101,10 @@ func (r *ACLRule) matches(req ACLRequest, d dest) bool {
 			return false
 		case d.ip.IsValid():
 			if !matchPrefixes(r.Nets, d.ip) {
+				return false
+			}
+		case req.Resolved.IsValid():
+			if !matchGlobs(r.Hosts, d.name) && !matchPrefixes(r.Nets, req.Resolved) {
 				return false
 			}
 		case !matchGlobs(r.Hosts, d.name):

@@ -68,6 +68,10 @@ type addrTreeRules struct {
 	socks, connect mux.ACL
 	where          string // of both entries
 	aServes        mux.ACL
+
+	resolver mux.Resolver // of gwp-a and gwp-b; nil: the system's
+
+	hashes map[string]string // bcrypt hashes by user, of both entries
 }
 
 func startAddrTreeWith(t *testing.T, aServes, bServes []string, rules addrTreeRules) *addrTree {
@@ -91,12 +95,12 @@ func startAddrTreeWith(t *testing.T, aServes, bServes []string, rules addrTreeRu
 	at.socks, at.connect = sl.Addr().String(), cl.Addr().String()
 	at.root = start(mux.Config{Label: "root", Role: mux.RoleRoot, Tuning: tun, Links: []mux.LinkConfig{
 		{Peer: "relay1", Dial: at.r1.LinkAddr("root").String(), AcceptNetworks: []string{mux.AnyNetwork}},
-	}}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: rules.socks, Where: rules.where}),
-		muxtest.WithAddrEntry(cl, mux.AddrEntry{Name: "connect", Kind: mux.EntryHTTPConnect, Users: map[string]string{"ops": "s3cret"}, Rules: rules.connect, Where: rules.where}))
-	at.a = start(mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun, Serves: aServes, ServesRules: rules.aServes, Links: []mux.LinkConfig{
+	}}, muxtest.WithAddrEntry(sl, mux.AddrEntry{Name: "socks", Kind: mux.EntrySOCKS5, Rules: rules.socks, Where: rules.where, PasswordHashes: rules.hashes}),
+		muxtest.WithAddrEntry(cl, mux.AddrEntry{Name: "connect", Kind: mux.EntryHTTPConnect, Users: map[string]string{"ops": "s3cret"}, Rules: rules.connect, Where: rules.where, PasswordHashes: rules.hashes}))
+	at.a = start(mux.Config{Label: "gwp-a", Role: mux.RoleLeaf, Tuning: tun, Serves: aServes, ServesRules: rules.aServes, Resolver: rules.resolver, Links: []mux.LinkConfig{
 		{Peer: "relay1", Parent: true, Dial: at.r1.LinkAddr("gwp-a").String()},
 	}})
-	at.b = start(mux.Config{Label: "gwp-b", Role: mux.RoleLeaf, Tuning: tun, Serves: bServes, Links: []mux.LinkConfig{
+	at.b = start(mux.Config{Label: "gwp-b", Role: mux.RoleLeaf, Tuning: tun, Serves: bServes, Resolver: rules.resolver, Links: []mux.LinkConfig{
 		{Peer: "relay1", Parent: true, Dial: at.r1.LinkAddr("gwp-b").String()},
 	}})
 	want := len(aServes) + len(bServes)
@@ -127,7 +131,11 @@ func readName(t *testing.T, c net.Conn) string {
 }
 
 func TestAddrEntriesRouteByServedNetwork(t *testing.T) {
-	at := startAddrTree(t, []string{"127.0.1.0/24", "localhost"}, []string{"127.0.2.0/24", "*.b.example"})
+	// localhost resolves to loopback, which gwp-a dials only as a rule
+	// whose nets hold the address allows.
+	allowLo := mux.ACL{rule(t, "gwp.yaml:9", mux.ACLRuleSpec{Action: "allow", Nets: []string{"127.0.0.1"}})}
+	at := startAddrTreeWith(t, []string{"127.0.1.0/24", "localhost"}, []string{"127.0.2.0/24", "*.b.example"},
+		addrTreeRules{socks: allowAll, connect: allowAll, aServes: allowLo})
 	if got := at.root.Networks(); len(got) != 4 || got[0] != (mux.NetAd{Owner: "gwp-a", Network: "127.0.1.0/24"}) {
 		t.Fatalf("root's networks: %v", got)
 	}
@@ -178,7 +186,8 @@ func TestAddrEntriesRouteByServedNetwork(t *testing.T) {
 	if _, status, err := muxtest.HTTPConnect(at.connect, "127.0.1.7", at.portA, "ops", "wrong"); err != nil || status != 407 {
 		t.Fatalf("connect with a wrong password: %d, %v; want 407", status, err)
 	}
-	// A name: gwp-a serves localhost, and resolves it itself.
+	// A name: gwp-a serves localhost, and resolves it itself (its rule
+	// allows 127.0.0.1).
 	_, portL := nameServer(t, "127.0.0.1", "local-a")
 	conn, rep, err := muxtest.SOCKSConnect(at.socks, "localhost", portL, "", "")
 	if err != nil || rep != 0 {

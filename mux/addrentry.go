@@ -49,6 +49,14 @@ type AddrEntry struct {
 	// Where names the entry for the logs of a default deny
 	// ("epproxy.yaml:40"); optional.
 	Where string
+
+	// Hashed passwords (entryauth.go).
+
+	// PasswordHashes are more users, whose passwords are given as bcrypt
+	// hashes ("$2a$10$..."), by user name; a name is in Users or here, not
+	// both. A client's failures are capped per source address
+	// (AuthFailMax within AuthFailWindow). Default none.
+	PasswordHashes map[string]string
 }
 
 // AddAddrEntry makes ln an entry of kind e.Kind: each connection accepted
@@ -111,7 +119,9 @@ func (n *Node) openAddrEntry(e *entry, conn net.Conn) (carry func()) {
 		host, port, answer, err = n.connectAccept(e.addr, conn)
 	}
 	if err != nil {
-		log.WithError(err).Warn("entry request refused")
+		if !errors.Is(err, ErrAuthFailed) { // logged so, flood-proof
+			log.WithError(err).Warn("entry request refused")
+		}
 		_ = conn.Close()
 		return
 	}
@@ -170,7 +180,7 @@ func (n *Node) socksAccept(e *AddrEntry, conn net.Conn) (string, uint16, func(St
 		return "", 0, nil, err
 	}
 	want := byte(0x00)
-	if len(e.Users) > 0 {
+	if e.hasUsers() {
 		want = 0x02
 	}
 	if !bytesContain(methods, want) {
@@ -185,9 +195,9 @@ func (n *Node) socksAccept(e *AddrEntry, conn net.Conn) (string, uint16, func(St
 		if err != nil {
 			return "", 0, nil, err
 		}
-		if !checkUser(e.Users, user, pass) {
+		if err := n.authenticate(e, conn, user, pass); err != nil {
 			_, _ = conn.Write([]byte{1, 1})
-			return "", 0, nil, fmt.Errorf("%w: socks user %q: wrong user name or password", ErrBadRequest, user)
+			return "", 0, nil, fmt.Errorf("socks: %w", err)
 		}
 		if _, err := conn.Write([]byte{1, 0}); err != nil {
 			return "", 0, nil, err
@@ -217,11 +227,15 @@ func (n *Node) connectAccept(e *AddrEntry, conn net.Conn) (string, uint16, func(
 		}
 		return "", 0, nil, err
 	}
-	if len(e.Users) > 0 {
+	if e.hasUsers() {
 		user, pass, ok := basicAuth(auth)
-		if !ok || !checkUser(e.Users, user, pass) {
+		if !ok {
 			writeHTTPStatus(conn, 407, "Proxy Authentication Required", "Proxy-Authenticate: Basic realm=\"relaychain\"\r\n")
 			return "", 0, nil, fmt.Errorf("%w: connect without a valid Proxy-Authorization (user %q)", ErrBadRequest, user)
+		}
+		if err := n.authenticate(e, conn, user, pass); err != nil {
+			writeHTTPStatus(conn, 407, "Proxy Authentication Required", "Proxy-Authenticate: Basic realm=\"relaychain\"\r\n")
+			return "", 0, nil, fmt.Errorf("connect: %w", err)
 		}
 	}
 	answer := func(code Status) error {

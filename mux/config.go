@@ -159,6 +159,14 @@ type Config struct {
 	RegisterEndpoints bool
 	EndpointTTL       time.Duration
 	MaxEndpoints      int
+
+	// Resolving destination names (resolve.go).
+
+	// Resolver looks up the names of the destinations of the address form
+	// this node serves, each lookup within Tuning.DialTimeout. Default
+	// nil: the system's resolver (net.DefaultResolver). Tests set a fake
+	// one. Fixed for the node's life.
+	Resolver Resolver
 }
 
 // Validate reports every problem of c at once.

@@ -142,6 +142,9 @@ func (n *Node) allowDest(h Header, at int, log *logrus.Entry) error {
 	}
 	for _, nw := range n.serves {
 		if nw.Matches(h.DestHost, h.DestPort) {
+			if !isIP(h.DestHost) {
+				return nil // a name: the rules decide on each address it resolves to (resolve.go)
+			}
 			return n.policeServed(h, log)
 		}
 	}
@@ -152,10 +155,11 @@ func (n *Node) allowDest(h Header, at int, log *logrus.Entry) error {
 }
 
 // exitAddr serves a session of the address form whose destination is
-// this node: it checks the address (allowDest), dials it and returns the
-// carrying of the bytes (nil when refused). A refused address is logged at
-// level 1, flood-proof; one denied by the node's rules at level 3, with
-// the rule.
+// this node: it checks the address (allowDest), resolves a name and
+// checks each address it resolves to (resolveDest), dials it and returns
+// the carrying of the bytes (nil when refused). A refused address is
+// logged at level 1, flood-proof; one denied by the node's rules at level
+// 3, with the rule.
 func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entry, refuse func(Status, string, ...any)) (carry func()) {
 	if err := n.allowDest(h, destAtServer, log); err != nil {
 		var se *StatusError
@@ -168,7 +172,16 @@ func (n *Node) exitAddr(from *link, st *yamux.Stream, h Header, log *logrus.Entr
 		refuse(StatusDenied, "%v", err)
 		return
 	}
-	conn, code, err := n.dialAddrs([]string{hostPort(h.DestHost, h.DestPort)}, "", log)
+	addrs := []string{hostPort(h.DestHost, h.DestPort)}
+	if !isIP(h.DestHost) {
+		var err error
+		if addrs, err = n.resolveDest(h, log); err != nil {
+			n.outcomes.add(errOutcome(err))
+			_ = n.reply(st, asStatus(err))
+			return nil
+		}
+	}
+	conn, code, err := n.dialAddrs(addrs, "", log)
 	if conn == nil {
 		refuse(code, "dial %s: %v", hostPort(h.DestHost, h.DestPort), err)
 		return

@@ -41,6 +41,8 @@ var (
 	ErrDenied  = errors.New("denied")
 	ErrTimeout = errors.New("timeout")
 	ErrFailed  = errors.New("failed")
+	// ErrUnresolved: the destination's host name did not resolve.
+	ErrUnresolved = errors.New("unresolved")
 )
 
 // StatusError is a session open that did not succeed: the status code, the

@@ -74,8 +74,9 @@ func (n *Node) exit(from *link, st *yamux.Stream, h Header, log *logrus.Entry) (
 }
 
 // dialAddrs dials addrs in order and returns the first connection that
-// answers; else the status that says why (refused, or timeout when a dial
-// timed out) and every dial's error. source, when set, is the local
+// answers; else the status that says why (refused; timeout when a dial
+// timed out; unresolved when a name did not resolve and no dial timed
+// out) and every dial's error. source, when set, is the local
 // address the dials leave from.
 func (n *Node) dialAddrs(addrs []string, source string, log *logrus.Entry) (net.Conn, Status, error) {
 	var errs []error
@@ -90,8 +91,12 @@ func (n *Node) dialAddrs(addrs []string, source string, log *logrus.Entry) (net.
 		log.WithField("addr", addr).WithError(err).Debug("dial failed")
 		errs = append(errs, err)
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, syscall.ECONNREFUSED) {
+		var dnsErr *net.DNSError
+		switch {
+		case errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, syscall.ECONNREFUSED):
 			code = StatusTimeout
+		case errors.As(err, &dnsErr) && code == StatusRefused:
+			code = StatusUnresolved
 		}
 	}
 	return nil, code, errors.Join(errs...)

@@ -99,3 +99,12 @@ func AskTree(n *Node, peer string, budget time.Duration) TreeNode {
 
 // SetTreeHold makes n run hold before it answers each tree query.
 func SetTreeHold(n *Node, hold func()) { n.tree.hold.Store(&hold) }
+
+// SetAuthLimit sets the cap on failed authentications of n's address
+// entries (AuthFailMax, AuthFailWindow by default), so that a test need not
+// wait a minute for a window to end.
+func (n *Node) SetAuthLimit(max int, window time.Duration) {
+	n.authFails.mu.Lock()
+	defer n.authFails.mu.Unlock()
+	n.authFails.max, n.authFails.window = max, window
+}

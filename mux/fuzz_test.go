@@ -334,10 +334,11 @@ func FuzzReadStatus(f *testing.F) {
 		{Code: StatusDenied, Node: "leaf"},
 		{Code: StatusTimeout, Node: "relay1", Reason: strings.Repeat("r", 300)}, // truncated to 255
 		{Code: StatusFailed, Node: "", Reason: "hop limit reached"},
+		{Code: StatusUnresolved, Node: "gwp-a", Reason: "resolve x.example: no such host"},
 	} {
 		f.Add(encodeStatus(se))
 	}
-	for _, s := range []string{"", "\x00", "\x06\x00\x00", "\xff\x00\x00", "\x00\x04ro", "\x00\x04root", "\x00\x04root\x03ab", "\x00\x00\x00DATA"} {
+	for _, s := range []string{"", "\x00", "\x06\x00\x00", "\x07\x00\x00", "\xff\x00\x00", "\x00\x04ro", "\x00\x04root", "\x00\x04root\x03ab", "\x00\x00\x00DATA"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -349,7 +350,7 @@ func FuzzReadStatus(f *testing.F) {
 			}
 			return
 		}
-		if se.Code > StatusFailed {
+		if se.Code > StatusUnresolved {
 			t.Fatalf("unknown code %d accepted", se.Code)
 		}
 		if (se.Code == StatusOK) != (se.Code.err() == nil) {

@@ -277,6 +277,11 @@ type Stats struct {
 	// RefusedNetworks counts networks announced by children outside the
 	// accepted networks of their link (accept.go).
 	RefusedNetworks uint64
+
+	// DeniedResolved counts sessions of the address form refused by the
+	// node that serves them because no address their name resolved to
+	// may be dialled (resolve.go); each is counted in DeniedByRules too.
+	DeniedResolved uint64
 }
 
 // Stats returns the node's counts of refusals.
@@ -285,7 +290,8 @@ func (n *Node) Stats() Stats {
 	ra, rn := n.table.refused, n.table.refusedNets
 	n.table.mu.Unlock()
 	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
-		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total(), RefusedNetworks: rn}
+		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total(), RefusedNetworks: rn,
+		DeniedResolved: n.resolveDenied.Load()}
 }
 
 // summaryLoop writes the refusal summaries once per interval, and a last
@@ -302,6 +308,7 @@ func (n *Node) summaryLoop() {
 			n.ruleLog.flush()
 			n.destDenials.flush()
 			n.table.acceptLog.flush()
+			n.authLog.flush()
 			return
 		}
 		n.refusals.flush()
@@ -309,5 +316,6 @@ func (n *Node) summaryLoop() {
 		n.ruleLog.flush()
 		n.destDenials.flush()
 		n.table.acceptLog.flush()
+		n.authLog.flush()
 	}
 }

@@ -98,6 +98,15 @@ type Node struct {
 	// The endpoint registry (registry.go): on a node that learns its
 	// endpoints, the client addresses of its entries.
 	reg *endpointReg
+
+	// Resolved names (resolve.go): sessions denied for every address
+	// their destination's name resolved to.
+	resolveDenied atomic.Uint64
+
+	// The users of address entries (entryauth.go): failed
+	// authentications by source address, and their log.
+	authFails authFails
+	authLog   *refusalLog
 }
 
 type linkListener struct {
@@ -165,6 +174,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.setParents(cfg.Links)
 	n.initAccept(cfg.Links)
 	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst).follow(n)
+	n.authLog = newRefusalLogAt(n.log.WithField("component", "entry"), "failed authentications", n.tuning().RefusalLogBurst, logrus.WarnLevel).follow(n)
 	n.initServes()
 	n.initRegistry()
 	n.table.forbidden = func(l string) bool {
@@ -402,6 +412,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 		n.denials.flush()
 		n.ruleLog.flush()
 		n.destDenials.flush()
+		n.authLog.flush()
 	case <-time.After(n.tuning().ShutdownAbortWait):
 		log.Error("shutdown: goroutines still running after the abort wait")
 		return errors.New("shutdown: goroutines still running")

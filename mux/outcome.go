@@ -12,7 +12,7 @@ import (
 // Session outcomes, as a node counts them: a session that was carried
 // ended closed (both directions ended cleanly) or aborted; one refused at
 // its open ended with its status code's name, spaces as underscores:
-// no_route, refused, denied, timeout, failed.
+// no_route, refused, denied, timeout, failed, unresolved.
 const (
 	OutcomeClosed  = "closed"
 	OutcomeAborted = "aborted"
@@ -84,7 +84,7 @@ func (n *Node) SessionsEnded() map[string]uint64 { return n.outcomes.snapshot() 
 // the refusals' status names.
 func SessionOutcomes() []string {
 	out := []string{OutcomeClosed, OutcomeAborted}
-	for s := StatusNoRoute; s <= StatusFailed; s++ {
+	for s := StatusNoRoute; s <= statusLast; s++ {
 		out = append(out, statusOutcome(s))
 	}
 	return out

@@ -2,7 +2,6 @@ package mux
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -47,7 +46,7 @@ func socksReply(code Status) byte {
 		return socksConnRefused
 	case StatusDenied:
 		return socksNotAllowed
-	case StatusTimeout:
+	case StatusTimeout, StatusUnresolved:
 		return socksHostUnreachable
 	}
 	return socksGeneralFailure
@@ -63,7 +62,7 @@ func httpStatus(code Status) (int, string) {
 		return 403, "Forbidden"
 	case StatusTimeout:
 		return 504, "Gateway Timeout"
-	case StatusNoRoute, StatusRefused:
+	case StatusNoRoute, StatusRefused, StatusUnresolved:
 		return 502, "Bad Gateway"
 	}
 	return 503, "Service Unavailable"
@@ -233,14 +232,4 @@ func basicAuth(v string) (user, pass string, ok bool) {
 		return "", "", false
 	}
 	return strings.Cut(string(raw), ":")
-}
-
-// checkUser reports whether user and pass are one of users, comparing
-// passwords in constant time.
-func checkUser(users map[string]string, user, pass string) bool {
-	want, ok := users[user]
-	if !ok {
-		want = "\x00never"
-	}
-	return subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1 && ok
 }

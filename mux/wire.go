@@ -294,6 +294,11 @@ const (
 	StatusDenied  Status = 3
 	StatusTimeout Status = 4
 	StatusFailed  Status = 5 // protocol error, limit, shutdown
+	// StatusUnresolved: the destination's host name could not be resolved
+	// (no such host, or its name servers failed) at the node that serves it.
+	StatusUnresolved Status = 6
+
+	statusLast = StatusUnresolved // the highest code a status may carry
 )
 
 func (s Status) String() string {
@@ -310,6 +315,8 @@ func (s Status) String() string {
 		return "timeout"
 	case StatusFailed:
 		return "failed"
+	case StatusUnresolved:
+		return "unresolved"
 	}
 	return fmt.Sprintf("status(%d)", byte(s))
 }
@@ -326,6 +333,8 @@ func (s Status) err() error {
 		return ErrTimeout
 	case StatusFailed:
 		return ErrFailed
+	case StatusUnresolved:
+		return ErrUnresolved
 	}
 	return nil
 }
@@ -349,7 +358,7 @@ func readStatus(r io.Reader) (*StatusError, error) {
 	if _, err := io.ReadFull(r, fix[:]); err != nil {
 		return nil, fmt.Errorf("%w: status: %w", ErrBadHeader, err)
 	}
-	if fix[0] > byte(StatusFailed) {
+	if fix[0] > byte(statusLast) {
 		return nil, fmt.Errorf("%w: status code %d", ErrBadHeader, fix[0])
 	}
 	node := make([]byte, fix[1])

@@ -51,8 +51,15 @@ func (c *Config) validateAddrEntry(ps *daemon.Problems, p string, e Entry) {
 			ps.Errorf(q+".name", "user %s is listed twice", u.Name)
 		}
 		names[u.Name] = true
-		if u.Password == "" || len(u.Password) > 255 {
-			ps.Errorf(q+".password", "want a password of 1 to 255 bytes")
+		switch {
+		case u.Password != "" && u.PasswordHash != "":
+			ps.Errorf(q+".password_hash", "a user has a password or a password_hash, not both")
+		case u.PasswordHash != "":
+			if !mux.IsPasswordHash(u.PasswordHash) {
+				ps.Errorf(q+".password_hash", "not a bcrypt hash (\"$2a$10$...\"): make one with \"%s chain hash-password\"", c.kind.Name)
+			}
+		case u.Password == "" || len(u.Password) > 255:
+			ps.Errorf(q+".password", "want a password of 1 to 255 bytes, or a password_hash")
 		}
 	}
 }
@@ -114,9 +121,17 @@ func (c *Config) servesRules() mux.ACL {
 // from its client.
 func (e Entry) addrEntry() mux.AddrEntry {
 	ae := mux.AddrEntry{Name: e.Name, Kind: e.Kind, Dest: e.Dest}
-	if len(e.Users) > 0 {
-		ae.Users = map[string]string{}
-		for _, u := range e.Users {
+	for _, u := range e.Users {
+		switch {
+		case u.PasswordHash != "":
+			if ae.PasswordHashes == nil {
+				ae.PasswordHashes = map[string]string{}
+			}
+			ae.PasswordHashes[u.Name] = u.PasswordHash
+		default:
+			if ae.Users == nil {
+				ae.Users = map[string]string{}
+			}
 			ae.Users[u.Name] = u.Password
 		}
 	}

@@ -16,6 +16,7 @@ import (
 //
 //	NAME chain check DIR...                           exit 0 with a summary, or every problem and exit 1
 //	NAME chain firewall [--format table|nftables|iptables] DIR...
+//	NAME chain hash-password [--cost N] < FILE         print the bcrypt hash of the password read
 func chainCommand(name string) *cli.Command {
 	return &cli.Command{
 		Name:  "chain",
@@ -31,6 +32,9 @@ func chainCommand(name string) *cli.Command {
 				s, links, err := loadChain(c)
 				if err != nil {
 					return err
+				}
+				for _, w := range s.Warnings() {
+					fmt.Fprintf(c.App.ErrWriter, "warning: %v\n", w)
 				}
 				_, err = fmt.Fprintf(c.App.Writer, "%s: %d nodes, %d links: the configurations agree\n",
 					argsName(c.Args().Slice()), len(s.Nodes), links)
@@ -60,7 +64,7 @@ func chainCommand(name string) *cli.Command {
 				}
 				return WriteFirewall(c.App.Writer, cs, format)
 			},
-		}},
+		}, hashPasswordCommand(name)},
 	}
 }
 

@@ -294,8 +294,15 @@ type User struct {
 	// Name is the user name. Required.
 	Name string `yaml:"name"`
 	// Password is the user's password, in clear: keep the file readable
-	// by the daemon's user only. Required.
+	// by the daemon's user only. One of Password and PasswordHash is
+	// required; "NAME chain check" warns about a clear one.
 	Password string `yaml:"password"`
+
+	// Hashed password.
+
+	// PasswordHash is the user's password as a bcrypt hash ("$2a$10$...",
+	// made by "NAME chain hash-password"), instead of Password.
+	PasswordHash string `yaml:"password_hash"`
 }
 
 // Tuning mirrors mux.Tuning in the configuration file. Every field has

@@ -73,6 +73,9 @@ func Run(ctx context.Context, cfg *Config, logger *logrus.Logger, h Hooks) error
 	defer release()
 	mc := cfg.MuxConfig(extra)
 	mc.Version = version.String(cfg.kind.Name)
+	for _, w := range cfg.Warnings() {
+		mlog.Warn(w)
+	}
 	tk, err := takeOver(cfg, mlog)
 	if err != nil {
 		return err
