@@ -37,7 +37,9 @@ func TestLabelClaimDrawsNoDowncalls(t *testing.T) {
 		}
 	}()
 	evil.send(mux.CtrlMsg{Type: mux.CtrlWhoReply, Labels: []string{"evil", "gwp-b"}})
-	at.relayLog.waitLog(t, "the warning", func(r logRecord) bool { return bytes.Contains([]byte(r.Message), []byte("told by both gwp-b and evil")) })
+	at.relayLog.waitLog(t, "the warning", func(r logRecord) bool {
+		return bytes.Contains([]byte(r.Message), []byte("told by both gwp-b and evil"))
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = at.b.Shutdown(ctx)
@@ -57,4 +59,3 @@ func TestLabelClaimDrawsNoDowncalls(t *testing.T) {
 	case <-time.After(3 * time.Second):
 	}
 }
-
