@@ -1,13 +1,11 @@
 package mux
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"reflect"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -17,13 +15,8 @@ import (
 // and tuning replaced by Reconfigure, entries added and removed by AddEntry
 // and RemoveEntry. What did not change is left alone, with its sessions;
 // what was removed takes no new session, and its sessions drain for a
-// grace period and are then aborted.
-
-// errRemoved is why a session of a removed piece was aborted.
-var errRemoved = errors.New("removed by a reconfiguration")
-
-// drainPoll is how often a removed link is looked at while it drains.
-const drainPoll = 50 * time.Millisecond
+// grace period and are then aborted (reconfdrain.go). What is in force is
+// in inforce.go.
 
 // Reconfigure replaces the node's links, services and tuning with cfg's,
 // while the node serves. cfg must pass Validate, and keep the node's
@@ -272,113 +265,6 @@ func (n *Node) EntryAddr(name string) net.Addr {
 	return nil
 }
 
-// tuning returns the tuning in force. A reconfiguration replaces it whole;
-// read it once per decision.
-func (n *Node) tuning() *Tuning { return n.tunp.Load() }
-
-// applyCaps sets the caps that live in the node's parts to t's.
-func (n *Node) applyCaps(t Tuning) {
-	n.table.mu.Lock()
-	n.table.maxPerLink, n.table.maxRoutes = t.MaxLabelsPerLink, t.MaxRoutes
-	n.table.mu.Unlock()
-	n.lnMu.Lock()
-	for _, ll := range n.listeners {
-		ll.gate.mu.Lock()
-		ll.gate.max, ll.gate.perSource = t.MaxHellos, t.MaxHellosPerSource
-		ll.gate.mu.Unlock()
-	}
-	n.lnMu.Unlock()
-	// The refusal logs follow the tuning in force (refusalLog.follow).
-}
-
-// setServices puts services in force, each in a new slot.
-func (n *Node) setServices(services map[string]Service) {
-	m := make(map[string]*serviceSlot, len(services))
-	for name, s := range services {
-		m[name] = &serviceSlot{svc: s}
-	}
-	n.services.Store(&m)
-}
-
-// setParents records the labels of the parents among links.
-func (n *Node) setParents(links []LinkConfig) {
-	m := map[string]bool{}
-	for _, lc := range links {
-		if lc.Parent {
-			m[lc.Peer] = true
-		}
-	}
-	n.parentSet.Store(&m)
-}
-
-// configuredLocked reports whether lc is a link of the configuration in
-// force: a link removed while its hello ran is not registered. The caller
-// holds n.mu.
-func (n *Node) configuredLocked(lc LinkConfig) bool {
-	for _, c := range n.cfg.Links {
-		if c.Peer == lc.Peer {
-			return sameLink(c, lc)
-		}
-	}
-	return false
-}
-
-// startDial starts the dial loop of the dialled link lc, which runs until
-// the node stops accepting or a reconfiguration removes the link.
-func (n *Node) startDial(lc LinkConfig) {
-	ctx, stop := context.WithCancel(n.acceptCtx)
-	n.mu.Lock()
-	if old := n.dialStop[lc.Peer]; old != nil {
-		old()
-	}
-	n.dialStop[lc.Peer] = stop
-	n.mu.Unlock()
-	if !n.spawn(func() { n.dialLoop(ctx, lc) }) {
-		stop()
-	}
-}
-
-// drainLink closes the retired link l once no session runs on it, or when
-// grace ends, or when the node aborts what is left.
-func (n *Node) drainLink(l *link, grace time.Duration) {
-	log := n.log.WithFields(logrus.Fields{"component": "link", "l": l.cfg.Peer})
-	end := time.NewTimer(grace)
-	defer end.Stop()
-	tick := time.NewTicker(drainPoll)
-	defer tick.Stop()
-	for {
-		if l.sessionStreams() == 0 {
-			log.Info("removed link closed: its sessions are done")
-			l.close()
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-end.C:
-			log.Warnf("removed link closed: aborting %d sessions left after the grace period", l.sessionStreams())
-			l.close()
-			return
-		case <-l.sess.CloseChan():
-			return
-		case <-n.ctx.Done():
-			l.close()
-			return
-		}
-	}
-}
-
-// sessionStreams is how many streams of l carry sessions: all but the
-// control stream.
-func (l *link) sessionStreams() int {
-	k := l.sess.NumStreams()
-	l.ctrlMu.Lock()
-	if l.ctrl != nil {
-		k--
-	}
-	l.ctrlMu.Unlock()
-	return max(k, 0)
-}
-
 // linkWhere says how a link is reached, for the change lines.
 func linkWhere(lc LinkConfig) string {
 	side := "child"
@@ -413,79 +299,4 @@ func sameService(a, b Service) bool {
 	}
 	a.Handler, b.Handler = nil, nil
 	return reflect.DeepEqual(a, b)
-}
-
-// serviceSlot is one service in force. A reconfiguration that keeps the
-// service keeps its slot; one that removes or changes it drains the slot's
-// sessions.
-type serviceSlot struct {
-	svc   Service
-	conns piece
-}
-
-// piece holds the sessions of a part of the node that a reconfiguration
-// may remove (an entry, a service), to abort those that outlast the grace.
-type piece struct {
-	mu    sync.Mutex
-	conns map[*Conn]struct{}
-	gone  bool          // its grace ended: a session that comes late is aborted at once
-	idle  chan struct{} // closed when the last session leaves, made by drain
-}
-
-// track records c as a session of p and returns the function that forgets
-// it, to call when the session ends.
-func (p *piece) track(c *Conn) (untrack func()) {
-	p.mu.Lock()
-	if p.gone {
-		p.mu.Unlock()
-		c.Abort(errRemoved)
-		return func() {}
-	}
-	if p.conns == nil {
-		p.conns = map[*Conn]struct{}{}
-	}
-	p.conns[c] = struct{}{}
-	p.mu.Unlock()
-	return func() {
-		p.mu.Lock()
-		delete(p.conns, c)
-		if len(p.conns) == 0 && p.idle != nil {
-			close(p.idle)
-			p.idle = nil
-		}
-		p.mu.Unlock()
-	}
-}
-
-// drain waits until p has no session left, or grace ends, then aborts what
-// is left; it returns early when ctx ends (the node aborts everything).
-func (p *piece) drain(ctx context.Context, grace time.Duration) {
-	p.mu.Lock()
-	if len(p.conns) == 0 {
-		p.gone = true
-		p.mu.Unlock()
-		return
-	}
-	if p.idle == nil {
-		p.idle = make(chan struct{})
-	}
-	idle := p.idle
-	p.mu.Unlock()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-idle:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	p.mu.Lock()
-	p.gone = true
-	left := make([]*Conn, 0, len(p.conns))
-	for c := range p.conns {
-		left = append(left, c)
-	}
-	p.mu.Unlock()
-	for _, c := range left {
-		c.Abort(errRemoved)
-	}
 }
