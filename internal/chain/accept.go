@@ -108,3 +108,60 @@ func (s *Set) checkAccepted(nodes map[string]*Config) []error {
 	}
 	return errs
 }
+
+// acceptOverlaps warns about two child links of c whose accept_networks
+// overlap (or one that accepts any network beside another that accepts
+// some): either child may claim addresses of the other, as a tie or a
+// more specific network. A node below both (a diamond) needs it; others
+// should not.
+func (c *Config) acceptOverlaps() []error {
+	var out []error
+	type accepted struct {
+		i    int
+		nets []mux.Network
+		any  bool
+	}
+	var links []accepted
+	for i, l := range c.Children {
+		a := accepted{i: i}
+		for _, s := range l.AcceptNetworks {
+			if s == mux.AnyNetwork {
+				a.any = true
+				continue
+			}
+			if n, err := mux.ParseNetwork(s); err == nil {
+				a.nets = append(a.nets, n)
+			}
+		}
+		if a.any || len(a.nets) > 0 {
+			links = append(links, a)
+		}
+	}
+	for x := 0; x < len(links); x++ {
+		for y := x + 1; y < len(links); y++ {
+			a, b := links[x], links[y]
+			what := ""
+			switch {
+			case a.any || b.any:
+				what = "one of them accepts any network"
+			default:
+			pairs:
+				for _, na := range a.nets {
+					for _, nb := range b.nets {
+						if na.Within(nb) || nb.Within(na) {
+							what = fmt.Sprintf("%s and %s overlap", na, nb)
+							break pairs
+						}
+					}
+				}
+			}
+			if what == "" {
+				continue
+			}
+			la, lb := c.Children[a.i].Label, c.Children[b.i].Label
+			out = append(out, c.pos.Errorf(fmt.Sprintf("children[%d].accept_networks", b.i),
+				"the links to %s and %s accept overlapping networks (%s): either child may claim addresses of the other; keep it only for a node below both", la, lb, what))
+		}
+	}
+	return out
+}

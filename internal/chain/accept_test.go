@@ -153,3 +153,49 @@ func TestApplyAcceptNetworks(t *testing.T) {
 		t.Fatalf("the link came up again (%v, was %v): a change of accept_networks replaced it", since, linked)
 	}
 }
+
+// TestAcceptOverlapsWarned: two child links of one node whose accepted
+// networks overlap, or one that accepts any beside another, are warned
+// about (a child could claim the other's addresses); disjoint ones are
+// not.
+func TestAcceptOverlapsWarned(t *testing.T) {
+	relay := func(a, b string) string {
+		return `label: r1
+tls: {cert: r1.crt, key: r1.key, ca: ca.crt}
+parents:
+  - label: epp
+    listen: 0.0.0.0:7101
+children:
+  - label: gwp-a
+    listen: 0.0.0.0:7103
+    accept_networks: ` + a + `
+  - label: gwp-b
+    listen: 0.0.0.0:7103
+    accept_networks: ` + b + `
+`
+	}
+	for _, tc := range []struct {
+		a, b, want string
+	}{
+		{"[10.1.0.0/16]", "[10.2.0.0/16]", ""},
+		{"[10.1.0.0/16]", "[10.1.2.0/24]", "10.1.0.0/16 and 10.1.2.0/24 overlap"},
+		{`["*.site.example"]`, "[db.site.example]", "*.site.example and db.site.example overlap"},
+		{"any", "[10.2.0.0/16]", "one of them accepts any network"},
+	} {
+		path := writeConfig(t, "relay.yaml", relay(tc.a, tc.b))
+		cfg, err := LoadWith(Relay, path, LoadOptions{SkipTLSFiles: true})
+		if err != nil {
+			t.Fatalf("%s / %s: %v", tc.a, tc.b, err)
+		}
+		var got []string
+		for _, w := range cfg.Warnings() {
+			got = append(got, w.Error())
+		}
+		switch {
+		case tc.want == "" && len(got) != 0:
+			t.Errorf("%s / %s: warned %q", tc.a, tc.b, got)
+		case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want) || !strings.Contains(got[0], "children[1].accept_networks")):
+			t.Errorf("%s / %s: warnings %q, want one with %q", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -28,7 +28,7 @@ func (c *Config) Warnings() []error {
 			out = append(out, c.pos.Errorf(key, "the password of user %s is in clear: write its password_hash instead (%s chain hash-password)", u.Name, c.kind.Name))
 		}
 	}
-	return out
+	return append(out, c.acceptOverlaps()...)
 }
 
 // Warnings lists the warnings of every configuration of the chain.
