@@ -77,6 +77,17 @@ type LinkConfig struct {
 	// network. Default none: the child's networks are all refused. A
 	// reconfiguration that changes it keeps the link and its sessions.
 	AcceptNetworks []string
+
+	// Accepted labels (acceptlabels.go). Only for children.
+
+	// AcceptLabels are the labels the child may announce below it: labels
+	// or globs ("gwp-*"). The child's own label is always accepted; a
+	// label outside them (and the networks announced with it as owner) is
+	// refused and logged, never routed to the child nor passed up. The
+	// single entry AnyLabel ("any") accepts every label. Default nil: any
+	// label (the daemons set their own default). A reconfiguration that
+	// changes it keeps the link and its sessions.
+	AcceptLabels []string
 }
 
 // Service is what a destination node offers under a name: either TCP
@@ -208,6 +219,12 @@ func (c Config) Validate() []error {
 			errs = append(errs, fmt.Errorf("link %d (%s): accepted networks are for children only", i, l.Peer))
 		}
 		if _, err := parseAccept(l.AcceptNetworks); err != nil {
+			errs = append(errs, fmt.Errorf("link %d (%s): %w", i, l.Peer, err))
+		}
+		if len(l.AcceptLabels) > 0 && l.Parent {
+			errs = append(errs, fmt.Errorf("link %d (%s): accepted labels are for children only", i, l.Peer))
+		}
+		if _, err := parseAcceptLabels(l.AcceptLabels); err != nil {
 			errs = append(errs, fmt.Errorf("link %d (%s): %w", i, l.Peer, err))
 		}
 		switch {

@@ -282,16 +282,20 @@ type Stats struct {
 	// node that serves them because no address their name resolved to
 	// may be dialled (resolve.go); each is counted in DeniedByRules too.
 	DeniedResolved uint64
+
+	// RefusedLabels counts labels announced by children outside the
+	// accepted labels of their link (acceptlabels.go).
+	RefusedLabels uint64
 }
 
 // Stats returns the node's counts of refusals.
 func (n *Node) Stats() Stats {
 	n.table.mu.Lock()
-	ra, rn := n.table.refused, n.table.refusedNets
+	ra, rn, rl := n.table.refused, n.table.refusedNets, n.table.refusedLabels
 	n.table.mu.Unlock()
 	return Stats{RefusedAnnouncements: ra, RefusedConnections: n.refusals.total(), ForgedOrigins: n.denials.total(),
 		DeniedDestinations: n.destDenials.total(), DeniedByRules: n.ruleLog.total(), RefusedNetworks: rn,
-		DeniedResolved: n.resolveDenied.Load()}
+		DeniedResolved: n.resolveDenied.Load(), RefusedLabels: rl}
 }
 
 // summaryLoop writes the refusal summaries once per interval, and a last

@@ -78,6 +78,10 @@ func (t *routingTable) applyNetsLocked(child string, added, removed []NetAd, siz
 	var refused []string
 	overEndpoints := 0
 	for _, a := range added {
+		if !t.labelAcceptedLocked(child, a.Owner) {
+			t.refuseLabelNetLocked(child, a)
+			continue
+		}
 		if _, in := t.below[child][a.Owner]; a.Owner != child && !in {
 			refused = append(refused, a.String())
 			continue

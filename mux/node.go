@@ -172,6 +172,7 @@ func New(cfg Config, log *logrus.Entry) (*Node, error) {
 	n.table = newRoutingTable(cfg.Label, n.log.WithField("component", "routing"), n.tuning().MaxLabelsPerLink, n.tuning().MaxRoutes)
 	n.setParents(cfg.Links)
 	n.initAccept(cfg.Links)
+	n.table.setAcceptLabels(cfg.Links)
 	n.destDenials = newRefusalLog(n.log.WithField("component", "session"), "sessions refused for a destination not served here", n.tuning().RefusalLogBurst).follow(n)
 	n.authLog = newRefusalLogAt(n.log.WithField("component", "entry"), "failed authentications", n.tuning().RefusalLogBurst, logrus.WarnLevel).follow(n)
 	n.initServes()

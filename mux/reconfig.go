@@ -145,6 +145,7 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 	n.mu.Unlock()
 	n.setParents(cfg.Links)
 	changes = append(changes, n.reconfigureAccept(cfg.Links)...)
+	changes = append(changes, n.reconfigureAcceptLabels(cfg.Links)...)
 	changes = append(changes, n.reconfigureParents(cfg)...)
 	var gone []*linkListener
 	n.lnMu.Lock()
@@ -279,10 +280,11 @@ func linkWhere(lc LinkConfig) string {
 
 // sameLink reports whether two link configurations are the same link: every
 // field alike, the credentials too (the same value, or equal ones), but
-// the accepted networks, which change without replacing the link
+// the accepted networks and labels, which change without replacing the link
 // (accept.go).
 func sameLink(a, b LinkConfig) bool {
 	a.AcceptNetworks, b.AcceptNetworks = nil, nil
+	a.AcceptLabels, b.AcceptLabels = nil, nil
 	return reflect.DeepEqual(a, b)
 }
 

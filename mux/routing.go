@@ -51,6 +51,12 @@ type routingTable struct {
 	accept      map[string]*acceptSet
 	acceptLog   *refusalLog
 	refusedNets uint64
+
+	// The labels each child link accepts (acceptlabels.go), the refusals
+	// of labels outside them, logged flood-proof, and their count.
+	acceptLabels  map[string]*labelAcceptSet
+	labelLog      *refusalLog
+	refusedLabels uint64
 }
 
 // tieLogBurst is how many network ties are logged in full a minute.
@@ -76,6 +82,9 @@ func newRoutingTable(self string, log *logrus.Entry, maxPerLink, maxRoutes int) 
 
 		accept:    map[string]*acceptSet{},
 		acceptLog: newRefusalLog(log, "networks refused outside the accepted networks of their link", tieLogBurst),
+
+		acceptLabels: map[string]*labelAcceptSet{},
+		labelLog:     newRefusalLog(log, "labels refused outside the accepted labels of their link", tieLogBurst),
 	}
 }
 
@@ -201,9 +210,8 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 		if t.warned[l] {
 			if other := t.claimantLocked(l); other != "" {
 				t.routes[l] = other
-				if debug {
-					t.log.WithFields(logrus.Fields{"label": l, "via": other}).Debug("route moved")
-				}
+				t.log.WithFields(logrus.Fields{"l": other, "label": l, "from": child}).
+					Warnf("route to %s moved from child %s to child %s, which tells it too", l, child, other)
 				continue
 			}
 			delete(t.warned, l)
@@ -219,6 +227,10 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 			continue
 		}
 		if _, had := set[l]; had {
+			continue
+		}
+		if !t.labelAcceptedLocked(child, l) {
+			t.refuseLabelLocked(child, l)
 			continue
 		}
 		set[l] = struct{}{}

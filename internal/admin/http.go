@@ -146,6 +146,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRefused, float64(st.Stats.DeniedByRules), "denied_by_rules")
 	counter(descRefused, float64(st.Stats.DeniedDestinations), "denied_destinations")
 	counter(descRefused, float64(st.Stats.RefusedNetworks), "networks")
+	counter(descRefused, float64(st.Stats.RefusedLabels), "labels")
 	counter(descRefused, float64(st.Stats.DeniedResolved), "denied_resolved")
 	gauge(descHellos, float64(st.Hellos))
 	gauge(descUptime, st.Uptime.Seconds())

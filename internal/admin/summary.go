@@ -78,6 +78,9 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 	if st.Stats.RefusedNetworks > 0 {
 		fmt.Fprintf(&b, "refused networks: %d announced by children outside their link's accept_networks (see the log)\n", st.Stats.RefusedNetworks)
 	}
+	if st.Stats.RefusedLabels > 0 {
+		fmt.Fprintf(&b, "refused labels: %d announced by children outside their link's accept_labels (see the log)\n", st.Stats.RefusedLabels)
+	}
 	if len(st.Errors) == 0 {
 		b.WriteString("recent errors: none\n")
 	} else {

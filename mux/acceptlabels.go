@@ -1,0 +1,183 @@
+package mux
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+)
+
+// This file is the labels a parent accepts from each child
+// (LinkConfig.AcceptLabels, PROTOCOL.md section 3, "Accepted labels"): a
+// label announced through a child link is taken only when the link
+// accepts it, so that a child cannot claim another site's label, draw its
+// sessions when its link drops, or open sessions in its name. The
+// networks announced with a refused label as owner go with it.
+
+// AnyLabel, as the only entry of LinkConfig.AcceptLabels, accepts every
+// label the child announces.
+const AnyLabel = "any"
+
+// labelAcceptSet is what one child link accepts: every label, or the
+// child's own and those matching one of pats (labels or globs).
+type labelAcceptSet struct {
+	any  bool
+	pats []string
+	text string // for the log lines
+}
+
+// parseAcceptLabels reads a link's AcceptLabels. Nil or empty accepts
+// every label: the mux library's default, the daemons decide theirs.
+func parseAcceptLabels(list []string) (*labelAcceptSet, error) {
+	s := &labelAcceptSet{any: len(list) == 0}
+	var errs []string
+	for i, x := range list {
+		if x == AnyLabel {
+			if len(list) != 1 {
+				errs = append(errs, fmt.Sprintf("accept labels %d: %q must be the only entry", i, AnyLabel))
+			}
+			s.any = true
+			continue
+		}
+		if err := CheckGlob(x); err != nil {
+			errs = append(errs, fmt.Sprintf("accept labels %d: %v", i, err))
+			continue
+		}
+		s.pats = append(s.pats, x)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	if s.any {
+		s.text = AnyLabel
+	} else {
+		s.text = strings.Join(s.pats, ",")
+	}
+	return s, nil
+}
+
+// allows reports whether the child link accepts label: the child's own,
+// or one the set holds. A nil set accepts every label.
+func (s *labelAcceptSet) allows(child, label string) bool {
+	if s == nil || s.any || label == child {
+		return true
+	}
+	for _, p := range s.pats {
+		if ok, err := path.Match(p, label); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// labelAcceptedLocked reports whether the link to child accepts label.
+func (t *routingTable) labelAcceptedLocked(child, label string) bool {
+	return t.acceptLabels[child].allows(child, label)
+}
+
+// refuseLabelLocked logs and counts a label announced by child that its
+// link does not accept: flood-proof, as the refused networks.
+func (t *routingTable) refuseLabelLocked(child, label string) {
+	t.refusedLabels++
+	s := t.acceptLabels[child]
+	why := fmt.Sprintf("outside the link's accept_labels (%s)", child)
+	if s != nil && s.text != "" {
+		why = fmt.Sprintf("outside the link's accept_labels (%s,%s)", child, s.text)
+	}
+	t.labelLog.note(child, t.log.WithFields(logrus.Fields{"l": child, "label": label}),
+		fmt.Sprintf("refused label %s announced by child %s: %s; list it in the link's accept_labels if %s is below %s", label, child, why, label, child))
+}
+
+// refuseLabelNetLocked logs a network announced by child whose owner its
+// link does not accept: refused with its label, and logged flood-proof
+// with the label refusals.
+func (t *routingTable) refuseLabelNetLocked(child string, a NetAd) {
+	t.labelLog.note(child, t.log.WithFields(logrus.Fields{"l": child, "owner": a.Owner, "network": a.Network}),
+		fmt.Sprintf("refused network %s of %s announced by child %s: the link does not accept the label %s", a.Network, a.Owner, child, a.Owner))
+}
+
+// setAcceptLabels puts in force what each child link of links accepts. A
+// child whose set changed loses at once the labels outside its new set
+// (and their networks); the returned children are those whose set
+// changed, to be asked for their whole announcement again (what was
+// refused before may be taken now). The sets of children no longer
+// configured stay, as the accepted networks.
+func (t *routingTable) setAcceptLabels(links []LinkConfig) (changed []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.acceptLabels == nil {
+		t.acceptLabels = map[string]*labelAcceptSet{}
+	}
+	for _, lc := range links {
+		if lc.Parent {
+			continue
+		}
+		s, err := parseAcceptLabels(lc.AcceptLabels)
+		if err != nil { // Validate reported it; fail closed
+			s = &labelAcceptSet{}
+		}
+		old, had := t.acceptLabels[lc.Peer]
+		t.acceptLabels[lc.Peer] = s
+		if had && old.text == s.text && old.any == s.any {
+			continue
+		}
+		if had {
+			changed = append(changed, lc.Peer)
+		}
+		var out []string
+		for l := range t.below[lc.Peer] {
+			if !s.allows(lc.Peer, l) {
+				out = append(out, l)
+			}
+		}
+		if len(out) == 0 {
+			continue
+		}
+		sort.Strings(out)
+		_, _ = t.applyLocked(lc.Peer, nil, out, len(t.below[lc.Peer])-len(out))
+		t.log.WithFields(logrus.Fields{"l": lc.Peer, "accept": s.text, "labels": firstFew(out)}).
+			Warnf("dropped %d labels of child %s: outside its accept_labels now", len(out), lc.Peer)
+	}
+	sort.Strings(changed)
+	return changed
+}
+
+// RefusedLabels is how many labels announced by the children this node
+// refused for lying outside their link's AcceptLabels.
+func (n *Node) RefusedLabels() uint64 {
+	n.table.mu.Lock()
+	defer n.table.mu.Unlock()
+	return n.table.refusedLabels
+}
+
+// reconfigureAcceptLabels puts in force what the child links of links
+// accept: a child whose set changed loses its labels outside it at once
+// and is asked with WHO for its whole announcement, from which the labels
+// now accepted are taken. The link and its sessions stay.
+func (n *Node) reconfigureAcceptLabels(links []LinkConfig) []string {
+	changed := n.table.setAcceptLabels(links)
+	var lines []string
+	for _, peer := range changed {
+		n.mu.Lock()
+		l := n.links[peer]
+		n.mu.Unlock()
+		n.table.mu.Lock()
+		text := n.table.acceptLabels[peer].text
+		n.table.mu.Unlock()
+		if text == "" {
+			text = "its own only"
+		}
+		lines = append(lines, fmt.Sprintf("labels accepted from %s changed (%s)", peer, text))
+		if l == nil || l.cfg.Parent {
+			continue
+		}
+		n.spawn(func() {
+			if err := l.send(ctrlMsg{Type: ctrlWho}); err != nil {
+				l.log.WithError(err).Warn("WHO after a change of the accepted labels not sent")
+			}
+		})
+	}
+	return lines
+}
