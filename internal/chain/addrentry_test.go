@@ -178,7 +178,7 @@ func TestSetCheckServedNetworks(t *testing.T) {
 		t.Fatalf("LoadSet: %v", err)
 	}
 	checkChainProblems(t, dir, s.Check(), []chainProblem{
-		{"epp/epproxy.yaml", 12, "entries[0].kind", "no node of the chain given serves a network"},
+		{"epp/epproxy.yaml", 13, "entries[0].kind", "no node of the chain given serves a network"},
 	})
 }
 

@@ -187,7 +187,7 @@ func (s *Set) byLabel() map[string]*Config {
 // service asked for; every eventsink's destination an epproxy with its
 // event service; every network a node serves (and its endpoints, when it
 // registers them) accepted by the child link of each parent on its way
-// to the root (accept_networks). It returns every problem at once (errors.Join), each a
+// to the root (accept_networks, accept_labels). It returns every problem at once (errors.Join), each a
 // *daemon.ConfigError naming the file, line and key at fault, and the
 // other end's where there is one. A problem of a link between two nodes is
 // reported once, at the end in the file found first (Nodes' order: the
@@ -249,6 +249,7 @@ func (s *Set) check() ([]setLink, error) {
 	errs = append(errs, s.checkDestinations(nodes)...)
 	errs = append(errs, s.checkServedTies()...)
 	errs = append(errs, s.checkAccepted(nodes)...)
+	errs = append(errs, s.checkAcceptedLabels(nodes)...)
 	return links, errors.Join(errs...)
 }
 

@@ -172,6 +172,7 @@ tls: {cert: epp.crt, key: epp.key, ca: ca.crt}
 children:
   - label: r1
     dial: 10.0.1.2:7101
+    accept_labels: [gwp, es]
 services:
   - name: gateway
     addrs: [127.0.0.1:9494]
@@ -191,6 +192,7 @@ parents:
 children:
   - label: gwp
     listen: 0.0.0.0:7103
+    accept_labels: es
 `,
 	"gwp/gwproxy.yaml": `label: gwp
 tls: {cert: gwp.crt, key: gwp.key, ca: ca.crt}
@@ -342,7 +344,7 @@ func TestSetCheckDisagreements(t *testing.T) {
 				"epp and r1 both listen for this link (DIR/r1/relay.yaml:5: parents[0].listen): one end must dial"}}},
 		{"both parents", map[string][]string{"r1/relay.yaml": {
 			"parents:\n  - label: epp\n    listen: 0.0.0.0:7101\nchildren:\n  - label: gwp\n",
-			"parents:\n  - label: epp\n    listen: 0.0.0.0:7101\n  - label: gwp\n"}},
+			"parents:\n  - label: epp\n    listen: 0.0.0.0:7101\n  - label: gwp\n", "    accept_labels: es\n", ""}},
 			[]chainProblem{{"gwp/gwproxy.yaml", 4, "parents[0]",
 				"gwp and r1 each take the other for its parent (DIR/r1/relay.yaml:6: parents[1]): one lists the other under children"}}},
 		{"both children", map[string][]string{"r1/relay.yaml": {
@@ -356,7 +358,7 @@ func TestSetCheckDisagreements(t *testing.T) {
 			[]chainProblem{
 				{"es/eventsink.yaml", 4, "parents[0]", "gwp (DIR/gwp/gwproxy.yaml) has no link to es: add one under its children"},
 				{"gwp/gwproxy.yaml", 7, "children[0].label", "es2 has no configuration in the chain given"}}},
-		{"missing link", map[string][]string{"r1/relay.yaml": {"children:\n  - label: gwp\n    listen: 0.0.0.0:7103\n", ""}},
+		{"missing link", map[string][]string{"r1/relay.yaml": {"children:\n  - label: gwp\n    listen: 0.0.0.0:7103\n    accept_labels: es\n", ""}},
 			[]chainProblem{{"gwp/gwproxy.yaml", 4, "parents[0]", "r1 (DIR/r1/relay.yaml) has no link to gwp: add one under its children"}}},
 		{"plaintext at one end", map[string][]string{"gwp/gwproxy.yaml": {"    listen: 127.0.0.1:7201\n", "    listen: 127.0.0.1:7201\n    insecure_plaintext: true\n"}},
 			[]chainProblem{{"gwp/gwproxy.yaml", 9, "children[0].insecure_plaintext",
@@ -366,7 +368,7 @@ func TestSetCheckDisagreements(t *testing.T) {
 				{"r1/relay.yaml", 1, "label", "r1 is also the label of DIR/es/eventsink.yaml: labels are unique in a chain"},
 				{"gwp/gwproxy.yaml", 7, "children[0].label", "es has no configuration in the chain given"}}},
 		{"entry to no node", map[string][]string{"epp/epproxy.yaml": {"dest: gwp", "dest: gwp9"}},
-			[]chainProblem{{"epp/epproxy.yaml", 12, "entries[0].dest", "gwp9 has no configuration in the chain given"}}},
+			[]chainProblem{{"epp/epproxy.yaml", 13, "entries[0].dest", "gwp9 has no configuration in the chain given"}}},
 		{"entry to no service", map[string][]string{"gwp/gwproxy.yaml": {"service: gateway", "service: gw"}},
 			[]chainProblem{{"gwp/gwproxy.yaml", 16, "entries[0].service", "epp (DIR/epp/epproxy.yaml) offers no service gw (it offers: gateway, events)"}}},
 		{"events to a relay", map[string][]string{"es/eventsink.yaml": {"dest: epp", "dest: r1"}},

@@ -58,6 +58,18 @@ type Link struct {
 	// A reload applies a change without touching the link's sessions.
 	// Not for parents.
 	AcceptNetworks Addrs `yaml:"accept_networks"`
+
+	// Accepted labels (acceptlabels.go).
+
+	// AcceptLabels, on a child link, are the labels the child may announce
+	// below it: labels or patterns (gwp-*). A label announced through
+	// this link outside them, with its networks, is refused and logged at
+	// level 1; the child's own label is always taken. "any" (alone)
+	// accepts every label. Default: the child's own label only, so that a
+	// relay's (or a gwproxy's with an eventsink) link lists the labels
+	// below it. A reload applies a change without touching the link's
+	// sessions. Not for parents.
+	AcceptLabels Addrs `yaml:"accept_labels"`
 }
 
 // Service is a named exit: addresses this node dials for sessions that

@@ -63,6 +63,7 @@ func (c *Config) Validate(pos *daemon.Positions) error {
 			}
 			listens = append(listens, checkSource(ps, p+".source", l.Source)...)
 			checkAcceptNetworks(ps, p+".accept_networks", l.AcceptNetworks, key == "parents")
+			checkAcceptLabels(ps, p+".accept_labels", l.AcceptLabels, key == "parents")
 		}
 	}
 	checkLinks("parents", c.Parents, k.Parents, "parents")

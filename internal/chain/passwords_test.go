@@ -130,7 +130,7 @@ func TestChainCheckWarnsClearPassword(t *testing.T) {
 	if !strings.HasSuffix(out.String(), ": the configurations agree\n") {
 		t.Errorf("stdout %q", out.String())
 	}
-	want := "warning: " + dir + "/epp/epproxy.yaml:14: entries[0].users[0].password: the password of user ops is in clear"
+	want := "warning: " + dir + "/epp/epproxy.yaml:15: entries[0].users[0].password: the password of user ops is in clear"
 	if !strings.HasPrefix(errOut.String(), want) || strings.Count(errOut.String(), "\n") != 1 {
 		t.Errorf("stderr %q; want one line beginning %q", errOut.String(), want)
 	}

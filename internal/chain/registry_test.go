@@ -256,7 +256,7 @@ func TestSetCheckPortMap(t *testing.T) {
 		t.Fatalf("LoadSet: %v", err)
 	}
 	checkChainProblems(t, dir, s.Check(), []chainProblem{
-		{"epp/epproxy.yaml", 12, "entries[0].kind", "no gwproxy of the chain given has register_endpoints"},
+		{"epp/epproxy.yaml", 13, "entries[0].kind", "no gwproxy of the chain given has register_endpoints"},
 	})
 
 	dir = writeChain(t, smallChain, map[string][]string{

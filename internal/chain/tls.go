@@ -172,6 +172,9 @@ func (c *Config) TLSStores() []*pki.Store {
 func (l Link) linkConfig(parent bool) mux.LinkConfig {
 	lc := mux.LinkConfig{Peer: l.Label, Parent: parent, Dial: l.Dial, Listen: l.Listen.first(), Plaintext: l.InsecurePlaintext,
 		Source: l.Source, Weight: l.Weight, AcceptNetworks: l.AcceptNetworks}
+	if !parent {
+		lc.AcceptLabels = l.acceptLabels()
+	}
 	if len(l.Listen) > 1 {
 		lc.ListenAlso = l.Listen[1:]
 	}
