@@ -121,7 +121,7 @@ func TestChainCheck(t *testing.T) {
 			bad + "/relay-dmz1/relay.yaml:15: parents[0].listen)",
 		bad + "/gwp-site-a/gwproxy.yaml:19: children[0].label: es-site-a has no configuration in the chain given",
 		bad + "/gwp-site-b/gwproxy.yaml:16: parents[0].listen: gwp-site-b and relay-dmz2 both listen for this link (" +
-			bad + "/relay-dmz2/relay.yaml:23: children[1].listen): one end must dial",
+			bad + "/relay-dmz2/relay.yaml:25: children[1].listen): one end must dial",
 		"relay: 3 problems in " + bad,
 	}
 	if code != 1 || stdout != "" || stderr != strings.Join(want, "\n")+"\n" {

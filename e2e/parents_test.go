@@ -53,7 +53,7 @@ func startTwoRelays(t *testing.T, delayDMZ2, delayDMZ1 time.Duration, keys, weig
 			text = strings.Replace(text, "children:", "  - label: relay-dmz1\n    dial: "+tr.toDMZ1.Addr()+weightDMZ1+"\nchildren:", 1)
 			return text + keys
 		case "relay-dmz1":
-			return strings.Replace(text, "children:\n", fmt.Sprintf("children:\n  - label: gwp-site-a\n    listen: 127.0.0.1:%d\n    accept_networks: [127.0.1.0/24, \"*.site-a.example\"]\n", dmz1Out), 1)
+			return strings.Replace(text, "children:\n", fmt.Sprintf("children:\n  - label: gwp-site-a\n    listen: 127.0.0.1:%d\n    accept_networks: [127.0.1.0/24, \"*.site-a.example\"]\n    accept_labels: [es-site-a]\n", dmz1Out), 1)
 		}
 		return text
 	}

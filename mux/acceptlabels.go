@@ -81,11 +81,15 @@ func (t *routingTable) labelAcceptedLocked(child, label string) bool {
 // link does not accept: flood-proof, as the refused networks.
 func (t *routingTable) refuseLabelLocked(child, label string) {
 	t.refusedLabels++
-	s := t.acceptLabels[child]
-	why := fmt.Sprintf("outside the link's accept_labels (%s)", child)
-	if s != nil && s.text != "" {
-		why = fmt.Sprintf("outside the link's accept_labels (%s,%s)", child, s.text)
+	accepted := []string{child} // its own, always
+	if s := t.acceptLabels[child]; s != nil {
+		for _, p := range s.pats {
+			if p != child {
+				accepted = append(accepted, p)
+			}
+		}
 	}
+	why := fmt.Sprintf("outside the link's accept_labels (%s)", strings.Join(accepted, ","))
 	t.labelLog.note(child, t.log.WithFields(logrus.Fields{"l": child, "label": label}),
 		fmt.Sprintf("refused label %s announced by child %s: %s; list it in the link's accept_labels if %s is below %s", label, child, why, label, child))
 }
