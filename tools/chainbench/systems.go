@@ -141,7 +141,8 @@ func (s *system) startChain(ctx context.Context, o Options, dir, backendAddr str
 		"gwp-bench": link("parents", "relay-bench", "dial", downLink) + fmt.Sprintf(
 			"entries:\n  - name: bench\n    listen: %s\n    dest: epp-bench\n    service: backend\n", entry),
 		"relay-bench": link("parents", "epp-bench", "listen", upLink) + link("children", "gwp-bench", "listen", downLink),
-		"epp-bench": link("children", "relay-bench", "dial", upLink) + fmt.Sprintf(
+		// gwp-bench is below relay-bench: the root takes its label.
+		"epp-bench": link("children", "relay-bench", "dial", upLink) + "    accept_labels: [gwp-bench]\n" + fmt.Sprintf(
 			"services:\n  - name: backend\n    addrs: [%s]\n", backendAddr),
 	}
 	if socks {
