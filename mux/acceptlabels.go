@@ -185,3 +185,18 @@ func (n *Node) reconfigureAcceptLabels(links []LinkConfig) []string {
 	}
 	return lines
 }
+
+// warnMovedLocked logs at level 2 the routes that moved from child to
+// another child that announces their labels too (a node below both, or a
+// claim): one line for each child they moved to.
+func (t *routingTable) warnMovedLocked(child string, moved map[string][]string) {
+	for other, ls := range moved {
+		sort.Strings(ls)
+		e := t.log.WithFields(logrus.Fields{"l": other, "from": child, "labels": firstFew(ls)})
+		if len(ls) == 1 {
+			e.WithField("label", ls[0]).Warnf("route to %s moved from child %s to child %s, which tells it too", ls[0], child, other)
+			continue
+		}
+		e.Warnf("routes to %d labels moved from child %s to child %s, which tells them too", len(ls), child, other)
+	}
+}

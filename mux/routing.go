@@ -193,6 +193,7 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 	// drop it would take a fifth of the time of taking 100,000 labels.
 	debug := t.log.Logger.IsLevelEnabled(logrus.DebugLevel)
 	var up, down, gone []string
+	var moved map[string][]string // child the routes moved to -> labels
 	for _, l := range removed {
 		if _, had := set[l]; !had {
 			continue
@@ -210,8 +211,10 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 		if t.warned[l] {
 			if other := t.claimantLocked(l); other != "" {
 				t.routes[l] = other
-				t.log.WithFields(logrus.Fields{"l": other, "label": l, "from": child}).
-					Warnf("route to %s moved from child %s to child %s, which tells it too", l, child, other)
+				if moved == nil {
+					moved = map[string][]string{}
+				}
+				moved[other] = append(moved[other], l)
 				continue
 			}
 			delete(t.warned, l)
@@ -221,6 +224,7 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 			t.log.WithFields(logrus.Fields{"label": l, "via": child}).Debug("route removed")
 		}
 	}
+	t.warnMovedLocked(child, moved)
 	for _, l := range added {
 		if l == t.self || t.forbidden(l) {
 			refused = append(refused, l)
