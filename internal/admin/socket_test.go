@@ -46,7 +46,7 @@ func TestSocketQuery(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.sock")
 	want := mux.NodeStatus{Label: "relay-x", Role: "relay", Sessions: 3,
 		Links:    []mux.LinkStatus{{Peer: "epp", Side: "parent", Up: true, RTT: time.Millisecond, BytesIn: 10, BytesOut: 20}},
-		Networks: 3, Serves: []string{"10.1.0.0/16", "*.x.example"}}
+		Networks: 3, Serves: []string{"10.1.0.0/16", "*.x.example"}, Stats: mux.Stats{DeniedResolved: 2}}
 	s := serve(t, path, want)
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -64,7 +64,8 @@ func TestSocketQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"relay-x (relay)", "epp", "parent", "up", "1ms", "10B", "20B", "sessions: 3 active",
-		"networks: 3 served here and below (this node: 10.1.0.0/16, *.x.example)"} {
+		"networks: 3 served here and below (this node: 10.1.0.0/16, *.x.example)",
+		"refused resolved addresses: 2 sessions"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("summary has no %q:\n%s", w, out.String())
 		}

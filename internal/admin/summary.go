@@ -81,6 +81,9 @@ func WriteSummary(w io.Writer, st mux.NodeStatus) error {
 	if st.Stats.RefusedLabels > 0 {
 		fmt.Fprintf(&b, "refused labels: %d announced by children outside their link's accept_labels (see the log)\n", st.Stats.RefusedLabels)
 	}
+	if st.Stats.DeniedResolved > 0 {
+		fmt.Fprintf(&b, "refused resolved addresses: %d sessions to a name that resolved where serves_rules do not allow (see the log)\n", st.Stats.DeniedResolved)
+	}
 	if len(st.Errors) == 0 {
 		b.WriteString("recent errors: none\n")
 	} else {
