@@ -225,9 +225,11 @@ func (n *Node) dialLoop(ctx context.Context, lc LinkConfig) {
 			return
 		}
 		wait := b.Next()
-		if err == nil {
+		if err == nil && !(redial && !lc.Parent) {
 			// The link was up: its peer may have restarted with many
-			// other children, which must not all come back at once.
+			// other children, which must not all come back at once. A
+			// parent dials a child's successor at once: the successor
+			// holds its own children until a parent link is up.
 			wait += Jitter(n.tuning().ReconnectSpread)
 		}
 		switch {
