@@ -12,11 +12,10 @@ import (
 )
 
 // TestLabelClaimDrawsNoDowncalls: a child (evil) also claims another
-// site's label (gwp-b). relay1 keeps gwp-b's route and warns; when gwp-b's
-// link drops once, the label's route moves to evil and stays there after
-// gwp-b comes back. gwp-b's networks, accepted on gwp-b's link only, still
-// send their downcalls nowhere but to gwp-b: a downcall by address never
-// reaches evil.
+// site's label (gwp-b), the own label of another child link of relay1: the
+// claim is refused. gwp-b's link drops once and comes back: its route goes
+// and comes back with its own link, never through evil, and a downcall by
+// address to gwp-b's network never reaches evil.
 func TestLabelClaimDrawsNoDowncalls(t *testing.T) {
 	at := startAcceptTree(t)
 	evil := dialScripted(t, at.evilAddr, "evil", mux.RoleLeaf, false)
@@ -37,13 +36,13 @@ func TestLabelClaimDrawsNoDowncalls(t *testing.T) {
 		}
 	}()
 	evil.send(mux.CtrlMsg{Type: mux.CtrlWhoReply, Labels: []string{"evil", "gwp-b"}})
-	at.relayLog.waitLog(t, "the warning", func(r logRecord) bool {
-		return bytes.Contains([]byte(r.Message), []byte("told by both gwp-b and evil"))
+	at.relayLog.waitLog(t, "the refusal", func(r logRecord) bool {
+		return bytes.Contains([]byte(r.Message), []byte("refused label gwp-b announced by child evil"))
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = at.b.Shutdown(ctx)
-	muxtest.WaitFor(t, 10*time.Second, "route moved", func() bool { return at.relay1.Routes()["gwp-b"] == "evil" })
+	muxtest.WaitFor(t, 10*time.Second, "gwp-b's route gone with its link", func() bool { _, ok := at.relay1.Routes()["gwp-b"]; return !ok })
 	tun := muxtest.FastTuning()
 	b2 := muxtest.StartNode(t, mux.Config{Label: "gwp-b", Role: mux.RoleLeaf, Tuning: tun, Serves: []string{"127.0.2.0/24", "127.0.3.0/24"},
 		Links: []mux.LinkConfig{{Peer: "relay1", Parent: true, Dial: at.relay1.LinkAddr("gwp-b").String()}}})

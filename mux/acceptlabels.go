@@ -45,6 +45,10 @@ func parseAcceptLabels(list []string) (*labelAcceptSet, error) {
 			errs = append(errs, fmt.Sprintf("accept labels %d: %v", i, err))
 			continue
 		}
+		if strings.Trim(x, "*?") == "" {
+			errs = append(errs, fmt.Sprintf("accept labels %d: %q matches every label: write %q, as the only entry", i, x, AnyLabel))
+			continue
+		}
 		s.pats = append(s.pats, x)
 	}
 	if len(errs) > 0 {
@@ -59,9 +63,26 @@ func parseAcceptLabels(list []string) (*labelAcceptSet, error) {
 }
 
 // allows reports whether the child link accepts label: the child's own,
-// or one the set holds. A nil set accepts every label.
-func (s *labelAcceptSet) allows(child, label string) bool {
-	if s == nil || s.any || label == child {
+// or one the set holds. A nil set accepts every label. The own label of
+// another child link of this node (sibling) is taken only by an entry
+// that names it exactly, never by a pattern or any: a node below two of
+// them (a diamond) is listed on purpose, and a child cannot take a
+// sibling's place through a broad pattern.
+func (s *labelAcceptSet) allows(child, label string, sibling bool) bool {
+	if label == child {
+		return true
+	}
+	if sibling {
+		if s != nil {
+			for _, p := range s.pats {
+				if p == label {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if s == nil || s.any {
 		return true
 	}
 	for _, p := range s.pats {
@@ -74,7 +95,8 @@ func (s *labelAcceptSet) allows(child, label string) bool {
 
 // labelAcceptedLocked reports whether the link to child accepts label.
 func (t *routingTable) labelAcceptedLocked(child, label string) bool {
-	return t.acceptLabels[child].allows(child, label)
+	_, sibling := t.acceptLabels[label]
+	return t.acceptLabels[child].allows(child, label, sibling)
 }
 
 // refuseLabelLocked logs and counts a label announced by child that its
@@ -132,7 +154,7 @@ func (t *routingTable) setAcceptLabels(links []LinkConfig) (changed []string) {
 		}
 		var out []string
 		for l := range t.below[lc.Peer] {
-			if !s.allows(lc.Peer, l) {
+			if !t.labelAcceptedLocked(lc.Peer, l) {
 				out = append(out, l)
 			}
 		}

@@ -291,7 +291,10 @@ func TestChildAnnouncesNetworksOfOthers(t *testing.T) {
 	if got := d.relay1.Networks(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("relay1's networks: %v, want %v", got, want)
 	}
-	d.rlog.waitLog(t, "the refusal", lineWith(logrus.ErrorLevel, "refused 2 networks announced by child evil", "gwp-a=10.1.0.0/16"))
+	// gwp-a's network goes with the label evil may not claim (the own
+	// label of another child link); root's is not in evil's subtree.
+	d.rlog.waitLog(t, "the refusal of gwp-a's network", lineWith(logrus.ErrorLevel, "refused network 10.1.0.0/16 of gwp-a announced by child evil"))
+	d.rlog.waitLog(t, "the refusal of root's network", lineWith(logrus.ErrorLevel, "refused 1 networks announced by child evil", "root=10.2.0.0/16"))
 	if got, err := d.root.ServedBy("10.1.2.3", 22); err == nil {
 		t.Fatalf("10.1.2.3 served by %s: a network announced for gwp-a by another child", got)
 	}

@@ -238,6 +238,13 @@ func (t *routingTable) applyLocked(child string, added, removed []string, size i
 			continue
 		}
 		set[l] = struct{}{}
+		if prev, routed := t.routes[l]; routed && prev != child && l == child {
+			// The child's own label, proven by its link: its route,
+			// whoever held it meanwhile.
+			t.routes[l] = child
+			t.log.WithField("l", child).Warnf("label %s is routed through its own link again (it went through %s)", l, prev)
+			continue
+		}
 		if prev, routed := t.routes[l]; routed {
 			if prev != child && !t.warned[l] {
 				t.warned[l] = true
