@@ -200,30 +200,38 @@ func (n *Node) initAccept(links []LinkConfig) {
 	}
 }
 
-// reconfigureAccept puts in force what the child links of links accept:
-// a child whose set changed loses its networks outside it at once and is
-// asked with WHO for its whole announcement, from which the networks now
-// accepted are taken.
+// reconfigureAccept puts in force what the child links of links accept,
+// networks and labels: a child whose sets changed loses at once what lies
+// outside them and is asked once with WHO for its whole announcement, from
+// which what is now accepted is taken. The link and its sessions stay.
 func (n *Node) reconfigureAccept(links []LinkConfig) []string {
-	changed := n.table.setAccept(links)
+	nets, labels := n.table.setAccept(links), n.table.setAcceptLabels(links)
 	var lines []string
-	for _, peer := range changed {
+	ask := map[string]bool{}
+	note := func(changed []string, what, none string, text func(peer string) string) {
+		for _, peer := range changed {
+			n.table.mu.Lock()
+			t := text(peer)
+			n.table.mu.Unlock()
+			if t == "" {
+				t = none
+			}
+			lines = append(lines, fmt.Sprintf("%s accepted from %s changed (%s)", what, peer, t))
+			ask[peer] = true
+		}
+	}
+	note(nets, "networks", "none", func(peer string) string { return n.table.accept[peer].text })
+	note(labels, "labels", "its own only", func(peer string) string { return n.table.acceptLabels[peer].text })
+	for peer := range ask {
 		n.mu.Lock()
 		l := n.links[peer]
 		n.mu.Unlock()
-		n.table.mu.Lock()
-		text := n.table.accept[peer].text
-		n.table.mu.Unlock()
-		if text == "" {
-			text = "none"
-		}
-		lines = append(lines, fmt.Sprintf("networks accepted from %s changed (%s)", peer, text))
 		if l == nil || l.cfg.Parent {
 			continue
 		}
 		n.spawn(func() {
 			if err := l.send(ctrlMsg{Type: ctrlWho}); err != nil {
-				l.log.WithError(err).Warn("WHO after a change of the accepted networks not sent")
+				l.log.WithError(err).Warn("WHO after a change of what the link accepts not sent")
 			}
 		})
 	}

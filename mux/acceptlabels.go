@@ -178,36 +178,6 @@ func (n *Node) RefusedLabels() uint64 {
 	return n.table.refusedLabels
 }
 
-// reconfigureAcceptLabels puts in force what the child links of links
-// accept: a child whose set changed loses its labels outside it at once
-// and is asked with WHO for its whole announcement, from which the labels
-// now accepted are taken. The link and its sessions stay.
-func (n *Node) reconfigureAcceptLabels(links []LinkConfig) []string {
-	changed := n.table.setAcceptLabels(links)
-	var lines []string
-	for _, peer := range changed {
-		n.mu.Lock()
-		l := n.links[peer]
-		n.mu.Unlock()
-		n.table.mu.Lock()
-		text := n.table.acceptLabels[peer].text
-		n.table.mu.Unlock()
-		if text == "" {
-			text = "its own only"
-		}
-		lines = append(lines, fmt.Sprintf("labels accepted from %s changed (%s)", peer, text))
-		if l == nil || l.cfg.Parent {
-			continue
-		}
-		n.spawn(func() {
-			if err := l.send(ctrlMsg{Type: ctrlWho}); err != nil {
-				l.log.WithError(err).Warn("WHO after a change of the accepted labels not sent")
-			}
-		})
-	}
-	return lines
-}
-
 // warnMovedLocked logs at level 2 the routes that moved from child to
 // another child that announces their labels too (a node below both, or a
 // claim): one line for each child they moved to.

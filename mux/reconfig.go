@@ -145,7 +145,6 @@ func (n *Node) Reconfigure(cfg Config, grace time.Duration) ([]string, error) {
 	n.mu.Unlock()
 	n.setParents(cfg.Links)
 	changes = append(changes, n.reconfigureAccept(cfg.Links)...)
-	changes = append(changes, n.reconfigureAcceptLabels(cfg.Links)...)
 	changes = append(changes, n.reconfigureParents(cfg)...)
 	var gone []*linkListener
 	n.lnMu.Lock()

@@ -70,43 +70,51 @@ func (s *Set) checkAccepted(nodes map[string]*Config) []error {
 				nets = append(nets, n)
 			}
 		}
-		// Every link up from c, on every way to the root.
-		visited := map[string]bool{c.Label: true}
-		queue := []*Config{c}
-		for len(queue) > 0 {
-			child := queue[0]
-			queue = queue[1:]
-			for _, pl := range child.Parents {
-				parent, ok := nodes[pl.Label]
-				if !ok {
-					continue // reported by check
+		s.eachLinkUp(c, nodes, func(parent, child *Config, e end) {
+			for _, n := range nets {
+				key := parent.Label + " " + child.Label + " " + n.String()
+				if ok, _ := e.link.accepts(n); ok || seen[key] {
+					continue
 				}
-				e, ok := linkTo(parent, child.Label)
-				if !ok || e.parent {
-					continue // reported by check
-				}
-				for _, n := range nets {
-					key := parent.Label + " " + child.Label + " " + n.String()
-					if ok, _ := e.link.accepts(n); ok || seen[key] {
-						continue
-					}
-					seen[key] = true
-					errs = append(errs, e.errorf("accept_networks", "%s serves %s (%s), but this link to %s does not accept it: %s would refuse it; add %s (or a network that holds it) to accept_networks",
-						c.Label, n, c.file, child.Label, parent.Label, n))
-				}
-				if _, some := e.link.accepts(mux.Network{}); c.RegisterEndpoints && !some && !seen[parent.Label+" "+child.Label+" @"] {
-					seen[parent.Label+" "+child.Label+" @"] = true
-					errs = append(errs, e.errorf("accept_networks", "%s registers its endpoints (%s), but this link to %s accepts no networks: %s would refuse every host route; add the networks its endpoints are in to accept_networks",
-						c.Label, c.file, child.Label, parent.Label))
-				}
-				if !visited[parent.Label] {
-					visited[parent.Label] = true
-					queue = append(queue, parent)
-				}
+				seen[key] = true
+				errs = append(errs, e.errorf("accept_networks", "%s serves %s (%s), but this link to %s does not accept it: %s would refuse it; add %s (or a network that holds it) to accept_networks",
+					c.Label, n, c.file, child.Label, parent.Label, n))
+			}
+			if _, some := e.link.accepts(mux.Network{}); c.RegisterEndpoints && !some && !seen[parent.Label+" "+child.Label+" @"] {
+				seen[parent.Label+" "+child.Label+" @"] = true
+				errs = append(errs, e.errorf("accept_networks", "%s registers its endpoints (%s), but this link to %s accepts no networks: %s would refuse every host route; add the networks its endpoints are in to accept_networks",
+					c.Label, c.file, child.Label, parent.Label))
+			}
+		})
+	}
+	return errs
+}
+
+// eachLinkUp calls f for every child link on every way from c up to the
+// root: the parent, the child below it and the parent's end of their link.
+// A link check reports is left out.
+func (s *Set) eachLinkUp(c *Config, nodes map[string]*Config, f func(parent, child *Config, e end)) {
+	visited := map[string]bool{c.Label: true}
+	queue := []*Config{c}
+	for len(queue) > 0 {
+		child := queue[0]
+		queue = queue[1:]
+		for _, pl := range child.Parents {
+			parent, ok := nodes[pl.Label]
+			if !ok {
+				continue // reported by check
+			}
+			e, ok := linkTo(parent, child.Label)
+			if !ok || e.parent {
+				continue // reported by check
+			}
+			f(parent, child, e)
+			if !visited[parent.Label] {
+				visited[parent.Label] = true
+				queue = append(queue, parent)
 			}
 		}
 	}
-	return errs
 }
 
 // acceptOverlaps warns about two child links of c whose accept_networks

@@ -45,12 +45,20 @@ func (l Link) acceptLabels() []string {
 	return append([]string(nil), l.AcceptLabels...)
 }
 
-// acceptsLabel reports whether the child link l takes label.
-func (l Link) acceptsLabel(label string) bool {
+// acceptsLabel reports whether the child link l takes label, as the node
+// does: the own label of another child link of the node (sibling) only
+// from an entry that names it exactly.
+func (l Link) acceptsLabel(label string, sibling bool) bool {
 	if label == l.Label {
 		return true
 	}
 	for _, p := range l.AcceptLabels {
+		if sibling {
+			if p == label {
+				return true
+			}
+			continue
+		}
 		if p == mux.AnyLabel {
 			return true
 		}
@@ -72,32 +80,24 @@ func (s *Set) checkAcceptedLabels(nodes map[string]*Config) []error {
 		if nodes[c.Label] != c {
 			continue
 		}
-		visited := map[string]bool{c.Label: true}
-		queue := []*Config{c}
-		for len(queue) > 0 {
-			child := queue[0]
-			queue = queue[1:]
-			for _, pl := range child.Parents {
-				parent, ok := nodes[pl.Label]
-				if !ok {
-					continue // reported by check
-				}
-				e, ok := linkTo(parent, child.Label)
-				if !ok || e.parent {
-					continue // reported by check
-				}
-				key := parent.Label + " " + child.Label + " " + c.Label
-				if !e.link.acceptsLabel(c.Label) && !seen[key] {
-					seen[key] = true
-					errs = append(errs, e.errorf("accept_labels", "%s (%s) is below %s, but this link to %s does not accept its label: %s would refuse it, and sessions to it; add %s (or a pattern that matches it) to accept_labels",
-						c.Label, c.file, child.Label, child.Label, parent.Label, c.Label))
-				}
-				if !visited[parent.Label] {
-					visited[parent.Label] = true
-					queue = append(queue, parent)
-				}
+		s.eachLinkUp(c, nodes, func(parent, child *Config, e end) {
+			key := parent.Label + " " + child.Label + " " + c.Label
+			if !e.link.acceptsLabel(c.Label, isChildOf(parent, c.Label)) && !seen[key] {
+				seen[key] = true
+				errs = append(errs, e.errorf("accept_labels", "%s (%s) is below %s, but this link to %s does not accept its label: %s would refuse it, and sessions to it; add %s (or a pattern that matches it) to accept_labels",
+					c.Label, c.file, child.Label, child.Label, parent.Label, c.Label))
 			}
-		}
+		})
 	}
 	return errs
+}
+
+// isChildOf reports whether label is the peer of one of c's child links.
+func isChildOf(c *Config, label string) bool {
+	for _, l := range c.Children {
+		if l.Label == label {
+			return true
+		}
+	}
+	return false
 }
